@@ -1,0 +1,77 @@
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { PasscodeRecord, Store } from '../store/types.js';
+
+const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+/** 24 characters of a 57-letter alphabet: 140 bits of entropy. */
+const PASSCODE_LENGTH = 24;
+
+/**
+ * A new passcode: random letters and digits without look-alikes (0/O, 1/l/I),
+ * so an admin can read one aloud or type it into a device console.
+ */
+export function generatePasscode(): string {
+  let passcode = '';
+  for (let i = 0; i < PASSCODE_LENGTH; i++) passcode += ALPHABET[randomInt(ALPHABET.length)];
+  return passcode;
+}
+
+/**
+ * The stored form of a passcode.
+ *
+ * Why SHA-256 and not scrypt/argon2: est-ra generates every passcode with 140
+ * bits of entropy, so a stolen database cannot be brute-forced whatever the
+ * hash costs; slow hashes exist to protect low-entropy human passwords. A
+ * slow hash would instead cost tens of milliseconds of CPU on every Basic
+ * request and cap enrollment throughput (see issue #3's figures), while
+ * SHA-256 costs about a microsecond. The digest also serves as the lookup
+ * key, so a device need not send a username.
+ */
+export function hashPasscode(passcode: string): string {
+  return `sha256:${createHash('sha256').update(passcode, 'utf8').digest('hex')}`;
+}
+
+export interface NewPasscode {
+  readonly record: PasscodeRecord;
+  /** The secret itself: shown once, never stored. */
+  readonly passcode: string;
+}
+
+export async function createPasscode(store: Store, policy: string, options: { username?: string; description?: string; now: Date }): Promise<NewPasscode> {
+  const passcode = generatePasscode();
+  const record: PasscodeRecord = {
+    id: randomUUID(),
+    policy,
+    username: options.username ?? null,
+    hash: hashPasscode(passcode),
+    description: options.description ?? null,
+    createdAt: options.now.toISOString(),
+    enabled: true,
+  };
+  await store.addPasscode(record);
+  return { record, passcode };
+}
+
+/**
+ * Checks a presented passcode against an authentication policy's passcodes.
+ * The store finds the record by digest; the digests and usernames are then
+ * compared in constant time, so timing reveals nothing about near misses.
+ */
+export async function verifyPasscode(
+  store: Store,
+  policy: string,
+  presented: { username?: string; passcode: string },
+  requireUsername: boolean,
+): Promise<PasscodeRecord | undefined> {
+  const digest = hashPasscode(presented.passcode);
+  const record = await store.findPasscode(policy, digest);
+  if (!record || !constantTimeEqual(record.hash, digest)) return undefined;
+  if (requireUsername && !constantTimeEqual(record.username ?? '', presented.username ?? '')) return undefined;
+  return record;
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  // Hash both sides so the comparison has equal lengths and leaks no length.
+  const da = createHash('sha256').update(a).digest();
+  const db = createHash('sha256').update(b).digest();
+  return timingSafeEqual(da, db);
+}

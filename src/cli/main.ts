@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { startServer, type RunningServer } from '../server.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { createPasscode } from '../auth/passcode.js';
+import { LOG_EVENT } from '../ops/log-events.js';
+import { initStateDir } from './init.js';
+import { runDemo } from './demo.js';
+
+const print = (text: string): void => void process.stdout.write(`${text}\n`);
+
+function portNumber(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
+  return port;
+}
+
+/** Stops cleanly on SIGTERM (systemd stop) and SIGINT (Ctrl-C). */
+function stopOnSignals(server: RunningServer): void {
+  const stop = (signal: string): void => {
+    server.logger.info(LOG_EVENT.stopping, { signal });
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').showHelpAfterError();
+
+program
+  .command('init')
+  .description('create the embedded default: local CA, TLS certificate, demo profile, SQLite store, one demo passcode')
+  .requiredOption('--state-dir <dir>', 'directory for config.yaml, pki/ and est-ra.db')
+  .option('--port <n>', 'port written to config.yaml', portNumber, 8443)
+  .option('--host <address>', 'listen address written to config.yaml', '127.0.0.1')
+  .option('--server-name <name...>', 'extra TLS server names, e.g. DNS:ra.plant.local IP:10.1.2.3')
+  .action(async (options: { stateDir: string; port: number; host: string; serverName?: string[] }) => {
+    const result = await initStateDir({ stateDir: options.stateDir, port: options.port, host: options.host, serverNames: options.serverName ?? [], now: new Date() });
+    print(`Wrote ${result.configFile}`);
+    print(`Trust anchor for clients: ${result.rootCaFile}`);
+    print(`Demo passcode (shown once, stored only as a hash): ${result.demoPasscode}`);
+    print(`Start with: est-ra serve --config ${result.configFile}`);
+  });
+
+program
+  .command('serve')
+  .description('serve EST over HTTPS')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .action(async (options: { config: string }) => {
+    stopOnSignals(await startServer(loadConfig(options.config)));
+  });
+
+program
+  .command('demo')
+  .description('init if needed, serve on https://127.0.0.1:<port>, and print how to enroll with curl + openssl')
+  .option('--state-dir <dir>', 'state directory', 'est-ra-demo')
+  .option('--port <n>', 'port', portNumber, 8443)
+  .action(async (options: { stateDir: string; port: number }) => {
+    stopOnSignals(await runDemo(options, print));
+  });
+
+program
+  .command('check-config')
+  .description('validate a configuration file and report every problem')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .action((options: { config: string }) => {
+    const config = loadConfig(options.config);
+    print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
+  });
+
+const passcodes = program.command('passcodes').description('manage passcodes of authentication policies');
+passcodes
+  .command('create')
+  .description('create a passcode and print it once')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .requiredOption('--policy <name>', 'authentication policy')
+  .option('--username <name>', 'username the device sends with it')
+  .option('--description <text>', 'what it is for')
+  .action(async (options: { config: string; policy: string; username?: string; description?: string }) => {
+    const config = loadConfig(options.config);
+    if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
+    const store = new SqliteStore(config.store.sqlite.path);
+    try {
+      const { record, passcode } = await createPasscode(store, options.policy, { username: options.username, description: options.description, now: new Date() });
+      print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`est-ra: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { configSchema, type Config } from './schema.js';
+
+/** Every problem found in a configuration file, each naming the field at fault. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`${file}: invalid configuration\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A validated configuration; file paths in it are absolute (relative ones resolve against the file's folder). */
+export type LoadedConfig = Readonly<Config> & { readonly configFile: string };
+
+/**
+ * Reads, validates and freezes the YAML configuration, reporting all problems
+ * at once (`profiles.demo.validity.duration_value: must be a positive integer`).
+ */
+export function loadConfig(file: string): LoadedConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(path, [`cannot read: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Validates configuration text; `path` names it in errors and anchors relative file paths. */
+export function parseConfig(text: string, path: string): LoadedConfig {
+  const document = parseDocument(text, { prettyErrors: false });
+  if (document.errors.length > 0) {
+    throw new ConfigError(path, document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  }
+  const parsed = configSchema.safeParse(document.toJS() ?? {});
+  if (!parsed.success) throw new ConfigError(path, parsed.error.issues.flatMap(describeIssue));
+  const config = parsed.data;
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  resolvePaths(config, dirname(path));
+  return deepFreeze({ ...config, configFile: path });
+}
+
+function describeIssue(issue: ZodIssue): string[] {
+  const at = issue.path.join('.') || '(top level)';
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${issue.path.concat(key).join('.')}: unknown setting`);
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') return [`${at}: is required`];
+  return [`${at}: ${issue.message}`];
+}
+
+/** Rules that span fields: references resolve, labels and the default profile are unambiguous. */
+function crossFieldProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const labelOwner = new Map<string, string>();
+  const defaults: string[] = [];
+  for (const [name, profile] of Object.entries(config.profiles)) {
+    if (!(profile.authentication_policy in config.authentication_policies)) {
+      problems.push(`profiles.${name}.authentication_policy: no authentication policy named '${profile.authentication_policy}'`);
+    }
+    if (profile.default) defaults.push(name);
+    for (const label of profile.labels ?? [name]) {
+      const owner = labelOwner.get(label);
+      if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);
+      else labelOwner.set(label, name);
+    }
+  }
+  if (defaults.length > 1) problems.push(`profiles: only one profile may be the default, found ${defaults.join(', ')}`);
+  if (Object.keys(config.profiles).length === 0) problems.push('profiles: must define at least one profile');
+  return problems;
+}
+
+function resolvePaths(config: Config, base: string): void {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  config.tls.certificate = abs(config.tls.certificate);
+  config.tls.key = abs(config.tls.key);
+  config.store.sqlite.path = abs(config.store.sqlite.path);
+  for (const profile of Object.values(config.profiles)) {
+    profile.local_ca.certificate = abs(profile.local_ca.certificate);
+    profile.local_ca.key = abs(profile.local_ca.key);
+    profile.local_ca.chain = profile.local_ca.chain.map(abs);
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,63 @@
+/**
+ * The commented configuration `est-ra init` writes: the embedded default
+ * (local CA, one demo profile, SQLite), every setting shown with what it does.
+ */
+export function sampleConfig(options: { port: number; host: string }): string {
+  return `# est-ra configuration (written by est-ra init). Paths are relative to this file.
+# Check it with: est-ra check-config --config <this file>
+
+listen:
+  host: ${options.host}          # 0.0.0.0 to serve the plant network
+  port: ${options.port}
+
+tls:
+  certificate: pki/server.crt   # server certificate, then its chain (PEM)
+  key: pki/server.key
+  min_version: TLSv1.2
+
+store:
+  sqlite:
+    path: est-ra.db             # WAL, synchronous writes: every request is durable
+
+log:
+  level: info                   # error | warn | info | debug
+  format: auto                  # json for journald, text on a terminal, auto picks
+
+limits:
+  max_body_bytes: 65536         # larger requests get 413
+  headers_timeout_ms: 10000     # time to send request headers
+  request_timeout_ms: 30000     # time to send the whole request
+  keep_alive_timeout_ms: 5000
+  max_connections: 1024
+
+# Who may enroll: passcodes belong to an authentication policy
+# (create more with: est-ra passcodes create --config <file> --policy demo).
+authentication_policies:
+  demo:
+    enable_username_for_passcode: false   # true: the Basic username must match the passcode's
+
+profiles:
+  demo:
+    default: true               # also serves the bare /.well-known/est/ path
+    labels:                     # /.well-known/est/<label>/simpleenroll selects this profile
+      - demo
+      - devicetrustmanager/IOT_demo/device-group/line-1
+    authentication_policy: demo
+    upstream: local-ca          # the embedded issuing CA below
+    local_ca:
+      certificate: pki/issuing-ca.crt
+      key: pki/issuing-ca.key
+      chain: [pki/root-ca.crt]  # served by /cacerts after the issuing CA
+    allowed_key_types: [rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519]
+    validity:
+      duration_value: 1
+      duration_unit: years      # hours | days | months | years
+    key_usage:
+      rsa: [digital_signature, key_encipherment]
+      ecdsa: [digital_signature, key_agreement]
+      eddsa: [digital_signature]
+    extended_key_usage: [client_authentication]
+    csrattrs:                   # what GET /csrattrs asks devices for (204 when nothing)
+      key_type: p_256
+`;
+}

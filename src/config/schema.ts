@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { KEY_TYPES } from '../pki/key-type.js';
+import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
+
+/**
+ * The whole configuration file, strict (an unknown key is an error, so a typo
+ * never silently turns a setting off), with every default beside its field.
+ * Profile settings reuse DigiCert's names where they fit.
+ */
+
+const positiveInt = z.number({ invalid_type_error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
+const port = z.number({ invalid_type_error: 'must be a port number' }).int().min(0, 'must be a port number').max(65535, 'must be a port number');
+const filePath = z.string({ invalid_type_error: 'must be a file path' }).min(1, 'must be a file path');
+const keyUsageName = z.enum(Object.keys(KEY_USAGE) as [keyof typeof KEY_USAGE, ...(keyof typeof KEY_USAGE)[]], {
+  errorMap: () => ({ message: `must be one of ${Object.keys(KEY_USAGE).join(', ')}` }),
+});
+const extendedKeyUsageName = z.enum(Object.keys(EXTENDED_KEY_USAGE) as [keyof typeof EXTENDED_KEY_USAGE, ...(keyof typeof EXTENDED_KEY_USAGE)[]], {
+  errorMap: () => ({ message: `must be one of ${Object.keys(EXTENDED_KEY_USAGE).join(', ')}` }),
+});
+const keyType = z.enum(KEY_TYPES, { errorMap: () => ({ message: `must be one of ${KEY_TYPES.join(', ')}` }) });
+
+/** One or more path segments of unreserved characters (RFC 3986 §2.3), e.g. `devicetrustmanager/IOT_1/device-group/line-1`. */
+const label = z
+  .string({ invalid_type_error: 'must be a label such as line-1 or a/b/c' })
+  .regex(/^[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, 'must be path segments of letters, digits and . _ ~ - joined by /')
+  .refine((l) => !l.split('/').some((s) => s === '.' || s === '..'), 'must not contain . or .. segments');
+
+const localCa = z
+  .object({
+    certificate: filePath,
+    key: filePath,
+    /** CA certificates above the issuing CA, up to the root, served by /cacerts. */
+    chain: z.array(filePath).default([]),
+  })
+  .strict();
+
+const csrattrs = z
+  .object({
+    /** Asks the device for this key type (RFC 7030 §4.5.2 attribute with the curve or size). */
+    key_type: keyType.optional(),
+    /** Asks for a challengePassword attribute (RFC 2985), e.g. for channel binding. */
+    challenge_password: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /** Further OIDs to ask for, in dotted form. */
+    oids: z.array(z.string().regex(/^[0-2](\.\d+)+$/, 'must be a dotted OID such as 2.5.4.5')).default([]),
+  })
+  .strict();
+
+const profile = z
+  .object({
+    /** This profile also serves the bare /.well-known/est/ path. */
+    default: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /** Label paths that select this profile; the profile's own name when omitted. */
+    labels: z.array(label).optional(),
+    authentication_policy: z.string({ required_error: 'is required', invalid_type_error: 'must be the name of an authentication policy' }),
+    upstream: z.literal('local-ca', { errorMap: () => ({ message: 'must be local-ca' }) }).default('local-ca'),
+    local_ca: localCa,
+    allowed_key_types: z.array(keyType).min(1, 'must list at least one key type').default(['rsa_2048', 'rsa_3072', 'rsa_4096', 'p_256', 'p_384', 'p_521', 'ed_25519']),
+    validity: z
+      .object({
+        duration_value: positiveInt,
+        duration_unit: z.enum(['hours', 'days', 'months', 'years'], { errorMap: () => ({ message: 'must be hours, days, months or years' }) }),
+      })
+      .strict()
+      .default({ duration_value: 1, duration_unit: 'years' }),
+    key_usage: z
+      .object({
+        rsa: z.array(keyUsageName).default(['digital_signature', 'key_encipherment']),
+        ecdsa: z.array(keyUsageName).default(['digital_signature', 'key_agreement']),
+        eddsa: z.array(keyUsageName).default(['digital_signature']),
+      })
+      .strict()
+      .default({}),
+    extended_key_usage: z.array(extendedKeyUsageName).default(['client_authentication']),
+    csrattrs: csrattrs.default({}),
+  })
+  .strict();
+
+const authenticationPolicy = z
+  .object({
+    /** DigiCert's `enable_username_for_passcode`: the Basic username must match the passcode's. */
+    enable_username_for_passcode: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        port: port.default(8443),
+      })
+      .strict()
+      .default({}),
+    tls: z
+      .object({
+        /** Server certificate, then its chain, PEM. */
+        certificate: filePath,
+        key: filePath,
+        min_version: z.enum(['TLSv1.2', 'TLSv1.3'], { errorMap: () => ({ message: 'must be TLSv1.2 or TLSv1.3' }) }).default('TLSv1.2'),
+      })
+      .strict(),
+    store: z
+      .object({ sqlite: z.object({ path: filePath }).strict() })
+      .strict(),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug'], { errorMap: () => ({ message: 'must be error, warn, info or debug' }) }).default('info'),
+        /** json for journald and collectors, text for a terminal, auto picks by whether stdout is a TTY. */
+        format: z.enum(['auto', 'json', 'text'], { errorMap: () => ({ message: 'must be auto, json or text' }) }).default('auto'),
+      })
+      .strict()
+      .default({}),
+    limits: z
+      .object({
+        /** Largest request body accepted; globalsign/est uses the same 64 KiB. */
+        max_body_bytes: positiveInt.default(65536),
+        /** Time a client has to send its request headers (slowloris). */
+        headers_timeout_ms: positiveInt.default(10_000),
+        /** Time a client has to send its whole request. */
+        request_timeout_ms: positiveInt.default(30_000),
+        keep_alive_timeout_ms: positiveInt.default(5_000),
+        max_connections: positiveInt.default(1024),
+      })
+      .strict()
+      .default({}),
+    authentication_policies: z.record(z.string(), authenticationPolicy),
+    profiles: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'profile names are letters, digits and . _ -'), profile),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ProfileConfig = z.infer<typeof profile>;
+export type CsrAttrsConfig = z.infer<typeof csrattrs>;

@@ -1,0 +1,88 @@
+import type { ServerResponse } from 'node:http';
+import type { Profile } from '../policy/profile.js';
+import { applyRules } from '../policy/rules.js';
+import { parseAndVerifyCsr } from '../pki/csr.js';
+import { buildCertsOnly } from '../pki/certs-only.js';
+import type { NewRequest, Operation, Store } from '../store/types.js';
+import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
+import type { IssuedCertificate } from '../upstream/types.js';
+import { decodeDerBody } from './body.js';
+import { MEDIA_TYPE } from './media-types.js';
+import { sendBase64, sendNoContent, toEstError } from './respond.js';
+import type { EstRequestState } from './router.js';
+
+export interface HandlerDependencies {
+  readonly store: Store;
+  readonly now: () => Date;
+}
+
+/** GET /cacerts (RFC 7030 §4.1): anonymous, the profile's CA certificates as certs-only PKCS#7. */
+export function handleCacerts(profile: Profile, res: ServerResponse): void {
+  sendBase64(res, MEDIA_TYPE.cacerts, profile.caCertsPkcs7);
+}
+
+/** GET /csrattrs (RFC 7030 §4.5): what the profile asks a CSR to contain, or 204 when nothing. */
+export function handleCsrattrs(profile: Profile, res: ServerResponse): void {
+  if (profile.csrAttrs) sendBase64(res, MEDIA_TYPE.csrattrs, profile.csrAttrs);
+  else sendNoContent(res);
+}
+
+export interface EnrollRequest {
+  readonly operation: Operation;
+  readonly profile: Profile;
+  readonly peerAddress: string;
+  readonly credentials: ClientCredentials;
+  readonly body: Buffer;
+}
+
+/**
+ * POST /simpleenroll and /simplereenroll (RFC 7030 §4.2): authenticate,
+ * decode, decide, record, issue, record, answer. The request is durable in
+ * the store before the upstream is asked for a certificate, and every
+ * refusal after authentication was attempted is recorded with its reason.
+ */
+export async function handleEnroll(deps: HandlerDependencies, request: EnrollRequest, state: EstRequestState, res: ServerResponse): Promise<void> {
+  const { profile, operation } = request;
+  const record: { -readonly [K in keyof NewRequest]: NewRequest[K] } = {
+    id: state.id,
+    receivedAt: deps.now(),
+    profile: profile.name,
+    peerAddress: request.peerAddress,
+    principal: { kind: 'none' },
+    operation,
+  };
+  try {
+    const now = record.receivedAt;
+    const identity =
+      operation === 'simplereenroll'
+        ? await authenticateReenroll(profile, request.credentials, now)
+        : { principal: await authenticateEnroll(deps.store, profile, request.credentials), certificate: undefined };
+    record.principal = state.principal = identity.principal;
+    record.csr = decodeDerBody(request.body);
+    const csr = await parseAndVerifyCsr(record.csr);
+    applyRules(profile.rules, csr, identity.principal, now);
+
+    await deps.store.recordRequest(record);
+    const context = { requestId: state.id, profile: profile.name };
+    const issued: IssuedCertificate = identity.certificate
+      ? await profile.upstream.simpleReenroll(identity.certificate, csr, context)
+      : await profile.upstream.simpleEnroll(csr, context);
+    const { certificate } = issued;
+    await deps.store.recordIssued(state.id, deps.now(), {
+      serial: certificate.serialNumber,
+      subject: certificate.subject,
+      notBefore: certificate.notBefore,
+      notAfter: certificate.notAfter,
+      certificate: issued.der,
+    });
+    state.outcome = 'issued';
+    state.serial = certificate.serialNumber;
+    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([issued.der]));
+  } catch (err) {
+    const error = toEstError(err);
+    // A bare first attempt without credentials is the client asking for the
+    // challenge (libest always does this), not a request to record.
+    if (error.code !== 'EST_AUTH_REQUIRED') await deps.store.recordRefused(record, deps.now(), error.status, error.reason);
+    throw error;
+  }
+}

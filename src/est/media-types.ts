@@ -1,0 +1,29 @@
+/**
+ * Media types exactly as RFC 7030 §4 writes them. libest matches these
+ * values as prefixes, spacing included, so they are written once here.
+ */
+export const MEDIA_TYPE = {
+  /** /cacerts (RFC 7030 §4.1.3). */
+  cacerts: 'application/pkcs7-mime',
+  /** /simpleenroll, /simplereenroll (RFC 7030 §4.2.3). */
+  certsOnly: 'application/pkcs7-mime; smime-type=certs-only',
+  /** /csrattrs (RFC 7030 §4.5.2). */
+  csrattrs: 'application/csrattrs',
+  /** Errors: one line of text. */
+  text: 'text/plain; charset=utf-8',
+} as const;
+
+/**
+ * Content types under which real clients send a CSR: `application/pkcs10`
+ * (RFC 7030 §4.2.1, libest, strongSwan), `text/plain` (DigiCert's documented
+ * curl), `application/x-www-form-urlencoded` (what `curl --data` sends when
+ * the admin forgets -H), `application/octet-stream` and none at all.
+ * Anything else is a 415.
+ */
+export const CSR_CONTENT_TYPES: ReadonlySet<string> = new Set([
+  'application/pkcs10',
+  'application/x-pkcs10',
+  'text/plain',
+  'application/octet-stream',
+  'application/x-www-form-urlencoded',
+]);

@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { EstError } from '../errors.js';
+import type { Profile, ProfileDirectory } from '../policy/profile.js';
+import type { Principal, Store } from '../store/types.js';
+import type { Logger } from '../ops/logger.js';
+import { LOG_EVENT } from '../ops/log-events.js';
+import { describePrincipal, type ClientCredentials } from '../auth/authenticate.js';
+import { CSR_CONTENT_TYPES } from './media-types.js';
+import { sendError, toEstError } from './respond.js';
+import { handleCacerts, handleCsrattrs, handleEnroll, type HandlerDependencies } from './handlers.js';
+
+export interface EstDependencies extends HandlerDependencies {
+  readonly profiles: ProfileDirectory;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly maxBodyBytes: number;
+}
+
+/** The operations of RFC 7030 §3.2.2 and the method each takes. */
+const OPERATIONS = {
+  cacerts: 'GET',
+  csrattrs: 'GET',
+  simpleenroll: 'POST',
+  simplereenroll: 'POST',
+  serverkeygen: 'POST',
+  fullcmc: 'POST',
+} as const;
+type OperationName = keyof typeof OPERATIONS;
+
+/** Per-request state shared by the steps below and the log line. */
+export interface EstRequestState {
+  readonly id: string;
+  readonly startedAt: number;
+  profile?: Profile;
+  operation?: OperationName;
+  principal?: Principal;
+  /** 'issued', or the reason a request was refused. */
+  outcome?: string;
+  serial?: string;
+}
+
+/**
+ * Builds the router mounted at /.well-known/est. The order of the steps is
+ * the order a request meets them:
+ * request id + log line → route (label → profile, operation, method) →
+ * body limit → content type → operation (authenticate, decode, decide,
+ * record, issue) → the one error renderer.
+ */
+export function buildEstRouter(deps: EstDependencies): express.Router {
+  const router = express.Router();
+  router.use(logEachRequest(deps.logger));
+  router.use(resolveRoute(deps.profiles));
+  router.use(express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false }));
+  router.use(requireCsrContentType);
+  router.use((req, res, next) => {
+    dispatch(deps, req, res).catch(next);
+  });
+  router.use(renderError(deps.logger));
+  return router;
+}
+
+export function stateOf(res: Response): EstRequestState {
+  return res.locals.est as EstRequestState;
+}
+
+function logEachRequest(logger: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const state: EstRequestState = { id: randomUUID(), startedAt: performance.now() };
+    res.locals.est = state;
+    res.on('finish', () => {
+      logger.info(LOG_EVENT.request, {
+        id: state.id,
+        method: req.method,
+        path: req.originalUrl.split('?')[0],
+        peer: req.socket.remoteAddress,
+        profile: state.profile?.name,
+        operation: state.operation,
+        principal: describePrincipal(state.principal),
+        status: res.statusCode,
+        outcome: state.outcome,
+        serial: state.serial,
+        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+      });
+    });
+    next();
+  };
+}
+
+/** `/<label segments...>/<operation>`: the label selects the profile (RFC 7030 §3.2.2). */
+function resolveRoute(profiles: ProfileDirectory) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const state = stateOf(res);
+    const segments = req.path.split('/').filter((s) => s.length > 0);
+    const operation = segments.pop();
+    if (operation === undefined || !Object.hasOwn(OPERATIONS, operation)) {
+      throw new EstError('EST_NOT_FOUND', { reason: 'unknown EST operation' });
+    }
+    state.operation = operation as OperationName;
+    const label = segments.join('/');
+    const profile = profiles.resolve(label);
+    if (!profile) {
+      throw new EstError('EST_UNKNOWN_LABEL', { reason: label === '' ? 'no default EST profile: use a label' : `unknown EST label '${label}'` });
+    }
+    state.profile = profile;
+    const method = OPERATIONS[state.operation];
+    if (req.method !== method && !(method === 'GET' && req.method === 'HEAD')) {
+      throw new EstError('EST_METHOD', { reason: `${operation} takes ${method}`, headers: { Allow: method } });
+    }
+    next();
+  };
+}
+
+/** 415 for a POST whose Content-Type no real client uses for a CSR. */
+function requireCsrContentType(req: Request, _res: Response, next: NextFunction): void {
+  if (req.method !== 'POST') return next();
+  const header = req.headers['content-type'];
+  const mediaType = header?.split(';')[0]!.trim().toLowerCase();
+  if (mediaType !== undefined && mediaType !== '' && !CSR_CONTENT_TYPES.has(mediaType)) {
+    throw new EstError('EST_CONTENT_TYPE');
+  }
+  next();
+}
+
+async function dispatch(deps: EstDependencies, req: Request, res: Response): Promise<void> {
+  const state = stateOf(res);
+  const profile = state.profile!;
+  switch (state.operation) {
+    case 'cacerts':
+      return handleCacerts(profile, res);
+    case 'csrattrs':
+      return handleCsrattrs(profile, res);
+    case 'simpleenroll':
+    case 'simplereenroll':
+      return handleEnroll(deps, { operation: state.operation, profile, peerAddress: req.socket.remoteAddress ?? 'unknown', credentials: credentialsOf(req), body: bodyOf(req) }, state, res);
+    default:
+      throw new EstError('EST_NOT_IMPLEMENTED', { reason: `${state.operation} is not supported by profile '${profile.name}'` });
+  }
+}
+
+function bodyOf(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** What TLS and HTTP say about the client, read once here so nothing below needs express. */
+function credentialsOf(req: Request): ClientCredentials {
+  const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+  return { authorization: req.headers.authorization, clientCertificate: peer?.raw };
+}
+
+function renderError(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    const error = toEstError(err);
+    const state = res.locals.est as EstRequestState | undefined;
+    if (state && state.outcome === undefined) state.outcome = error.reason;
+    if (error.status >= 500) logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    sendError(res, error);
+  };
+}
