@@ -11,7 +11,7 @@ const PASSCODE_LENGTH = 24;
  */
 export function generatePasscode(): string {
   let passcode = '';
-  for (let i = 0; i < PASSCODE_LENGTH; i++) passcode += ALPHABET[randomInt(ALPHABET.length)];
+  for (let i = 0; i < PASSCODE_LENGTH; i++) passcode += ALPHABET.charAt(randomInt(ALPHABET.length));
   return passcode;
 }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
@@ -23,9 +23,12 @@ export type LoadedConfig = Readonly<Config> & { readonly configFile: string };
  * at once (`profiles.demo.validity.duration_value: must be a positive integer`).
  */
 export function loadConfig(file: string): LoadedConfig {
-  const path = resolve(file);
+  let path = resolve(file);
   let text: string;
   try {
+    // Through a symlink (/etc/est-ra/config.yaml -> /var/lib/est-ra/config.yaml)
+    // relative paths stay relative to the real file, beside its pki/ folder.
+    path = realpathSync(path);
     text = readFileSync(path, 'utf8');
   } catch (cause) {
     throw new ConfigError(path, [`cannot read: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`]);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { EstError } from '../errors.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
@@ -145,7 +145,7 @@ function bodyOf(req: Request): Buffer {
 
 /** What TLS and HTTP say about the client, read once here so nothing below needs express. */
 function credentialsOf(req: Request): ClientCredentials {
-  const peer = (req.socket as TLSSocket).getPeerX509Certificate?.();
+  const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
   return { authorization: req.headers.authorization, clientCertificate: peer?.raw };
 }
 

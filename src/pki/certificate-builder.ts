@@ -30,12 +30,17 @@ export interface Signer {
   readonly privateKey: CryptoKey;
 }
 
-export function usageFlags(names: readonly KeyUsageName[]): number {
-  return names.reduce((flags, name) => flags | KEY_USAGE[name], 0);
+/** A critical keyUsage extension with the named bits (RFC 5280 §4.2.1.3). */
+export function keyUsageExtension(names: readonly KeyUsageName[]): x509.KeyUsagesExtension {
+  let flags = 0;
+  for (const name of names) flags |= KEY_USAGE[name];
+  // Combined bit flags are a number the enum type cannot name.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
+  return new x509.KeyUsagesExtension(flags, true);
 }
 
 export async function generateP256KeyPair(): Promise<CryptoKeyPair> {
-  return (await subtle.generateKey(P256, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return subtle.generateKey(P256, true, ['sign', 'verify']);
 }
 
 /** PKCS#8 PEM of a private key, for files written 0600. */
@@ -60,7 +65,7 @@ export async function importSigningKey(pem: string, certificate: x509.X509Certif
 /** The signature algorithm that matches a CA key: SHA-256 for P-256 and RSA, SHA-384/512 for the larger curves. */
 export function signingAlgorithmFor(key: CryptoKey): Algorithm | EcdsaParams {
   const algorithm = key.algorithm as EcKeyAlgorithm;
-  if (algorithm.name !== 'ECDSA') return { name: algorithm.name, hash: 'SHA-256' } as Algorithm;
+  if (algorithm.name !== 'ECDSA') return { name: algorithm.name, hash: 'SHA-256' };
   const hash = algorithm.namedCurve === 'P-384' ? 'SHA-384' : algorithm.namedCurve === 'P-521' ? 'SHA-512' : 'SHA-256';
   return { ...ECDSA_SHA256, hash };
 }

@@ -1,13 +1,14 @@
 import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
-import { keyTypeOf, type KeyType } from './key-type.js';
+import { keyTypeOf } from './key-type.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
 export interface VerifiedCsr {
   readonly der: Buffer;
   readonly request: x509.Pkcs10CertificateRequest;
   readonly subject: string;
-  readonly keyType: KeyType | string;
+  /** A KeyType name such as p_256, or a description of a key outside that list. */
+  readonly keyType: string;
   /** SubjectAltName requested in the extensionRequest attribute, if any. */
   readonly subjectAltName?: x509.SubjectAlternativeNameExtension;
 }

@@ -10,11 +10,11 @@ export type KeyType = (typeof KEY_TYPES)[number];
 const CURVE_TO_KEY_TYPE: Record<string, KeyType> = { 'P-256': 'p_256', 'P-384': 'p_384', 'P-521': 'p_521' };
 
 /**
- * Names the key type of a public key, or returns a descriptive string such as
+ * Names the key type of a public key (a KeyType when it is one of those), or returns a descriptive string such as
  * `rsa_1024` or `ECDSA secp256k1` for a key outside the list (so a refusal
  * can say what was sent).
  */
-export function keyTypeOf(publicKey: x509.PublicKey): KeyType | string {
+export function keyTypeOf(publicKey: x509.PublicKey): string {
   const algorithm = publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
   switch (algorithm.name) {
     case 'RSASSA-PKCS1-v1_5':

@@ -1,7 +1,7 @@
 import { x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { keyFamily } from '../pki/key-type.js';
-import { EXTENDED_KEY_USAGE, signingAlgorithmFor, usageFlags, type ExtendedKeyUsageName, type KeyUsageName, type Signer } from '../pki/certificate-builder.js';
+import { EXTENDED_KEY_USAGE, keyUsageExtension, signingAlgorithmFor, type ExtendedKeyUsageName, type KeyUsageName, type Signer } from '../pki/certificate-builder.js';
 import { newSerialNumber } from '../pki/serial.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
@@ -55,7 +55,7 @@ export class LocalCaUpstream implements Upstream {
     const notAfter = new Date(Math.min(now + this.policy.validityMs, this.issuer.certificate.notAfter.getTime()));
     const extensions: x509.Extension[] = [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(usageFlags(this.policy.keyUsage[keyFamily(csr.keyType)]), true),
+      keyUsageExtension(this.policy.keyUsage[keyFamily(csr.keyType)]),
       await x509.SubjectKeyIdentifierExtension.create(csr.request.publicKey),
       this.authorityKeyIdentifier,
     ];

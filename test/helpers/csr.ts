@@ -1,0 +1,44 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { mustRun } from './run.js';
+
+export interface KeyAndCsr {
+  readonly keyFile: string;
+  readonly csrPemFile: string;
+  readonly csrDerFile: string;
+  readonly csrPem: string;
+  readonly csrDer: Buffer;
+}
+
+/** A key and CSR made by the openssl command line, as a device engineer would. */
+export async function opensslCsr(dir: string, name: string, options: { subject?: string; keyArgs?: string[]; addext?: string[] } = {}): Promise<KeyAndCsr> {
+  const keyFile = join(dir, `${name}.key`);
+  const csrPemFile = join(dir, `${name}.csr`);
+  const csrDerFile = join(dir, `${name}.der`);
+  const keyArgs = options.keyArgs ?? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+  const addext = (options.addext ?? []).flatMap((e) => ['-addext', e]);
+  await mustRun('openssl', ['req', '-new', ...keyArgs, '-nodes', '-keyout', keyFile, '-subj', options.subject ?? `/CN=${name}`, ...addext, '-out', csrPemFile]);
+  await mustRun('openssl', ['req', '-in', csrPemFile, '-outform', 'DER', '-out', csrDerFile]);
+  return { keyFile, csrPemFile, csrDerFile, csrPem: readFileSync(csrPemFile, 'utf8'), csrDer: readFileSync(csrDerFile) };
+}
+
+/** An RSA CSR from node-forge: an implementation independent of est-ra's parser. */
+export function forgeRsaCsr(dir: string, name: string, bits = 2048): { csrPem: string; csrPemFile: string } {
+  const keys = forge.pki.rsa.generateKeyPair(bits);
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = keys.publicKey;
+  csr.setSubject([{ name: 'commonName', value: name }, { name: 'organizationName', value: 'Factory' }]);
+  csr.sign(keys.privateKey, forge.md.sha256.create());
+  const csrPem = forge.pki.certificationRequestToPem(csr);
+  const csrPemFile = join(dir, `${name}.csr`);
+  writeFileSync(csrPemFile, csrPem);
+  return { csrPem, csrPemFile };
+}
+
+/** The same CSR with one bit of its signature flipped: parses, but proves nothing. */
+export function withBrokenSignature(csrDer: Buffer): Buffer {
+  const broken = Buffer.from(csrDer);
+  broken[broken.length - 5]! ^= 0x01;
+  return broken;
+}

@@ -1,0 +1,48 @@
+import { expect } from 'chai';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { sampleConfig } from '../../src/config/sample.js';
+
+const SAMPLE = sampleConfig({ port: 8443, host: '127.0.0.1' });
+
+function problemsOf(text: string): readonly string[] {
+  try {
+    parseConfig(text, '/etc/est-ra/config.yaml');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('configuration validation', () => {
+  it('ok the sample init writes is valid, resolved and frozen', () => {
+    const config = parseConfig(SAMPLE, '/etc/est-ra/config.yaml');
+    expect(config.profiles.demo?.local_ca.certificate).to.equal('/etc/est-ra/pki/issuing-ca.crt');
+    expect(config.store.sqlite.path).to.equal('/etc/est-ra/est-ra.db');
+    expect(Object.isFrozen(config.profiles.demo?.allowed_key_types)).to.equal(true);
+  });
+
+  const cases: [string, (s: string) => string, string][] = [
+    ['zero validity', (s) => s.replace('duration_value: 1', 'duration_value: 0'), 'profiles.demo.validity.duration_value: must be a positive integer'],
+    ['fractional validity', (s) => s.replace('duration_value: 1', 'duration_value: 1.5'), 'profiles.demo.validity.duration_value: must be a positive integer'],
+    ['unknown unit', (s) => s.replace('duration_unit: years', 'duration_unit: weeks'), 'profiles.demo.validity.duration_unit: must be hours, days, months or years'],
+    ['unknown key type', (s) => s.replace('allowed_key_types: [rsa_2048,', 'allowed_key_types: [rsa_1024,'), 'profiles.demo.allowed_key_types.0: must be one of rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519, ed_448'],
+    ['misspelt setting', (s) => s.replace('allowed_key_types:', 'allowed_keytypes:'), 'profiles.demo.allowed_keytypes: unknown setting'],
+    ['missing policy', (s) => s.replace('authentication_policy: demo', 'authentication_policy: line-9'), "profiles.demo.authentication_policy: no authentication policy named 'line-9'"],
+    ['bad label', (s) => s.replace('- demo\n', '- ../etc\n'), 'profiles.demo.labels.0: must not contain . or .. segments'],
+    ['bad port', (s) => s.replace('port: 8443', 'port: 99999'), 'listen.port: must be a port number'],
+    ['missing tls', (s) => s.replace(/^tls:\n( {2}.*\n)+/m, ''), 'tls: is required'],
+    ['YAML syntax', (s) => `${s}\n  : : [`, 'YAML:'],
+  ];
+  for (const [name, edit, problem] of cases) {
+    it(`fail ${name}: names the field`, () => {
+      const problems = problemsOf(edit(SAMPLE));
+      expect(problems.some((p) => p.startsWith(problem)), problems.join('\n')).to.equal(true);
+    });
+  }
+
+  it('fail reports every problem at once', () => {
+    const problems = problemsOf(SAMPLE.replace('duration_value: 1', 'duration_value: -1').replace('port: 8443', 'port: "x"').replace('format: auto', 'format: xml'));
+    expect(problems).to.have.length(3);
+  });
+});
