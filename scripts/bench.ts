@@ -78,7 +78,10 @@ async function startEstRa(stateDir: string): Promise<EstRa> {
   const passcode = await initStateDir(stateDir, port);
   const logFile = join(stateDir, 'serve.log');
   const logFd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', join(stateDir, 'config.yaml')], { stdio: ['ignore', logFd, 'inherit'] });
+  // BENCH_CPU_PROFILE_DIR=<dir> writes a V8 CPU profile of est-ra (open it in Chrome DevTools).
+  const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...nodeFlags, CLI, 'serve', '--config', join(stateDir, 'config.yaml')], { stdio: ['ignore', logFd, 'inherit'] });
   closeSync(logFd);
   if (child.pid === undefined) throw new Error('could not start est-ra serve');
   const estRa = { child, pid: child.pid, port, passcode, rootCa: readFileSync(join(stateDir, 'pki', 'root-ca.crt')), logFile };

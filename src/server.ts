@@ -9,7 +9,6 @@ import { buildEstRouter } from './est/router.js';
 import { sendError } from './est/respond.js';
 import { encodeCsrAttrs } from './est/csrattrs.js';
 import { x509 } from './pki/x509.js';
-import { importSigningKey } from './pki/certificate-builder.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import { ProfileDirectory, type Profile } from './policy/profile.js';
 import { keyTypeAllowed } from './policy/rules.js';
@@ -102,14 +101,13 @@ const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, y
 
 async function buildProfile(name: string, config: ProfileConfig, root: LoadedConfig, now: () => Date): Promise<Profile> {
   const issuingCa = new x509.X509Certificate(readFileSync(config.local_ca.certificate));
-  const chain = [issuingCa, ...config.local_ca.chain.map((file) => new x509.X509Certificate(readFileSync(file)))];
-  const signingKey = await importSigningKey(readFileSync(config.local_ca.key, 'utf8'), issuingCa);
+  const chain = [issuingCa, ...config.local_ca.chain.map((file) => new x509.X509Certificate(readFileSync(file)))] as const;
   const policy: IssuancePolicy = {
     validityMs: config.validity.duration_value * UNIT_MS[config.validity.duration_unit],
     keyUsage: config.key_usage,
     extendedKeyUsage: config.extended_key_usage,
   };
-  const upstream = await LocalCaUpstream.create({ certificate: issuingCa, privateKey: signingKey }, chain, policy, now);
+  const upstream = await LocalCaUpstream.create(readFileSync(config.local_ca.key, 'utf8'), chain, policy, now);
   const labels = [...(config.labels ?? [name]), ...(config.default ? [''] : [])];
   return {
     name,

@@ -67,16 +67,15 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     const issued: IssuedCertificate = identity.certificate
       ? await profile.upstream.simpleReenroll(identity.certificate, csr, context)
       : await profile.upstream.simpleEnroll(csr, context);
-    const { certificate } = issued;
     await deps.store.recordIssued(state.id, deps.now(), {
-      serial: certificate.serialNumber,
-      subject: certificate.subject,
-      notBefore: certificate.notBefore,
-      notAfter: certificate.notAfter,
+      serial: issued.serialNumber,
+      subject: issued.subject,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
       certificate: issued.der,
     });
     state.outcome = 'issued';
-    state.serial = certificate.serialNumber;
+    state.serial = issued.serialNumber;
     sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([issued.der]));
   } catch (err) {
     const error = toEstError(err);

@@ -1,4 +1,3 @@
-import { createPrivateKey } from 'node:crypto';
 import { x509, subtle } from './x509.js';
 
 /** WebCrypto algorithm for generating and signing with a P-256 key: the embedded CA's only key type. */
@@ -47,19 +46,6 @@ export async function generateP256KeyPair(): Promise<CryptoKeyPair> {
 export async function privateKeyToPem(key: CryptoKey): Promise<string> {
   const der = await subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
-}
-
-/**
- * Imports a PEM private key (PKCS#8, SEC1 "EC PRIVATE KEY" or PKCS#1) as a
- * signing CryptoKey. The certificate says which algorithm the key belongs to,
- * so the key file needs no separate description.
- */
-export async function importSigningKey(pem: string, certificate: x509.X509Certificate): Promise<CryptoKey> {
-  // node:crypto reads every PEM flavour openssl writes; WebCrypto only PKCS#8.
-  const pkcs8 = createPrivateKey(pem).export({ format: 'der', type: 'pkcs8' });
-  const algorithm = certificate.publicKey.algorithm as EcKeyImportParams | RsaHashedImportParams;
-  const importParams = algorithm.name === 'ECDSA' ? algorithm : { ...algorithm, hash: 'SHA-256' };
-  return subtle.importKey('pkcs8', pkcs8, importParams, false, ['sign']);
 }
 
 /** The signature algorithm that matches a CA key: SHA-256 for P-256 and RSA, SHA-384/512 for the larger curves. */

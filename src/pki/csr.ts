@@ -1,6 +1,8 @@
+import { verify } from 'node:crypto';
 import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
 import { keyTypeOf } from './key-type.js';
+import { children, objectIdentifier } from './der.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
 export interface VerifiedCsr {
@@ -12,6 +14,30 @@ export interface VerifiedCsr {
   /** SubjectAltName requested in the extensionRequest attribute, if any. */
   readonly subjectAltName?: x509.SubjectAlternativeNameExtension;
 }
+
+/**
+ * Signature algorithms whose check goes straight to node:crypto, keyed by the
+ * DER of their OID, with the digest to use (null: EdDSA hashes internally).
+ * Why: @peculiar/x509's verify() imports the key through WebCrypto, which
+ * `npm run bench` measured at ~0.6 ms per CSR against ~0.4 ms this way.
+ * Anything else (RSA-PSS, ...) is still verified by the library.
+ */
+const DIRECT_VERIFY = new Map<string, string | null>(
+  (
+    [
+      ['1.2.840.10045.4.1', 'sha1'],
+      ['1.2.840.10045.4.3.2', 'sha256'],
+      ['1.2.840.10045.4.3.3', 'sha384'],
+      ['1.2.840.10045.4.3.4', 'sha512'],
+      ['1.2.840.113549.1.1.5', 'sha1'],
+      ['1.2.840.113549.1.1.11', 'sha256'],
+      ['1.2.840.113549.1.1.12', 'sha384'],
+      ['1.2.840.113549.1.1.13', 'sha512'],
+      ['1.3.101.112', null],
+      ['1.3.101.113', null],
+    ] as const
+  ).map(([oid, hash]) => [objectIdentifier(oid).toString('hex'), hash]),
+);
 
 /**
  * Parses a DER PKCS#10 request (RFC 2986) and checks its self-signature, which
@@ -33,10 +59,10 @@ export async function parseAndVerifyCsr(der: Buffer): Promise<VerifiedCsr> {
   }
   let signatureValid: boolean;
   try {
-    signatureValid = await request.verify();
+    signatureValid = await verifySignature(der, request);
   } catch (cause) {
-    // WebCrypto refuses keys it cannot import (unknown curve, broken point):
-    // still the client's request that is at fault.
+    // A key the crypto library cannot load (unknown curve, point not on the
+    // curve) is still the client's request at fault.
     throw EstError.badRequest('EST_CSR_SIGNATURE', `CSR signature cannot be verified for key type ${keyType}`, cause);
   }
   if (!signatureValid) throw EstError.badRequest('EST_CSR_SIGNATURE');
@@ -47,4 +73,19 @@ export async function parseAndVerifyCsr(der: Buffer): Promise<VerifiedCsr> {
     keyType,
     subjectAltName: request.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension),
   };
+}
+
+/** CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING } */
+function verifySignature(der: Buffer, request: x509.Pkcs10CertificateRequest): Promise<boolean> {
+  // The library has parsed `der` already, so its three fields are well formed.
+  const [info, algorithm, signature] = children(der);
+  const [algorithmOid] = children(der, algorithm);
+  const hash = DIRECT_VERIFY.get(der.subarray(algorithmOid!.offset, algorithmOid!.end).toString('hex'));
+  if (hash === undefined) return request.verify();
+  const signed = der.subarray(info!.offset, info!.end);
+  const signatureValue = der.subarray(signature!.start + 1, signature!.end); // after the unused-bits byte
+  const key = { key: Buffer.from(request.publicKey.rawData), format: 'der', type: 'spki' } as const;
+  return new Promise((resolve, reject) => {
+    verify(hash, signed, key, signatureValue, (err, ok) => (err ? reject(err) : resolve(ok)));
+  });
 }

@@ -1,7 +1,8 @@
 import { x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { keyFamily } from '../pki/key-type.js';
-import { EXTENDED_KEY_USAGE, keyUsageExtension, signingAlgorithmFor, type ExtendedKeyUsageName, type KeyUsageName, type Signer } from '../pki/certificate-builder.js';
+import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/certificate-builder.js';
+import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
@@ -16,24 +17,50 @@ export interface IssuancePolicy {
 /** Backdating absorbs small clock differences between est-ra and the devices (step-ca does the same). */
 const BACKDATE_MS = 60_000;
 
+type KeyFamily = ReturnType<typeof keyFamily>;
+
+/** Extensions that are the same in every certificate of a profile, encoded once at start. */
+interface FixedExtensions {
+  readonly basicConstraints: Buffer;
+  readonly keyUsage: Readonly<Record<KeyFamily, Buffer>>;
+  readonly extendedKeyUsage?: Buffer;
+  readonly authorityKeyIdentifier: Buffer;
+}
+
 /**
  * The embedded issuing CA: the default upstream, for demos and air-gapped
  * lines. It signs with a key held in this process.
  */
 export class LocalCaUpstream implements Upstream {
   private constructor(
-    private readonly issuer: Signer,
+    private readonly signer: CertificateSigner,
+    private readonly issuer: x509.X509Certificate,
     private readonly chainDer: readonly Buffer[],
-    private readonly authorityKeyIdentifier: x509.AuthorityKeyIdentifierExtension,
-    private readonly policy: IssuancePolicy,
+    private readonly fixed: FixedExtensions,
+    private readonly validityMs: number,
     private readonly now: () => Date,
   ) {}
 
-  /** @param chain the issuing CA first, then any CA certificates up to and including the root. */
-  static async create(issuer: Signer, chain: readonly x509.X509Certificate[], policy: IssuancePolicy, now: () => Date): Promise<LocalCaUpstream> {
-    // Computed once: it is the same for every certificate this CA issues.
-    const aki = await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate);
-    return new LocalCaUpstream(issuer, chain.map((c) => Buffer.from(c.rawData)), aki, policy, now);
+  /**
+   * @param issuingKeyPem the issuing CA's private key (PEM)
+   * @param chain the issuing CA first, then any CA certificates up to and including the root
+   */
+  static async create(issuingKeyPem: string, chain: readonly [x509.X509Certificate, ...x509.X509Certificate[]], policy: IssuancePolicy, now: () => Date): Promise<LocalCaUpstream> {
+    const issuer = chain[0];
+    const der = (extension: x509.Extension): Buffer => Buffer.from(extension.rawData);
+    const fixed: FixedExtensions = {
+      basicConstraints: der(new x509.BasicConstraintsExtension(false, undefined, true)),
+      keyUsage: {
+        rsa: der(keyUsageExtension(policy.keyUsage.rsa)),
+        ecdsa: der(keyUsageExtension(policy.keyUsage.ecdsa)),
+        eddsa: der(keyUsageExtension(policy.keyUsage.eddsa)),
+      },
+      extendedKeyUsage:
+        policy.extendedKeyUsage.length > 0 ? der(new x509.ExtendedKeyUsageExtension(policy.extendedKeyUsage.map((name) => EXTENDED_KEY_USAGE[name]))) : undefined,
+      authorityKeyIdentifier: der(await x509.AuthorityKeyIdentifierExtension.create(issuer)),
+    };
+    const signer = CertificateSigner.create(issuer, issuingKeyPem);
+    return new LocalCaUpstream(signer, issuer, chain.map((c) => Buffer.from(c.rawData)), fixed, policy.validityMs, now);
   }
 
   async caCertificates(): Promise<readonly Buffer[]> {
@@ -51,30 +78,25 @@ export class LocalCaUpstream implements Upstream {
 
   private async issue(csr: VerifiedCsr, subject: x509.Name, subjectAltName: x509.SubjectAlternativeNameExtension | undefined): Promise<IssuedCertificate> {
     const now = this.now().getTime();
+    // Whole seconds: X.509 times carry no fractions, and the record must match the certificate.
+    const notBefore = new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000);
     // A certificate never outlives the CA that signs it (RFC 5280 §6.1.3 would reject it anyway).
-    const notAfter = new Date(Math.min(now + this.policy.validityMs, this.issuer.certificate.notAfter.getTime()));
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      keyUsageExtension(this.policy.keyUsage[keyFamily(csr.keyType)]),
-      await x509.SubjectKeyIdentifierExtension.create(csr.request.publicKey),
-      this.authorityKeyIdentifier,
-    ];
-    if (this.policy.extendedKeyUsage.length > 0) {
-      extensions.push(new x509.ExtendedKeyUsageExtension(this.policy.extendedKeyUsage.map((name) => EXTENDED_KEY_USAGE[name])));
-    }
+    const notAfter = new Date(Math.floor(Math.min(now + this.validityMs, this.issuer.notAfter.getTime()) / 1000) * 1000);
+    const subjectPublicKeyInfo = Buffer.from(csr.request.publicKey.rawData);
+    const extensions = [this.fixed.basicConstraints, this.fixed.keyUsage[keyFamily(csr.keyType)]];
+    if (this.fixed.extendedKeyUsage) extensions.push(this.fixed.extendedKeyUsage);
     // Copied as encoded: the identity the device asked for (or held) is kept byte for byte.
-    if (subjectAltName) extensions.push(subjectAltName);
-    const certificate = await x509.X509CertificateGenerator.create({
-      serialNumber: newSerialNumber(),
-      subject,
-      issuer: this.issuer.certificate.subjectName,
-      notBefore: new Date(now - BACKDATE_MS),
+    if (subjectAltName) extensions.push(Buffer.from(subjectAltName.rawData));
+    extensions.push(subjectKeyIdentifierExtension(subjectPublicKeyInfo), this.fixed.authorityKeyIdentifier);
+    const serialNumber = newSerialNumber();
+    const der = await this.signer.sign({
+      serialNumber,
+      notBefore,
       notAfter,
-      publicKey: csr.request.publicKey,
-      signingKey: this.issuer.privateKey,
-      signingAlgorithm: signingAlgorithmFor(this.issuer.privateKey),
+      subject: Buffer.from(subject.toArrayBuffer()),
+      subjectPublicKeyInfo,
       extensions,
     });
-    return { der: Buffer.from(certificate.rawData), certificate };
+    return { der, serialNumber, subject: subject.toString(), notBefore, notAfter };
   }
 }

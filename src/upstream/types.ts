@@ -7,9 +7,15 @@ export interface EnrollContext {
   readonly profile: string;
 }
 
+/** A certificate an upstream issued, with the fields est-ra records. */
 export interface IssuedCertificate {
   readonly der: Buffer;
-  readonly certificate: x509.X509Certificate;
+  /** Hex, as openssl and @peculiar/x509 print it. */
+  readonly serialNumber: string;
+  /** RFC 4514 string of the subject. */
+  readonly subject: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
 }
 
 /**

@@ -1,0 +1,254 @@
+import Database from 'better-sqlite3';
+import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RequestRecord } from './types.js';
+
+/** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE requests (
+     id           TEXT PRIMARY KEY,
+     received_at  TEXT NOT NULL,
+     completed_at TEXT,
+     profile      TEXT NOT NULL,
+     peer_address TEXT NOT NULL,
+     principal    TEXT NOT NULL,
+     operation    TEXT NOT NULL,
+     csr          BLOB,
+     state        TEXT NOT NULL CHECK (state IN ('received', 'issued', 'refused')),
+     status       INTEGER,
+     reason       TEXT,
+     serial       TEXT,
+     subject      TEXT,
+     not_after    TEXT
+   );
+   CREATE INDEX requests_received_at ON requests (received_at);
+   CREATE TABLE certificates (
+     serial      TEXT PRIMARY KEY,
+     request_id  TEXT NOT NULL REFERENCES requests (id),
+     profile     TEXT NOT NULL,
+     subject     TEXT NOT NULL,
+     not_before  TEXT NOT NULL,
+     not_after   TEXT NOT NULL,
+     der         BLOB NOT NULL
+   );
+   CREATE INDEX certificates_subject ON certificates (subject);
+   CREATE TABLE passcodes (
+     id          TEXT PRIMARY KEY,
+     policy      TEXT NOT NULL,
+     username    TEXT,
+     hash        TEXT NOT NULL UNIQUE,
+     description TEXT,
+     created_at  TEXT NOT NULL,
+     enabled     INTEGER NOT NULL DEFAULT 1
+   );`,
+];
+
+interface RequestRow {
+  id: string;
+  received_at: string;
+  completed_at: string | null;
+  profile: string;
+  peer_address: string;
+  principal: string;
+  operation: RequestRecord['operation'];
+  csr: Buffer | null;
+  state: RequestRecord['state'];
+  status: number | null;
+  reason: string | null;
+  serial: string | null;
+  subject: string | null;
+  not_after: string | null;
+}
+
+interface PasscodeRow {
+  id: string;
+  policy: string;
+  username: string | null;
+  hash: string;
+  description: string | null;
+  created_at: string;
+  enabled: number;
+}
+
+/** One write, as plain data queued for the next group commit (sqlite.ts). */
+export type WriteOperation =
+  | { readonly kind: 'recordRequest'; readonly request: RequestValues }
+  | { readonly kind: 'recordIssued'; readonly values: IssuedValues }
+  | { readonly kind: 'recordRefused'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
+  | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord };
+
+export interface RequestValues {
+  readonly id: string;
+  readonly receivedAt: string;
+  readonly profile: string;
+  readonly peerAddress: string;
+  readonly principal: string;
+  readonly operation: string;
+  readonly csr: Buffer | null;
+}
+
+export interface IssuedValues {
+  readonly id: string;
+  readonly completedAt: string;
+  readonly serial: string;
+  readonly subject: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly der: Buffer;
+}
+
+export function requestValues(request: NewRequest): RequestValues {
+  return {
+    id: request.id,
+    receivedAt: request.receivedAt.toISOString(),
+    profile: request.profile,
+    peerAddress: request.peerAddress,
+    principal: JSON.stringify(request.principal),
+    operation: request.operation,
+    csr: request.csr ?? null,
+  };
+}
+
+export function issuedValues(requestId: string, completedAt: Date, outcome: IssuedOutcome): IssuedValues {
+  return {
+    id: requestId,
+    completedAt: completedAt.toISOString(),
+    serial: outcome.serial,
+    subject: outcome.subject,
+    notBefore: outcome.notBefore.toISOString(),
+    notAfter: outcome.notAfter.toISOString(),
+    der: outcome.certificate,
+  };
+}
+
+/**
+ * The SQLite file itself: schema, migrations and statements, synchronous as
+ * better-sqlite3 is. WAL with synchronous=FULL, so a committed write survives
+ * a crash of the process or the machine.
+ */
+export class SqliteDatabase {
+  private readonly db: Database.Database;
+  private readonly statements: ReturnType<typeof prepareStatements>;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.statements = prepareStatements(this.db);
+  }
+
+  private migrate(): void {
+    const applied = this.db.pragma('user_version', { simple: true }) as number;
+    for (let version = applied; version < MIGRATIONS.length; version++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[version]!);
+        this.db.pragma(`user_version = ${version + 1}`);
+      })();
+    }
+  }
+
+  /**
+   * Applies writes in one transaction: one commit, one fsync. Each write is
+   * its own savepoint, so one that fails rolls back alone; the result says
+   * which failed.
+   */
+  applyWrites(operations: readonly WriteOperation[]): (Error | undefined)[] {
+    const results: (Error | undefined)[] = [];
+    this.db.transaction(() => {
+      for (const operation of operations) {
+        try {
+          this.db.transaction(() => this.apply(operation))();
+          results.push(undefined);
+        } catch (err) {
+          results.push(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+    })();
+    return results;
+  }
+
+  private apply(operation: WriteOperation): void {
+    switch (operation.kind) {
+      case 'recordRequest':
+        this.statements.insertRequest.run(operation.request);
+        return;
+      case 'recordIssued':
+        this.statements.markIssued.run(operation.values);
+        this.statements.insertCertificate.run(operation.values);
+        return;
+      case 'recordRefused':
+        this.statements.upsertRefused.run(operation.values);
+        return;
+      case 'addPasscode':
+        this.statements.insertPasscode.run({ ...operation.values, enabled: operation.values.enabled ? 1 : 0 });
+        return;
+    }
+  }
+
+  getRequest(id: string): RequestRecord | undefined {
+    const row = this.statements.getRequest.get(id) as RequestRow | undefined;
+    return row && toRequestRecord(row);
+  }
+
+  listRequests(limit: number): RequestRecord[] {
+    return (this.statements.listRequests.all(limit) as RequestRow[]).map(toRequestRecord);
+  }
+
+  findPasscode(policy: string, hash: string): PasscodeRecord | undefined {
+    const row = this.statements.findPasscode.get(policy, hash) as PasscodeRow | undefined;
+    return row && { id: row.id, policy: row.policy, username: row.username, hash: row.hash, description: row.description, createdAt: row.created_at, enabled: row.enabled === 1 };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertRequest: db.prepare(
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, state)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, 'received')`,
+    ),
+    markIssued: db.prepare(
+      `UPDATE requests SET state = 'issued', status = 200, completed_at = @completedAt, serial = @serial, subject = @subject, not_after = @notAfter
+       WHERE id = @id`,
+    ),
+    insertCertificate: db.prepare(
+      `INSERT INTO certificates (serial, request_id, profile, subject, not_before, not_after, der)
+       SELECT @serial, id, profile, @subject, @notBefore, @notAfter, @der FROM requests WHERE id = @id`,
+    ),
+    upsertRefused: db.prepare(
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, state, status, reason, completed_at)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, 'refused', @status, @reason, @completedAt)
+       ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, completed_at = @completedAt`,
+    ),
+    getRequest: db.prepare(`SELECT * FROM requests WHERE id = ?`),
+    listRequests: db.prepare(`SELECT * FROM requests ORDER BY received_at DESC, rowid DESC LIMIT ?`),
+    insertPasscode: db.prepare(
+      `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled)
+       VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled)`,
+    ),
+    findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
+  };
+}
+
+function toRequestRecord(row: RequestRow): RequestRecord {
+  return {
+    id: row.id,
+    receivedAt: row.received_at,
+    completedAt: row.completed_at,
+    profile: row.profile,
+    peerAddress: row.peer_address,
+    principal: JSON.parse(row.principal) as Principal,
+    operation: row.operation,
+    csr: row.csr,
+    state: row.state,
+    status: row.status,
+    reason: row.reason,
+    serial: row.serial,
+    subject: row.subject,
+    notAfter: row.not_after,
+  };
+}
