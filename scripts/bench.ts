@@ -11,7 +11,7 @@
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createHash, webcrypto } from 'node:crypto';
+import { randomBytes, scryptSync, webcrypto } from 'node:crypto';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
@@ -22,19 +22,34 @@ import { performance } from 'node:perf_hooks';
 import { connect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import * as pkijs from 'pkijs';
 import { buildCertsOnly, parseCertsOnly } from '../src/pki/certs-only.js';
+import { parseAndVerifyCsr } from '../src/pki/csr.js';
+import { privateKeyToPem } from '../src/pki/certificate-builder.js';
+import { bytes } from '../src/pki/x509.js';
 import { newSerialNumber } from '../src/pki/serial.js';
+import { hashPasscode } from '../src/auth/passcode.js';
+import { LocalCaUpstream, type IssuancePolicy } from '../src/upstream/local-ca.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const CLI = resolve(fileURLToPath(import.meta.url), '../../src/cli/main.js');
-const LEVELS = [1, 8, 32] as const;
-const LEVEL_SECONDS = 8;
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
+/** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
+const LEVEL_ROUNDS = 3;
+const ROUND_SECONDS = 5;
 const WARMUP_SECONDS = 2;
 const CSR_POOL_SIZE = 200;
 const BREAKDOWN_ITERATIONS = 500;
 const RSS_SAMPLE_MS = 100;
 const TARGETS = { c32_enrollments_per_s_min: 300, p99_ms_max: 150, peak_rss_mb_max: 150 } as const;
+
+/** The demo profile's issuance settings, for the breakdown's own local CA. */
+const BENCH_POLICY: IssuancePolicy = {
+  validityMs: 365 * 86_400_000,
+  keyUsage: { rsa: ['digital_signature', 'key_encipherment'], ecdsa: ['digital_signature', 'key_agreement'], eddsa: ['digital_signature'] },
+  extendedKeyUsage: ['client_authentication'],
+};
 
 const P256: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const ECDSA_SHA256: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
@@ -80,8 +95,9 @@ async function startEstRa(stateDir: string): Promise<EstRa> {
   const logFd = openSync(logFile, 'a');
   // BENCH_CPU_PROFILE_DIR=<dir> writes a V8 CPU profile of est-ra (open it in Chrome DevTools).
   const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
-  const nodeFlags = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...nodeFlags, CLI, 'serve', '--config', join(stateDir, 'config.yaml')], { stdio: ['ignore', logFd, 'inherit'] });
+  // Otherwise est-ra runs as systemd runs it: the est-ra command itself, through its shebang.
+  const [command, args] = profileDir ? [process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, CLI]] : [CLI, []];
+  const child = spawn(command, [...args, 'serve', '--config', join(stateDir, 'config.yaml')], { stdio: ['ignore', logFd, 'inherit'] });
   closeSync(logFd);
   if (child.pid === undefined) throw new Error('could not start est-ra serve');
   const estRa = { child, pid: child.pid, port, passcode, rootCa: readFileSync(join(stateDir, 'pki', 'root-ca.crt')), logFile };
@@ -323,21 +339,20 @@ function tlsHandshake(port: number, ca: Buffer): Promise<void> {
   });
 }
 
-/** An issuing CA like the embedded one, to sign end-entity certificates the way est-ra does. */
-async function makeIssuer(): Promise<{ keys: CryptoKeyPair; certificate: x509.X509Certificate }> {
+/** An issuing CA like the embedded one, to sign end-entity certificates both ways. */
+async function makeIssuer(): Promise<{ keys: CryptoKeyPair; certificate: x509.X509Certificate; keyPem: string }> {
   const keys = await p256Keys();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     name: 'CN=bench issuing CA',
     keys,
     signingAlgorithm: ECDSA_SHA256,
-    extensions: [new x509.BasicConstraintsExtension(true, 0, true)],
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)],
   });
-  return { keys, certificate };
+  return { keys, certificate, keyPem: await privateKeyToPem(keys.privateKey) };
 }
 
-/** Same extensions as est-ra's local CA puts into an issued certificate (AKI computed once, as there). */
-async function signEndEntityCertificateOp(csr: x509.Pkcs10CertificateRequest): Promise<() => Promise<x509.X509Certificate>> {
-  const issuer = await makeIssuer();
+/** The library path est-ra's local CA replaced: @peculiar/x509's generator with the same extensions. */
+async function librarySignOp(csr: x509.Pkcs10CertificateRequest, issuer: Awaited<ReturnType<typeof makeIssuer>>): Promise<() => Promise<x509.X509Certificate>> {
   const aki = await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate);
   return async () =>
     x509.X509CertificateGenerator.create({
@@ -359,43 +374,74 @@ async function signEndEntityCertificateOp(csr: x509.Pkcs10CertificateRequest): P
     });
 }
 
+/** The library path est-ra's certs-only builder replaced: pkijs SignedData. */
+function pkijsCertsOnly(certificateDer: Buffer): Buffer {
+  const signedData = new pkijs.SignedData({
+    version: 1,
+    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: '1.2.840.113549.1.7.1' }),
+    certificates: [pkijs.Certificate.fromBER(bytes(certificateDer))],
+  });
+  const contentInfo = new pkijs.ContentInfo({ contentType: '1.2.840.113549.1.7.2', content: signedData.toSchema(true) });
+  return Buffer.from(contentInfo.toSchema().toBER(false));
+}
+
 interface Breakdown {
   readonly iterations: number;
-  readonly csr_verify_p256: OpCost;
-  readonly certs_only_pkcs7_build: OpCost;
-  readonly x509_sign_p256_end_entity: OpCost;
-  readonly sha256_passcode: OpCost;
-  /** cpu_ms is the client side; est_ra_cpu_ms what the server spent on the same handshakes. */
-  readonly tls_full_handshake: OpCost & { readonly est_ra_cpu_ms: number };
+  /** est-ra's own steps, as the request path runs them. */
+  readonly est_ra: {
+    readonly csr_parse_and_verify_p256: OpCost;
+    readonly certificate_sign_p256: OpCost;
+    readonly certs_only_pkcs7_build: OpCost;
+    readonly passcode_sha256: OpCost;
+    /** cpu_ms is the client side; est_ra_cpu_ms what the server spent on the same handshakes. */
+    readonly tls_full_handshake: OpCost & { readonly est_ra_cpu_ms: number };
+  };
+  /** The library paths those steps replaced, and the slow hash they avoid, for comparison. */
+  readonly alternatives: {
+    readonly x509_csr_parse_and_verify_p256: OpCost;
+    readonly x509_generator_sign_p256: OpCost;
+    readonly pkijs_certs_only_build: OpCost;
+    readonly scrypt_passcode_n16384: OpCost;
+  };
 }
 
 /** What one enrollment is made of, each operation measured on its own in this process. */
 async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Breakdown> {
   const n = BREAKDOWN_ITERATIONS;
-  const measure = async (op: () => unknown): Promise<OpCost> => {
+  const measure = async (op: () => unknown, iterations = n): Promise<OpCost> => {
     await warmUp(op);
-    return costPerOp(n, op);
+    return costPerOp(iterations, op);
   };
+  const der = Buffer.from(csrDer);
   const csr = new x509.Pkcs10CertificateRequest(csrDer);
-  const signEndEntity = await signEndEntityCertificateOp(csr);
-  const issuedDer = Buffer.from((await signEndEntity()).rawData);
+  const verified = await parseAndVerifyCsr(der);
+  const issuer = await makeIssuer();
+  const upstream = await LocalCaUpstream.create(issuer.keyPem, [issuer.certificate], BENCH_POLICY, () => new Date());
+  const issuedDer = (await upstream.simpleEnroll(verified)).der;
+  const librarySign = await librarySignOp(csr, issuer);
   const handshake = (): Promise<void> => tlsHandshake(estRa.port, estRa.rootCa);
+  const salt = randomBytes(16);
 
-  const result = {
-    iterations: n,
-    csr_verify_p256: await measure(async () => {
-      if (!(await csr.verify())) throw new Error('CSR signature did not verify');
-    }),
+  const estRaSteps = {
+    csr_parse_and_verify_p256: await measure(() => parseAndVerifyCsr(der)),
+    certificate_sign_p256: await measure(() => upstream.simpleEnroll(verified)),
     certs_only_pkcs7_build: await measure(() => buildCertsOnly([issuedDer])),
-    x509_sign_p256_end_entity: await measure(signEndEntity),
-    sha256_passcode: await measure(() => createHash('sha256').update(estRa.passcode, 'utf8').digest('hex')),
+    passcode_sha256: await measure(() => hashPasscode(estRa.passcode)),
+  };
+  const alternatives = {
+    x509_csr_parse_and_verify_p256: await measure(async () => {
+      if (!(await new x509.Pkcs10CertificateRequest(csrDer).verify())) throw new Error('CSR signature did not verify');
+    }),
+    x509_generator_sign_p256: await measure(librarySign),
+    pkijs_certs_only_build: await measure(() => pkijsCertsOnly(issuedDer)),
+    scrypt_passcode_n16384: await measure(() => scryptSync(estRa.passcode, salt, 32, { N: 16384 }), 20),
   };
   // Warmed up apart from the timed loop, so est-ra's CPU delta covers exactly n handshakes.
   await warmUp(handshake);
   const estRaCpuBefore = cpuMs(estRa.pid);
   const tls = await costPerOp(n, handshake);
   const estRaCpuMs = round((cpuMs(estRa.pid) - estRaCpuBefore) / n, 3);
-  return { ...result, tls_full_handshake: { ...tls, est_ra_cpu_ms: estRaCpuMs } };
+  return { iterations: n, est_ra: { ...estRaSteps, tls_full_handshake: { ...tls, est_ra_cpu_ms: estRaCpuMs } }, alternatives };
 }
 
 // ---------------------------------------------------------------------- main
@@ -416,12 +462,17 @@ async function bench(estRa: EstRa): Promise<Record<string, unknown>> {
   progress(`warm-up: ${WARMUP_SECONDS} s at c8`);
   await runLevel(target, estRa.pid, nextCsr, 8, WARMUP_SECONDS);
 
-  const levels: Record<string, LevelResult> = {};
+  const levels: Record<string, LevelResult & { rounds_enrollments_per_s: number[] }> = {};
   for (const concurrency of LEVELS) {
-    progress(`c${concurrency}: ${LEVEL_SECONDS} s`);
-    const result = await runLevel(target, estRa.pid, nextCsr, concurrency, LEVEL_SECONDS);
-    progress(`c${concurrency}: ${JSON.stringify(result)}`);
-    levels[`c${concurrency}`] = result;
+    const rounds: LevelResult[] = [];
+    for (let round = 1; round <= LEVEL_ROUNDS; round++) {
+      progress(`c${concurrency} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);
+      const result = await runLevel(target, estRa.pid, nextCsr, concurrency, ROUND_SECONDS);
+      progress(`c${concurrency}: ${JSON.stringify(result)}`);
+      rounds.push(result);
+    }
+    const median = [...rounds].sort((a, b) => a.enrollments_per_s - b.enrollments_per_s)[Math.floor(rounds.length / 2)]!;
+    levels[`c${concurrency}`] = { ...median, rounds_enrollments_per_s: rounds.map((r) => r.enrollments_per_s) };
   }
   const peakRssMb = round(rss.stop(), 1);
 

@@ -68,35 +68,40 @@ export class LocalCaUpstream implements Upstream {
   }
 
   async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {
-    return this.issue(csr, csr.request.subjectName, csr.subjectAltName);
+    return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
   }
 
   async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
-    const currentSan = current.getExtension(x509.SubjectAlternativeNameExtension) ?? undefined;
-    return this.issue(csr, current.subjectName, currentSan);
+    const currentSan = current.getExtension(x509.SubjectAlternativeNameExtension);
+    const subject = { der: Buffer.from(current.subjectName.toArrayBuffer()), text: current.subject };
+    return this.issue(csr, subject, currentSan ? Buffer.from(currentSan.rawData) : undefined);
   }
 
-  private async issue(csr: VerifiedCsr, subject: x509.Name, subjectAltName: x509.SubjectAlternativeNameExtension | undefined): Promise<IssuedCertificate> {
+  /**
+   * @param subject the subject as DER and as text
+   * @param subjectAltName DER of a whole subjectAltName Extension, copied as is
+   */
+  private async issue(csr: VerifiedCsr, subject: { der: Buffer; text: string }, subjectAltName: Buffer | undefined): Promise<IssuedCertificate> {
     const now = this.now().getTime();
     // Whole seconds: X.509 times carry no fractions, and the record must match the certificate.
     const notBefore = new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000);
     // A certificate never outlives the CA that signs it (RFC 5280 §6.1.3 would reject it anyway).
     const notAfter = new Date(Math.floor(Math.min(now + this.validityMs, this.issuer.notAfter.getTime()) / 1000) * 1000);
-    const subjectPublicKeyInfo = Buffer.from(csr.request.publicKey.rawData);
+    const subjectPublicKeyInfo = csr.subjectPublicKeyInfo;
     const extensions = [this.fixed.basicConstraints, this.fixed.keyUsage[keyFamily(csr.keyType)]];
     if (this.fixed.extendedKeyUsage) extensions.push(this.fixed.extendedKeyUsage);
     // Copied as encoded: the identity the device asked for (or held) is kept byte for byte.
-    if (subjectAltName) extensions.push(Buffer.from(subjectAltName.rawData));
+    if (subjectAltName) extensions.push(subjectAltName);
     extensions.push(subjectKeyIdentifierExtension(subjectPublicKeyInfo), this.fixed.authorityKeyIdentifier);
     const serialNumber = newSerialNumber();
     const der = await this.signer.sign({
       serialNumber,
       notBefore,
       notAfter,
-      subject: Buffer.from(subject.toArrayBuffer()),
+      subject: subject.der,
       subjectPublicKeyInfo,
       extensions,
     });
-    return { der, serialNumber, subject: subject.toString(), notBefore, notAfter };
+    return { der, serialNumber, subject: subject.text, notBefore, notAfter };
   }
 }
