@@ -57,9 +57,13 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       requestCert: true,
       rejectUnauthorized: false,
       ca: profiles.profiles.flatMap((p) => p.issuingCa.toString('pem')),
+      // A client that connects and never finishes the handshake is dropped as one that never sends headers.
+      handshakeTimeout: config.limits.headers_timeout_ms,
       headersTimeout: config.limits.headers_timeout_ms,
       requestTimeout: config.limits.request_timeout_ms,
       keepAliveTimeout: config.limits.keep_alive_timeout_ms,
+      // How often Node enforces the two timeouts above (its default, 30 s, would let a slow client hold on far longer).
+      connectionsCheckingInterval: Math.min(1000, config.limits.headers_timeout_ms),
     },
     app,
   );

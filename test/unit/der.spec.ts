@@ -1,0 +1,99 @@
+import { X509Certificate as OpenSslCertificate, generateKeyPairSync } from 'node:crypto';
+import { expect } from 'chai';
+import { contextTag, objectIdentifier, octetString, sequence, time, unsignedInteger } from '../../src/pki/der.js';
+import { CertificateSigner, subjectKeyIdentifierExtension } from '../../src/pki/certificate-signer.js';
+import { buildCertsOnly, parseCertsOnly } from '../../src/pki/certs-only.js';
+import { bytes, x509 } from '../../src/pki/x509.js';
+import { newSerialNumber } from '../../src/pki/serial.js';
+import { mustRun } from '../helpers/run.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+describe('DER encoding (X.690) of the hot path', () => {
+  it('ok INTEGER keeps positive values positive and drops redundant zeros', () => {
+    expect(hex(unsignedInteger(Buffer.from([0x7f])))).to.equal('02017f');
+    expect(hex(unsignedInteger(Buffer.from([0x80])))).to.equal('02020080');
+    expect(hex(unsignedInteger(Buffer.from([0x00, 0x00, 0x80])))).to.equal('02020080');
+    expect(hex(unsignedInteger(Buffer.from([0x00])))).to.equal('020100');
+  });
+
+  it('ok OBJECT IDENTIFIER with multi-byte arcs', () => {
+    expect(hex(objectIdentifier('1.2.840.113549.1.7.2'))).to.equal('06092a864886f70d010702');
+    expect(hex(objectIdentifier('2.5.29.17'))).to.equal('0603551d11');
+  });
+
+  it('ok lengths switch to the long form at 128 and grow with the content', () => {
+    expect(hex(octetString(Buffer.alloc(127))).slice(0, 4)).to.equal('047f');
+    expect(hex(octetString(Buffer.alloc(128))).slice(0, 6)).to.equal('048180');
+    expect(hex(octetString(Buffer.alloc(256))).slice(0, 8)).to.equal('04820100');
+    expect(hex(octetString(Buffer.alloc(65536))).slice(0, 10)).to.equal('0483010000');
+    expect(hex(contextTag(3, sequence()))).to.equal('a3023000');
+  });
+
+  it('ok UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5)', () => {
+    expect(time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59))).toString('latin1').slice(2)).to.equal('491231235959Z');
+    expect(hex(time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59)))).slice(0, 4)).to.equal('170d');
+    expect(time(new Date(Date.UTC(2050, 0, 1))).toString('latin1').slice(2)).to.equal('20500101000000Z');
+    expect(hex(time(new Date(Date.UTC(2050, 0, 1)))).slice(0, 4)).to.equal('180f');
+  });
+});
+
+describe('certificates signed from assembled DER, read back by OpenSSL and @peculiar/x509', () => {
+  for (const [name, keyType, options] of [
+    ['P-256', 'ec', { namedCurve: 'P-256' }],
+    ['P-384', 'ec', { namedCurve: 'P-384' }],
+    ['RSA 2048', 'rsa', { modulusLength: 2048 }],
+    ['Ed25519', 'ed25519', {}],
+  ] as const) {
+    it(`ok issuing CA with a ${name} key`, async () => {
+      const ca = generateKeyPairSync(keyType as 'ec', options as { namedCurve: string });
+      const caPem = ca.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+      const caSpki = ca.publicKey.export({ format: 'der', type: 'spki' });
+      const caName = new x509.Name('CN=unit CA');
+      const caCertificateDer = await CertificateSigner.create({ subjectName: caName } as x509.X509Certificate, caPem).sign({
+        serialNumber: '01',
+        notBefore: new Date(Date.UTC(2026, 0, 1)),
+        notAfter: new Date(Date.UTC(2060, 0, 1)),
+        subject: Buffer.from(caName.toArrayBuffer()),
+        subjectPublicKeyInfo: caSpki,
+        extensions: [Buffer.from(new x509.BasicConstraintsExtension(true, 0, true).rawData)],
+      });
+      const caCertificate = new x509.X509Certificate(bytes(caCertificateDer));
+      const device = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const deviceSpki = device.publicKey.export({ format: 'der', type: 'spki' });
+      const serial = newSerialNumber();
+      const der = await CertificateSigner.create(caCertificate, caPem).sign({
+        serialNumber: serial,
+        notBefore: new Date(Date.UTC(2026, 10, 25, 12)),
+        notAfter: new Date(Date.UTC(2051, 10, 25, 12)),
+        subject: Buffer.from(new x509.Name('CN=device, O=Plant').toArrayBuffer()),
+        subjectPublicKeyInfo: deviceSpki,
+        extensions: [subjectKeyIdentifierExtension(deviceSpki)],
+      });
+      const openssl = new OpenSslCertificate(der);
+      expect(openssl.verify(ca.publicKey)).to.equal(true);
+      expect(openssl.serialNumber.toLowerCase()).to.equal(serial);
+      expect(openssl.validTo).to.equal('Nov 25 12:00:00 2051 GMT');
+      const peculiar = new x509.X509Certificate(bytes(der));
+      expect(await peculiar.verify({ publicKey: caCertificate.publicKey, signatureOnly: true })).to.equal(true);
+      expect(peculiar.subject).to.equal('CN=device, O=Plant');
+      const ski = peculiar.getExtension(x509.SubjectKeyIdentifierExtension);
+      expect(ski?.keyId).to.equal((await x509.SubjectKeyIdentifierExtension.create(peculiar.publicKey)).keyId);
+    });
+  }
+});
+
+describe('certs-only PKCS#7 (RFC 5652 §5.1) read back by pkijs and openssl', () => {
+  it('ok two certificates in order, no signers', async () => {
+    const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const make = (cn: string): Promise<x509.X509Certificate> =>
+      x509.X509CertificateGenerator.createSelfSigned({ name: `CN=${cn}`, keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } });
+    const certificates = [Buffer.from((await make('first')).rawData), Buffer.from((await make('second')).rawData)];
+    const p7 = buildCertsOnly(certificates);
+    expect(parseCertsOnly(p7)).to.deep.equal(certificates);
+    const printed = await mustRun('openssl', ['pkcs7', '-inform', 'DER', '-print_certs', '-noout'], { input: p7 });
+    expect(printed.match(/subject=.*/g)).to.deep.equal(['subject=CN = first', 'subject=CN = second']);
+    const parsed = await mustRun('openssl', ['asn1parse', '-inform', 'DER'], { input: p7 });
+    expect(parsed).to.contain('pkcs7-signedData').and.to.contain('pkcs7-data');
+  });
+});
