@@ -520,7 +520,9 @@ async function main(): Promise<void> {
 }
 
 function countLines(file: string): number {
-  return readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').length;
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '').length;
 }
 
 function round(value: number, digits: number): number {

@@ -39,7 +39,11 @@ export async function authenticateEnroll(store: Store, profile: Profile, credent
  * client certificate (RFC 7030 §4.2.2), and that certificate must have been
  * issued by the profile's CA.
  */
-export async function authenticateReenroll(profile: Profile, credentials: ClientCredentials, now: Date): Promise<{ principal: Principal; certificate: x509.X509Certificate }> {
+export async function authenticateReenroll(
+  profile: Profile,
+  credentials: ClientCredentials,
+  now: Date,
+): Promise<{ principal: Principal; certificate: x509.X509Certificate }> {
   if (!credentials.clientCertificate) {
     throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simplereenroll requires the certificate being renewed as the TLS client certificate');
   }

@@ -10,10 +10,10 @@ export type CertificateCheck = { readonly ok: true } | { readonly ok: false; rea
  */
 export async function checkIssuedBy(certificate: x509.X509Certificate, issuer: x509.X509Certificate, now: Date): Promise<CertificateCheck> {
   if (!Buffer.from(certificate.issuerName.toArrayBuffer()).equals(Buffer.from(issuer.subjectName.toArrayBuffer()))) {
-    return { ok: false, reason: 'certificate was not issued by this profile\'s CA' };
+    return { ok: false, reason: "certificate was not issued by this profile's CA" };
   }
   if (!(await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true }))) {
-    return { ok: false, reason: 'certificate signature does not verify against this profile\'s CA' };
+    return { ok: false, reason: "certificate signature does not verify against this profile's CA" };
   }
   if (now < certificate.notBefore) return { ok: false, reason: `certificate is not valid before ${certificate.notBefore.toISOString()}` };
   if (now > certificate.notAfter) return { ok: false, reason: `certificate expired ${certificate.notAfter.toISOString()}` };

@@ -4,6 +4,7 @@
 // a third of est-ra's RSS, while scavenges of a smaller space stay cheap
 // (npm run bench shows both). systemd and `npx est-ra` run this file through
 // its shebang; `node dist/src/cli/main.js` runs without the cap.
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { startServer, type RunningServer } from '../server.js';
@@ -34,7 +35,8 @@ function stopOnSignals(server: RunningServer): void {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').showHelpAfterError();
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(version).showHelpAfterError();
 
 program
   .command('init')
@@ -44,7 +46,13 @@ program
   .option('--host <address>', 'listen address written to config.yaml', '127.0.0.1')
   .option('--server-name <name...>', 'extra TLS server names, e.g. DNS:ra.plant.local IP:10.1.2.3')
   .action(async (options: { stateDir: string; port: number; host: string; serverName?: string[] }) => {
-    const result = await initStateDir({ stateDir: options.stateDir, port: options.port, host: options.host, serverNames: options.serverName ?? [], now: new Date() });
+    const result = await initStateDir({
+      stateDir: options.stateDir,
+      port: options.port,
+      host: options.host,
+      serverNames: options.serverName ?? [],
+      now: new Date(),
+    });
     print(`Wrote ${result.configFile}`);
     print(`Trust anchor for clients: ${result.rootCaFile}`);
     print(`Demo passcode (shown once, stored only as a hash): ${result.demoPasscode}`);
@@ -90,7 +98,11 @@ passcodes
     if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
     const store = new SqliteStore(config.store.sqlite.path);
     try {
-      const { record, passcode } = await createPasscode(store, options.policy, { username: options.username, description: options.description, now: new Date() });
+      const { record, passcode } = await createPasscode(store, options.policy, {
+        username: options.username,
+        description: options.description,
+        now: new Date(),
+      });
       print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
     } finally {
       await store.close();

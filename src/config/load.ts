@@ -40,7 +40,10 @@ export function loadConfig(file: string): LoadedConfig {
 export function parseConfig(text: string, path: string): LoadedConfig {
   const document = parseDocument(text, { prettyErrors: false });
   if (document.errors.length > 0) {
-    throw new ConfigError(path, document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+    throw new ConfigError(
+      path,
+      document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+    );
   }
   const parsed = configSchema.safeParse(document.toJS() ?? {});
   if (!parsed.success) throw new ConfigError(path, parsed.error.issues.flatMap(describeIssue));
@@ -51,10 +54,20 @@ export function parseConfig(text: string, path: string): LoadedConfig {
   return deepFreeze({ ...config, configFile: path });
 }
 
+const TYPE_NAMES: Partial<Record<string, string>> = {
+  object: 'a mapping of settings (key: value lines)',
+  array: 'a list',
+  string: 'text',
+  number: 'a number',
+  boolean: 'true or false',
+};
+
 function describeIssue(issue: ZodIssue): string[] {
   const at = issue.path.join('.') || '(top level)';
   if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${issue.path.concat(key).join('.')}: unknown setting`);
   if (issue.code === 'invalid_type' && issue.received === 'undefined') return [`${at}: is required`];
+  // zod's own wording ("Expected object, received string") where the schema sets none of ours.
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Expected ')) return [`${at}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
   return [`${at}: ${issue.message}`];
 }
 

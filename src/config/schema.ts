@@ -8,6 +8,14 @@ import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
  * Profile settings reuse DigiCert's names where they fit.
  */
 
+/**
+ * A section that may be left empty: `csrattrs:` with every line under it
+ * commented out is YAML null, and means "all defaults", not an error.
+ */
+function section<T extends z.ZodTypeAny>(schema: T) {
+  return z.preprocess((value) => (value === null ? undefined : value), schema);
+}
+
 const positiveInt = z.number({ invalid_type_error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const port = z.number({ invalid_type_error: 'must be a port number' }).int().min(0, 'must be a port number').max(65535, 'must be a port number');
 const filePath = z.string({ invalid_type_error: 'must be a file path' }).min(1, 'must be a file path');
@@ -54,7 +62,10 @@ const profile = z
     authentication_policy: z.string({ required_error: 'is required', invalid_type_error: 'must be the name of an authentication policy' }),
     upstream: z.literal('local-ca', { errorMap: () => ({ message: 'must be local-ca' }) }).default('local-ca'),
     local_ca: localCa,
-    allowed_key_types: z.array(keyType).min(1, 'must list at least one key type').default(['rsa_2048', 'rsa_3072', 'rsa_4096', 'p_256', 'p_384', 'p_521', 'ed_25519']),
+    allowed_key_types: z
+      .array(keyType)
+      .min(1, 'must list at least one key type')
+      .default(['rsa_2048', 'rsa_3072', 'rsa_4096', 'p_256', 'p_384', 'p_521', 'ed_25519']),
     validity: z
       .object({
         duration_value: positiveInt,
@@ -62,16 +73,18 @@ const profile = z
       })
       .strict()
       .default({ duration_value: 1, duration_unit: 'years' }),
-    key_usage: z
-      .object({
-        rsa: z.array(keyUsageName).default(['digital_signature', 'key_encipherment']),
-        ecdsa: z.array(keyUsageName).default(['digital_signature', 'key_agreement']),
-        eddsa: z.array(keyUsageName).default(['digital_signature']),
-      })
-      .strict()
-      .default({}),
+    key_usage: section(
+      z
+        .object({
+          rsa: z.array(keyUsageName).default(['digital_signature', 'key_encipherment']),
+          ecdsa: z.array(keyUsageName).default(['digital_signature', 'key_agreement']),
+          eddsa: z.array(keyUsageName).default(['digital_signature']),
+        })
+        .strict()
+        .default({}),
+    ),
     extended_key_usage: z.array(extendedKeyUsageName).default(['client_authentication']),
-    csrattrs: csrattrs.default({}),
+    csrattrs: section(csrattrs.default({})),
   })
   .strict();
 
@@ -84,13 +97,15 @@ const authenticationPolicy = z
 
 export const configSchema = z
   .object({
-    listen: z
-      .object({
-        host: z.string().default('0.0.0.0'),
-        port: port.default(8443),
-      })
-      .strict()
-      .default({}),
+    listen: section(
+      z
+        .object({
+          host: z.string().default('0.0.0.0'),
+          port: port.default(8443),
+        })
+        .strict()
+        .default({}),
+    ),
     tls: z
       .object({
         /** Server certificate, then its chain, PEM. */
@@ -99,31 +114,33 @@ export const configSchema = z
         min_version: z.enum(['TLSv1.2', 'TLSv1.3'], { errorMap: () => ({ message: 'must be TLSv1.2 or TLSv1.3' }) }).default('TLSv1.2'),
       })
       .strict(),
-    store: z
-      .object({ sqlite: z.object({ path: filePath }).strict() })
-      .strict(),
-    log: z
-      .object({
-        level: z.enum(['error', 'warn', 'info', 'debug'], { errorMap: () => ({ message: 'must be error, warn, info or debug' }) }).default('info'),
-        /** json for journald and collectors, text for a terminal, auto picks by whether stdout is a TTY. */
-        format: z.enum(['auto', 'json', 'text'], { errorMap: () => ({ message: 'must be auto, json or text' }) }).default('auto'),
-      })
-      .strict()
-      .default({}),
-    limits: z
-      .object({
-        /** Largest request body accepted; globalsign/est uses the same 64 KiB. */
-        max_body_bytes: positiveInt.default(65536),
-        /** Time a client has to send its request headers (slowloris). */
-        headers_timeout_ms: positiveInt.default(10_000),
-        /** Time a client has to send its whole request. */
-        request_timeout_ms: positiveInt.default(30_000),
-        keep_alive_timeout_ms: positiveInt.default(5_000),
-        max_connections: positiveInt.default(1024),
-      })
-      .strict()
-      .default({}),
-    authentication_policies: z.record(z.string(), authenticationPolicy),
+    store: z.object({ sqlite: z.object({ path: filePath }).strict() }).strict(),
+    log: section(
+      z
+        .object({
+          level: z.enum(['error', 'warn', 'info', 'debug'], { errorMap: () => ({ message: 'must be error, warn, info or debug' }) }).default('info'),
+          /** json for journald and collectors, text for a terminal, auto picks by whether stdout is a TTY. */
+          format: z.enum(['auto', 'json', 'text'], { errorMap: () => ({ message: 'must be auto, json or text' }) }).default('auto'),
+        })
+        .strict()
+        .default({}),
+    ),
+    limits: section(
+      z
+        .object({
+          /** Largest request body accepted; globalsign/est uses the same 64 KiB. */
+          max_body_bytes: positiveInt.default(65536),
+          /** Time a client has to send its request headers (slowloris). */
+          headers_timeout_ms: positiveInt.default(10_000),
+          /** Time a client has to send its whole request. */
+          request_timeout_ms: positiveInt.default(30_000),
+          keep_alive_timeout_ms: positiveInt.default(5_000),
+          max_connections: positiveInt.default(1024),
+        })
+        .strict()
+        .default({}),
+    ),
+    authentication_policies: z.record(z.string(), section(authenticationPolicy.default({}))),
     profiles: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'profile names are letters, digits and . _ -'), profile),
   })
   .strict();

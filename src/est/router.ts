@@ -133,7 +133,12 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
       return handleCsrattrs(profile, res);
     case 'simpleenroll':
     case 'simplereenroll':
-      return handleEnroll(deps, { operation: state.operation, profile, peerAddress: req.socket.remoteAddress ?? 'unknown', credentials: credentialsOf(req), body: bodyOf(req) }, state, res);
+      return handleEnroll(
+        deps,
+        { operation: state.operation, profile, peerAddress: req.socket.remoteAddress ?? 'unknown', credentials: credentialsOf(req), body: bodyOf(req) },
+        state,
+        res,
+      );
     default:
       throw new EstError('EST_NOT_IMPLEMENTED', { reason: `${state.operation} is not supported by profile '${profile.name}'` });
   }
@@ -154,7 +159,8 @@ function renderError(logger: Logger) {
     const error = toEstError(err);
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
-    if (error.status >= 500) logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });
+    if (error.status >= 500)
+      logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });
     if (res.headersSent) {
       res.destroy();
       return;

@@ -104,7 +104,7 @@ export function readTlv(der: Uint8Array, offset: number): TlvHeader {
 /** The content TLVs of a constructed TLV (e.g. the fields of a SEQUENCE). */
 export function children(der: Uint8Array, parent: TlvHeader = readTlv(der, 0)): TlvHeader[] {
   const result: TlvHeader[] = [];
-  for (let offset = parent.start; offset < parent.end; ) {
+  for (let offset = parent.start; offset < parent.end;) {
     const child = readTlv(der, offset);
     result.push(child);
     offset = child.end;

@@ -197,7 +197,17 @@ export class SqliteDatabase {
 
   findPasscode(policy: string, hash: string): PasscodeRecord | undefined {
     const row = this.statements.findPasscode.get(policy, hash) as PasscodeRow | undefined;
-    return row && { id: row.id, policy: row.policy, username: row.username, hash: row.hash, description: row.description, createdAt: row.created_at, enabled: row.enabled === 1 };
+    return (
+      row && {
+        id: row.id,
+        policy: row.policy,
+        username: row.username,
+        hash: row.hash,
+        description: row.description,
+        createdAt: row.created_at,
+        enabled: row.enabled === 1,
+      }
+    );
   }
 
   close(): void {

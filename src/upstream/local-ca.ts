@@ -45,7 +45,12 @@ export class LocalCaUpstream implements Upstream {
    * @param issuingKeyPem the issuing CA's private key (PEM)
    * @param chain the issuing CA first, then any CA certificates up to and including the root
    */
-  static async create(issuingKeyPem: string, chain: readonly [x509.X509Certificate, ...x509.X509Certificate[]], policy: IssuancePolicy, now: () => Date): Promise<LocalCaUpstream> {
+  static async create(
+    issuingKeyPem: string,
+    chain: readonly [x509.X509Certificate, ...x509.X509Certificate[]],
+    policy: IssuancePolicy,
+    now: () => Date,
+  ): Promise<LocalCaUpstream> {
     const issuer = chain[0];
     const der = (extension: x509.Extension): Buffer => Buffer.from(extension.rawData);
     const fixed: FixedExtensions = {
@@ -56,11 +61,20 @@ export class LocalCaUpstream implements Upstream {
         eddsa: der(keyUsageExtension(policy.keyUsage.eddsa)),
       },
       extendedKeyUsage:
-        policy.extendedKeyUsage.length > 0 ? der(new x509.ExtendedKeyUsageExtension(policy.extendedKeyUsage.map((name) => EXTENDED_KEY_USAGE[name]))) : undefined,
+        policy.extendedKeyUsage.length > 0
+          ? der(new x509.ExtendedKeyUsageExtension(policy.extendedKeyUsage.map((name) => EXTENDED_KEY_USAGE[name])))
+          : undefined,
       authorityKeyIdentifier: der(await x509.AuthorityKeyIdentifierExtension.create(issuer)),
     };
     const signer = CertificateSigner.create(issuer, issuingKeyPem);
-    return new LocalCaUpstream(signer, issuer, chain.map((c) => Buffer.from(c.rawData)), fixed, policy.validityMs, now);
+    return new LocalCaUpstream(
+      signer,
+      issuer,
+      chain.map((c) => Buffer.from(c.rawData)),
+      fixed,
+      policy.validityMs,
+      now,
+    );
   }
 
   async caCertificates(): Promise<readonly Buffer[]> {

@@ -43,14 +43,16 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
     const device = await opensslCsr(ra.dir, 'dev-pem', { subject: '/CN=dev-pem/O=Plant 7', addext: ['subjectAltName=DNS:dev-pem.line1.local,IP:10.1.2.3'] });
     const cert = await enroll('dev-pem-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
     expect(await x509Field(cert, '-subject')).to.equal('subject=O=Plant 7,CN=dev-pem');
-    expect(await x509Field(cert, '-ext')).to.contain('DNS:dev-pem.line1.local').and.to.contain('IP Address:10.1.2.3');
+    expect(await x509Field(cert, '-ext'))
+      .to.contain('DNS:dev-pem.line1.local')
+      .and.to.contain('IP Address:10.1.2.3');
     const csrKey = await mustRun('openssl', ['req', '-in', device.csrPemFile, '-noout', '-pubkey']);
     expect(await x509Field(cert, '-pubkey')).to.equal(csrKey.trim());
     const text = await x509Field(cert, '-text');
     expect(text).to.contain('TLS Web Client Authentication').and.to.contain('CA:FALSE');
   });
 
-  it('ok simpleenroll: validity is the profile\'s one year', async () => {
+  it("ok simpleenroll: validity is the profile's one year", async () => {
     const device = await opensslCsr(ra.dir, 'dev-validity');
     const cert = await enroll('dev-validity-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
     const notBefore = Date.parse((await x509Field(cert, '-startdate')).replace('notBefore=', ''));
@@ -59,16 +61,26 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
     expect(days).to.be.within(365, 365.01);
   });
 
-  it('ok simpleenroll: DigiCert\'s curl example (PEM as text/plain, Basic of the bare passcode, line breaks as spaces)', async () => {
+  it("ok simpleenroll: DigiCert's curl example (PEM as text/plain, Basic of the bare passcode, line breaks as spaces)", async () => {
     const device = await opensslCsr(ra.dir, 'dev-digicert');
     const flattened = device.csrPem.trim().replace(/\n/g, ' ');
     const bare = Buffer.from(ra.passcode).toString('base64');
-    const answer = await curl(ra, '/simpleenroll', ['--location', '-X', 'POST', '--header', `Authorization: Basic ${bare}`, '--header', 'Content-Type: text/plain', '--data', flattened]);
+    const answer = await curl(ra, '/simpleenroll', [
+      '--location',
+      '-X',
+      'POST',
+      '--header',
+      `Authorization: Basic ${bare}`,
+      '--header',
+      'Content-Type: text/plain',
+      '--data',
+      flattened,
+    ]);
     expect(answer.status, answer.body).to.equal(200);
     expect(await opensslVerify(ra, await certsFromP7(ra.dir, answer.body, 'dev-digicert-cert'))).to.contain(': OK');
   });
 
-  it('ok simpleenroll: base64 wrapped at 64 columns with Content-Transfer-Encoding (Wikipedia\'s curl line)', async () => {
+  it("ok simpleenroll: base64 wrapped at 64 columns with Content-Transfer-Encoding (Wikipedia's curl line)", async () => {
     const device = await opensslCsr(ra.dir, 'dev-b64');
     const b64File = join(ra.dir, 'dev-b64.b64');
     writeFileSync(b64File, `${device.csrDer.toString('base64').replace(/.{64}/g, '$&\n')}\n`);
@@ -90,7 +102,9 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
   it('ok simpleenroll: RSA 2048 CSR made by node-forge gets RSA key usage', async () => {
     const device = forgeRsaCsr(ra.dir, 'dev-rsa');
     const cert = await enroll('dev-rsa-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
-    expect(await x509Field(cert, '-text')).to.contain('Digital Signature, Key Encipherment').and.to.contain('Public-Key: (2048 bit)');
+    expect(await x509Field(cert, '-text'))
+      .to.contain('Digital Signature, Key Encipherment')
+      .and.to.contain('Public-Key: (2048 bit)');
   });
 
   it('ok simpleenroll: Ed25519 CSR', async () => {
@@ -113,7 +127,9 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
     const renewed = await certsFromP7(ra.dir, answer.body, 'dev-renewed');
     expect(await opensslVerify(ra, renewed)).to.contain(': OK');
     expect(await x509Field(renewed, '-subject')).to.equal('subject=O=Plant 7,CN=dev-renew');
-    expect(await x509Field(renewed, '-ext')).to.contain('DNS:dev-renew.local').and.not.to.contain('evil');
+    expect(await x509Field(renewed, '-ext'))
+      .to.contain('DNS:dev-renew.local')
+      .and.not.to.contain('evil');
     expect(await x509Field(renewed, '-serial')).not.to.equal(await x509Field(first, '-serial'));
     const newKey = await mustRun('openssl', ['req', '-in', renewal.csrPemFile, '-noout', '-pubkey']);
     expect(await x509Field(renewed, '-pubkey')).to.equal(newKey.trim());

@@ -52,7 +52,19 @@ describe('strongSwan pki as an independent EST client', () => {
 
   it('fail pki --est with a wrong passcode: refused, nothing issued', async () => {
     const device = await opensslCsr(ra.dir, 'ss-wrong');
-    const result = await run('pki', ['--est', '--in', device.csrDerFile, '--userpass', 'device:wrong', '--url', `${ra.url}/`, '--cacert', ra.rootCaFile, '--outform', 'pem']);
+    const result = await run('pki', [
+      '--est',
+      '--in',
+      device.csrDerFile,
+      '--userpass',
+      'device:wrong',
+      '--url',
+      `${ra.url}/`,
+      '--cacert',
+      ra.rootCaFile,
+      '--outform',
+      'pem',
+    ]);
     expect(result.code).not.to.equal(0);
     expect(result.stdout).not.to.contain('BEGIN CERTIFICATE');
     expect(result.stderr).to.contain('401');

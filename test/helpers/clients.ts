@@ -4,9 +4,25 @@ import { mustRun, run, sh, type RunResult } from './run.js';
 import type { TestEstRa } from './est-ra.js';
 
 /** curl against est-ra, trusting its root CA, returning status, headers and body. */
-export async function curl(ra: TestEstRa, path: string, args: readonly string[]): Promise<{ status: number; headers: string; body: string; result: RunResult }> {
+export async function curl(
+  ra: TestEstRa,
+  path: string,
+  args: readonly string[],
+): Promise<{ status: number; headers: string; body: string; result: RunResult }> {
   const headersFile = join(ra.dir, `headers-${process.hrtime.bigint()}.txt`);
-  const result = await run('curl', ['-sS', '--cacert', ra.rootCaFile, '-D', headersFile, '-o', '-', '-w', '\n%{http_code}', ...args, `${ra.url}/.well-known/est${path}`]);
+  const result = await run('curl', [
+    '-sS',
+    '--cacert',
+    ra.rootCaFile,
+    '-D',
+    headersFile,
+    '-o',
+    '-',
+    '-w',
+    '\n%{http_code}',
+    ...args,
+    `${ra.url}/.well-known/est${path}`,
+  ]);
   const cut = result.stdout.lastIndexOf('\n');
   let headers = '';
   try {

@@ -28,7 +28,10 @@ export function forgeRsaCsr(dir: string, name: string, bits = 2048): { csrPem: s
   const keys = forge.pki.rsa.generateKeyPair(bits);
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = keys.publicKey;
-  csr.setSubject([{ name: 'commonName', value: name }, { name: 'organizationName', value: 'Factory' }]);
+  csr.setSubject([
+    { name: 'commonName', value: name },
+    { name: 'organizationName', value: 'Factory' },
+  ]);
   csr.sign(keys.privateKey, forge.md.sha256.create());
   const csrPem = forge.pki.certificationRequestToPem(csr);
   const csrPemFile = join(dir, `${name}.csr`);

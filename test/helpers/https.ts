@@ -11,7 +11,10 @@ export interface RawAnswer {
 }
 
 /** One HTTPS request on a fresh connection, reporting the exact status, header names and body. */
-export function httpsRequest(url: string, options: { method: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; cert?: string; key?: string }): Promise<RawAnswer> {
+export function httpsRequest(
+  url: string,
+  options: { method: string; headers?: Record<string, string>; body?: Buffer | string; ca: string; cert?: string; key?: string },
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(
       url,
@@ -26,7 +29,9 @@ export function httpsRequest(url: string, options: { method: string; headers?: R
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         res.on('error', reject);
       },
     );

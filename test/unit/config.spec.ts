@@ -25,10 +25,22 @@ describe('configuration validation', () => {
   const cases: [string, (s: string) => string, string][] = [
     ['zero validity', (s) => s.replace('duration_value: 1', 'duration_value: 0'), 'profiles.demo.validity.duration_value: must be a positive integer'],
     ['fractional validity', (s) => s.replace('duration_value: 1', 'duration_value: 1.5'), 'profiles.demo.validity.duration_value: must be a positive integer'],
-    ['unknown unit', (s) => s.replace('duration_unit: years', 'duration_unit: weeks'), 'profiles.demo.validity.duration_unit: must be hours, days, months or years'],
-    ['unknown key type', (s) => s.replace('allowed_key_types: [rsa_2048,', 'allowed_key_types: [rsa_1024,'), 'profiles.demo.allowed_key_types.0: must be one of rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519, ed_448'],
+    [
+      'unknown unit',
+      (s) => s.replace('duration_unit: years', 'duration_unit: weeks'),
+      'profiles.demo.validity.duration_unit: must be hours, days, months or years',
+    ],
+    [
+      'unknown key type',
+      (s) => s.replace('allowed_key_types: [rsa_2048,', 'allowed_key_types: [rsa_1024,'),
+      'profiles.demo.allowed_key_types.0: must be one of rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519, ed_448',
+    ],
     ['misspelt setting', (s) => s.replace('allowed_key_types:', 'allowed_keytypes:'), 'profiles.demo.allowed_keytypes: unknown setting'],
-    ['missing policy', (s) => s.replace('authentication_policy: demo', 'authentication_policy: line-9'), "profiles.demo.authentication_policy: no authentication policy named 'line-9'"],
+    [
+      'missing policy',
+      (s) => s.replace('authentication_policy: demo', 'authentication_policy: line-9'),
+      "profiles.demo.authentication_policy: no authentication policy named 'line-9'",
+    ],
     ['bad label', (s) => s.replace('- demo\n', '- ../etc\n'), 'profiles.demo.labels.0: must not contain . or .. segments'],
     ['bad port', (s) => s.replace('port: 8443', 'port: 99999'), 'listen.port: must be a port number'],
     ['missing tls', (s) => s.replace(/^tls:\n( {2}.*\n)+/m, ''), 'tls: is required'],
@@ -37,12 +49,28 @@ describe('configuration validation', () => {
   for (const [name, edit, problem] of cases) {
     it(`fail ${name}: names the field`, () => {
       const problems = problemsOf(edit(SAMPLE));
-      expect(problems.some((p) => p.startsWith(problem)), problems.join('\n')).to.equal(true);
+      expect(
+        problems.some((p) => p.startsWith(problem)),
+        problems.join('\n'),
+      ).to.equal(true);
     });
   }
 
   it('fail reports every problem at once', () => {
-    const problems = problemsOf(SAMPLE.replace('duration_value: 1', 'duration_value: -1').replace('port: 8443', 'port: "x"').replace('format: auto', 'format: xml'));
+    const problems = problemsOf(
+      SAMPLE.replace('duration_value: 1', 'duration_value: -1').replace('port: 8443', 'port: "x"').replace('format: auto', 'format: xml'),
+    );
     expect(problems).to.have.length(3);
+  });
+});
+
+describe('configuration sections', () => {
+  it('ok an empty section means its defaults', () => {
+    const config = parseConfig(SAMPLE.replace(/^limits:\n( {2}.*\n)+/m, 'limits:\n'), '/etc/est-ra/config.yaml');
+    expect(config.limits.max_body_bytes).to.equal(65536);
+  });
+
+  it('fail a section given as text says it must be a mapping', () => {
+    expect(problemsOf(SAMPLE.replace(/^limits:\n( {2}.*\n)+/m, 'limits: lots\n'))).to.include('limits: must be a mapping of settings (key: value lines)');
   });
 });

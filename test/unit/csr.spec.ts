@@ -17,9 +17,18 @@ describe('CSR signature verification', () => {
 
   const cases: [string, string, () => Promise<Buffer>][] = [
     ['ECDSA P-256 with SHA-256', 'p_256', async () => (await opensslCsr(dir, 'p256')).csrDer],
-    ['ECDSA P-384 with SHA-384', 'p_384', async () => (await opensslCsr(dir, 'p384', { keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-sha384'] })).csrDer],
+    [
+      'ECDSA P-384 with SHA-384',
+      'p_384',
+      async () => (await opensslCsr(dir, 'p384', { keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-sha384'] })).csrDer,
+    ],
     ['RSA 2048 PKCS#1 v1.5 with SHA-256', 'rsa_2048', async () => (await opensslCsr(dir, 'rsa', { keyArgs: ['-newkey', 'rsa:2048'] })).csrDer],
-    ['RSA-PSS (verified by the library)', 'rsa_2048', async () => (await opensslCsr(dir, 'pss', { keyArgs: ['-newkey', 'rsa:2048', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32'] })).csrDer],
+    [
+      'RSA-PSS (verified by the library)',
+      'rsa_2048',
+      async () =>
+        (await opensslCsr(dir, 'pss', { keyArgs: ['-newkey', 'rsa:2048', '-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:32'] })).csrDer,
+    ],
     ['Ed25519', 'ed_25519', async () => (await opensslCsr(dir, 'ed', { keyArgs: ['-newkey', 'ed25519'] })).csrDer],
     [
       'RSA 1024 with SHA-1, made by node-forge',
@@ -52,7 +61,10 @@ describe('CSR signature verification', () => {
   }
 
   it('ok subject, key and subjectAltName come out as the DER the device signed', async () => {
-    const made = await opensslCsr(dir, 'san', { subject: '/CN=san/O=Plant', addext: ['subjectAltName=DNS:a.example,IP:10.0.0.9', 'keyUsage=digitalSignature'] });
+    const made = await opensslCsr(dir, 'san', {
+      subject: '/CN=san/O=Plant',
+      addext: ['subjectAltName=DNS:a.example,IP:10.0.0.9', 'keyUsage=digitalSignature'],
+    });
     const csr = await parseAndVerifyCsr(made.csrDer);
     expect(made.csrDer.includes(csr.subjectDer)).to.equal(true);
     expect(made.csrDer.includes(csr.subjectPublicKeyInfo)).to.equal(true);

@@ -31,9 +31,17 @@ describe('DER encoding (X.690) of the hot path', () => {
   });
 
   it('ok UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5)', () => {
-    expect(time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59))).toString('latin1').slice(2)).to.equal('491231235959Z');
+    expect(
+      time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59)))
+        .toString('latin1')
+        .slice(2),
+    ).to.equal('491231235959Z');
     expect(hex(time(new Date(Date.UTC(2049, 11, 31, 23, 59, 59)))).slice(0, 4)).to.equal('170d');
-    expect(time(new Date(Date.UTC(2050, 0, 1))).toString('latin1').slice(2)).to.equal('20500101000000Z');
+    expect(
+      time(new Date(Date.UTC(2050, 0, 1)))
+        .toString('latin1')
+        .slice(2),
+    ).to.equal('20500101000000Z');
     expect(hex(time(new Date(Date.UTC(2050, 0, 1)))).slice(0, 4)).to.equal('180f');
   });
 });
