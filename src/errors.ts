@@ -8,6 +8,7 @@
 
 /** Stable codes, one per kind of refusal. docs/errors.md has one line for each. */
 export const ERROR_CATALOGUE = {
+  EST_PENDING: { status: 202, reason: 'request accepted; certificate not ready yet, retry later' },
   EST_BODY_MALFORMED: { status: 400, reason: 'request body is not base64, PEM or DER' },
   EST_CSR_MALFORMED: { status: 400, reason: 'malformed PKCS#10 request' },
   EST_CSR_SIGNATURE: { status: 400, reason: 'CSR signature does not verify (no proof of possession)' },
@@ -23,6 +24,10 @@ export const ERROR_CATALOGUE = {
   EST_CONTENT_TYPE: { status: 415, reason: 'Content-Type must be application/pkcs10' },
   EST_INTERNAL: { status: 500, reason: 'internal server error' },
   EST_NOT_IMPLEMENTED: { status: 501, reason: 'operation not supported by this profile' },
+  EST_UPSTREAM_AUTH: { status: 502, reason: "the upstream CA rejected est-ra's own credentials" },
+  EST_UPSTREAM_REFUSED: { status: 502, reason: 'the upstream CA refused the request' },
+  EST_UPSTREAM_INVALID: { status: 502, reason: 'the upstream CA answered with something est-ra cannot accept' },
+  EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },
 } as const satisfies Record<string, { status: number; reason: string }>;
 
 export type EstErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -61,6 +66,14 @@ export class EstError extends Error {
   /** 400: the client sent something that cannot be understood. */
   static badRequest(code: 'EST_BODY_MALFORMED' | 'EST_CSR_MALFORMED' | 'EST_CSR_SIGNATURE', reason?: string, cause?: unknown): EstError {
     return new EstError(code, { reason, cause });
+  }
+
+  /**
+   * 202: accepted and durable, but no certificate yet (RFC 7030 §4.2.3): the
+   * client retries the same request after `retryAfter` seconds.
+   */
+  static pending(retryAfter: number, reason?: string, cause?: unknown): EstError {
+    return new EstError('EST_PENDING', { retryAfter: Math.max(1, Math.ceil(retryAfter)), reason, cause });
   }
 
   /** 403: understood, authenticated, and refused by policy. */

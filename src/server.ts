@@ -3,16 +3,13 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { LoadedConfig } from './config/load.js';
-import type { ProfileConfig } from './config/schema.js';
 import { EstError } from './errors.js';
 import { buildEstRouter } from './est/router.js';
 import { sendError } from './est/respond.js';
-import { encodeCsrAttrs } from './est/csrattrs.js';
-import { x509 } from './pki/x509.js';
-import { buildCertsOnly } from './pki/certs-only.js';
-import { ProfileDirectory, type Profile } from './policy/profile.js';
-import { keyTypeAllowed } from './policy/rules.js';
-import { LocalCaUpstream, type IssuancePolicy } from './upstream/local-ca.js';
+import { ProfileDirectory } from './policy/profile.js';
+import { buildProfiles } from './profiles.js';
+import { EnrollmentService } from './enrollment/service.js';
+import { RetryWorker } from './enrollment/retry-worker.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
@@ -31,6 +28,7 @@ export interface RunningServer {
   readonly port: number;
   readonly store: Store;
   readonly logger: Logger;
+  readonly retryWorker: RetryWorker;
   close(): Promise<void>;
 }
 
@@ -38,13 +36,16 @@ export interface RunningServer {
 export async function startServer(config: LoadedConfig, options: ServerOptions = {}): Promise<RunningServer> {
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger(config.log);
-  const profiles = new ProfileDirectory(await Promise.all(Object.entries(config.profiles).map(([name, p]) => buildProfile(name, p, config, now))));
   const store = new SqliteStore(config.store.sqlite.path);
+  const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, now }));
+  const enrollment = new EnrollmentService(store, logger, now);
+  const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
+  await retryWorker.start();
 
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.use('/.well-known/est', buildEstRouter({ profiles, store, logger, now, maxBodyBytes: config.limits.max_body_bytes }));
+  app.use('/.well-known/est', buildEstRouter({ profiles, store, enrollment, logger, now, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
   const server = createServer(
@@ -56,7 +57,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       // clients still connect; each operation decides what it accepts.
       requestCert: true,
       rejectUnauthorized: false,
-      ca: profiles.profiles.flatMap((p) => p.issuingCa.toString('pem')),
+      ca: (await Promise.all(profiles.profiles.map((p) => p.upstream.caCertificates().catch(() => [])))).flat().map((c) => c.toString('pem')),
       // A client that connects and never finishes the handshake is dropped as one that never sends headers.
       handshakeTimeout: config.limits.headers_timeout_ms,
       headersTimeout: config.limits.headers_timeout_ms,
@@ -81,11 +82,14 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     port,
     store,
     logger,
+    retryWorker,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await retryWorker.stop();
+      for (const profile of profiles.profiles) profile.upstream.close?.();
       await store.close();
     },
   };
@@ -99,31 +103,4 @@ function listen(server: Server, port: number, host: string): Promise<void> {
       resolve();
     });
   });
-}
-
-const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, years: 365 * 86_400_000 } as const;
-
-async function buildProfile(name: string, config: ProfileConfig, root: LoadedConfig, now: () => Date): Promise<Profile> {
-  const issuingCa = new x509.X509Certificate(readFileSync(config.local_ca.certificate));
-  const chain = [issuingCa, ...config.local_ca.chain.map((file) => new x509.X509Certificate(readFileSync(file)))] as const;
-  const policy: IssuancePolicy = {
-    validityMs: config.validity.duration_value * UNIT_MS[config.validity.duration_unit],
-    keyUsage: config.key_usage,
-    extendedKeyUsage: config.extended_key_usage,
-  };
-  const upstream = await LocalCaUpstream.create(readFileSync(config.local_ca.key, 'utf8'), chain, policy, now);
-  const labels = [...(config.labels ?? [name]), ...(config.default ? [''] : [])];
-  return {
-    name,
-    labels,
-    authenticationPolicy: {
-      name: config.authentication_policy,
-      enableUsernameForPasscode: root.authentication_policies[config.authentication_policy]!.enable_username_for_passcode,
-    },
-    rules: [keyTypeAllowed(config.allowed_key_types)],
-    upstream,
-    issuingCa,
-    caCertsPkcs7: buildCertsOnly(await upstream.caCertificates()),
-    csrAttrs: encodeCsrAttrs(config.csrattrs),
-  };
 }

@@ -81,6 +81,8 @@ function crossFieldProblems(config: Config): string[] {
       problems.push(`profiles.${name}.authentication_policy: no authentication policy named '${profile.authentication_policy}'`);
     }
     if (profile.default) defaults.push(name);
+    if (profile.upstream === 'local-ca' && !profile.local_ca) problems.push(`profiles.${name}.local_ca: is required with upstream: local-ca`);
+    if (profile.upstream === 'est' && !profile.est) problems.push(`profiles.${name}.est: is required with upstream: est`);
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);
@@ -98,9 +100,17 @@ function resolvePaths(config: Config, base: string): void {
   config.tls.key = abs(config.tls.key);
   config.store.sqlite.path = abs(config.store.sqlite.path);
   for (const profile of Object.values(config.profiles)) {
-    profile.local_ca.certificate = abs(profile.local_ca.certificate);
-    profile.local_ca.key = abs(profile.local_ca.key);
-    profile.local_ca.chain = profile.local_ca.chain.map(abs);
+    if (profile.local_ca) {
+      profile.local_ca.certificate = abs(profile.local_ca.certificate);
+      profile.local_ca.key = abs(profile.local_ca.key);
+      profile.local_ca.chain = profile.local_ca.chain.map(abs);
+    }
+    const est = profile.est;
+    if (est) {
+      for (const key of ['ra_certificate', 'ra_key', 'ra_pkcs12'] as const) if (est[key] !== undefined) est[key] = abs(est[key]);
+      est.trust_anchors = est.trust_anchors.map(abs);
+      for (const source of [est.passcode, est.ra_pkcs12_passphrase]) if (source?.file !== undefined) source.file = abs(source.file);
+    }
   }
 }
 

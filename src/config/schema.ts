@@ -42,6 +42,56 @@ const localCa = z
   })
   .strict();
 
+/** A secret kept out of the config file: read from a file (mode 0600) or an environment variable. */
+const secret = z
+  .object({
+    file: filePath.optional(),
+    env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
+  })
+  .strict()
+  .refine((s) => (s.file === undefined) !== (s.env === undefined), 'must give exactly one of file or env');
+
+const estUpstream = z
+  .object({
+    /** Base URL with the upstream's label path, e.g. https://clientauth.demo.one.digicert.com/.well-known/est/devicetrustmanager/IOT_x/device-group/g */
+    url: z
+      .string({ required_error: 'is required' })
+      .url('must be an https URL')
+      .refine((u) => u.startsWith('https://'), 'must be an https URL'),
+    /** est-ra's RA identity: certificate (then its chain) and key in PEM ... */
+    ra_certificate: filePath.optional(),
+    ra_key: filePath.optional(),
+    /** ... or one PKCS#12 file with its passphrase. */
+    ra_pkcs12: filePath.optional(),
+    ra_pkcs12_passphrase: secret.optional(),
+    /** Trust anchors for the upstream's TLS certificate (PEM). */
+    trust_anchors: z.array(filePath).min(1, 'must list at least one trust anchor'),
+    /** HTTP Basic towards the upstream, when it wants a passcode as well. */
+    username: z.string().optional(),
+    passcode: secret.optional(),
+    timeout_ms: positiveInt.default(30_000),
+    /** Connections kept open to the upstream. */
+    max_sockets: positiveInt.default(32),
+    /** Which upstream operation a device's simplereenroll becomes. */
+    reenroll_operation: z
+      .enum(['simplereenroll', 'simpleenroll'], { errorMap: () => ({ message: 'must be simplereenroll or simpleenroll' }) })
+      .default('simplereenroll'),
+    /** How often the upstream's /cacerts is fetched again. */
+    cacerts_refresh_s: positiveInt.default(3600),
+  })
+  .strict()
+  .superRefine((est, ctx) => {
+    const pem = est.ra_certificate !== undefined || est.ra_key !== undefined;
+    const p12 = est.ra_pkcs12 !== undefined;
+    if (pem === p12) ctx.addIssue({ code: 'custom', message: 'give the RA identity as ra_certificate + ra_key, or as ra_pkcs12' });
+    else if (pem && (est.ra_certificate === undefined || est.ra_key === undefined))
+      ctx.addIssue({ code: 'custom', message: 'ra_certificate and ra_key go together' });
+    if (p12 && est.ra_pkcs12_passphrase === undefined) ctx.addIssue({ code: 'custom', path: ['ra_pkcs12_passphrase'], message: 'is required with ra_pkcs12' });
+  });
+
 const csrattrs = z
   .object({
     /** Asks the device for this key type (RFC 7030 §4.5.2 attribute with the curve or size). */
@@ -60,8 +110,14 @@ const profile = z
     /** Label paths that select this profile; the profile's own name when omitted. */
     labels: z.array(label).optional(),
     authentication_policy: z.string({ required_error: 'is required', invalid_type_error: 'must be the name of an authentication policy' }),
-    upstream: z.literal('local-ca', { errorMap: () => ({ message: 'must be local-ca' }) }).default('local-ca'),
-    local_ca: localCa,
+    /** local-ca: the embedded CA below; est: forward to an RFC 7030 server with est-ra's RA identity. */
+    upstream: z.enum(['local-ca', 'est'], { errorMap: () => ({ message: 'must be local-ca or est' }) }).default('local-ca'),
+    local_ca: localCa.optional(),
+    est: estUpstream.optional(),
+    /** Whether /csrattrs answers the profile's attributes, the upstream's, or both. */
+    csrattrs_source: z.enum(['profile', 'upstream', 'merged'], { errorMap: () => ({ message: 'must be profile, upstream or merged' }) }).default('profile'),
+    /** DigiCert's setting: /cacerts also carries the CA certificates of est-ra's own TLS chain. */
+    est_cacerts_include_full_tls_chain: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
     allowed_key_types: z
       .array(keyType)
       .min(1, 'must list at least one key type')

@@ -1,6 +1,7 @@
 import * as asn1js from 'asn1js';
 import type { CsrAttrsConfig } from '../config/schema.js';
 import type { KeyType } from '../pki/key-type.js';
+import { children, sequence } from '../pki/der.js';
 
 const OID = {
   challengePassword: '1.2.840.113549.1.9.7',
@@ -59,4 +60,25 @@ function oid(value: string): asn1js.ObjectIdentifier {
 
 function attribute(type: string, values: asn1js.AsnType[]): asn1js.Sequence {
   return new asn1js.Sequence({ value: [oid(type), new asn1js.Set({ value: values })] });
+}
+
+/**
+ * Both sources' attributes in one CsrAttrs (profile's first), each
+ * AttrOrOID once. Undefined when neither asks for anything.
+ */
+export function mergeCsrAttrs(...sources: readonly (Buffer | undefined)[]): Buffer | undefined {
+  const seen = new Set<string>();
+  const items: Buffer[] = [];
+  for (const source of sources) {
+    if (!source || source.length === 0) continue;
+    for (const item of children(source)) {
+      const der = source.subarray(item.offset, item.end);
+      const key = der.toString('hex');
+      if (!seen.has(key)) {
+        seen.add(key);
+        items.push(der);
+      }
+    }
+  }
+  return items.length > 0 ? sequence(...items) : undefined;
 }

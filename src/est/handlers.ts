@@ -5,7 +5,7 @@ import { parseAndVerifyCsr } from '../pki/csr.js';
 import { buildCertsOnly } from '../pki/certs-only.js';
 import type { NewRequest, Operation, Store } from '../store/types.js';
 import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
-import type { IssuedCertificate } from '../upstream/types.js';
+import type { EnrollmentService } from '../enrollment/service.js';
 import { decodeDerBody } from './body.js';
 import { MEDIA_TYPE } from './media-types.js';
 import { sendBase64, sendNoContent, toEstError } from './respond.js';
@@ -13,17 +13,19 @@ import type { EstRequestState } from './router.js';
 
 export interface HandlerDependencies {
   readonly store: Store;
+  readonly enrollment: EnrollmentService;
   readonly now: () => Date;
 }
 
 /** GET /cacerts (RFC 7030 §4.1): anonymous, the profile's CA certificates as certs-only PKCS#7. */
-export function handleCacerts(profile: Profile, res: ServerResponse): void {
-  sendBase64(res, MEDIA_TYPE.cacerts, profile.caCertsPkcs7);
+export async function handleCacerts(profile: Profile, res: ServerResponse): Promise<void> {
+  sendBase64(res, MEDIA_TYPE.cacerts, await profile.cacertsPkcs7());
 }
 
 /** GET /csrattrs (RFC 7030 §4.5): what the profile asks a CSR to contain, or 204 when nothing. */
-export function handleCsrattrs(profile: Profile, res: ServerResponse): void {
-  if (profile.csrAttrs) sendBase64(res, MEDIA_TYPE.csrattrs, profile.csrAttrs);
+export async function handleCsrattrs(profile: Profile, res: ServerResponse): Promise<void> {
+  const attributes = await profile.csrAttrs();
+  if (attributes) sendBase64(res, MEDIA_TYPE.csrattrs, attributes);
   else sendNoContent(res);
 }
 
@@ -37,9 +39,9 @@ export interface EnrollRequest {
 
 /**
  * POST /simpleenroll and /simplereenroll (RFC 7030 §4.2): authenticate,
- * decode, decide, record, issue, record, answer. The request is durable in
- * the store before the upstream is asked for a certificate, and every
- * refusal after authentication was attempted is recorded with its reason.
+ * decode, decide, then hand over to the enrollment service (record, forward,
+ * record). Every refusal after authentication was attempted is recorded
+ * with its reason.
  */
 export async function handleEnroll(deps: HandlerDependencies, request: EnrollRequest, state: EstRequestState, res: ServerResponse): Promise<void> {
   const { profile, operation } = request;
@@ -51,6 +53,7 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     principal: { kind: 'none' },
     operation,
   };
+  let decided = false;
   try {
     const now = record.receivedAt;
     const identity =
@@ -61,27 +64,18 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     record.csr = decodeDerBody(request.body);
     const csr = await parseAndVerifyCsr(record.csr);
     applyRules(profile.rules, csr, identity.principal, now);
-
-    await deps.store.recordRequest(record);
-    const context = { requestId: state.id, profile: profile.name };
-    const issued: IssuedCertificate = identity.certificate
-      ? await profile.upstream.simpleReenroll(identity.certificate, csr, context)
-      : await profile.upstream.simpleEnroll(csr, context);
-    await deps.store.recordIssued(state.id, deps.now(), {
-      serial: issued.serialNumber,
-      subject: issued.subject,
-      notBefore: issued.notBefore,
-      notAfter: issued.notAfter,
-      certificate: issued.der,
-    });
-    state.outcome = 'issued';
-    state.serial = issued.serialNumber;
-    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([issued.der]));
+    decided = true;
+    const { certificate, replayed } = await deps.enrollment.enroll(profile, { ...record, csr, current: identity.certificate });
+    state.outcome = replayed ? 'issued earlier' : 'issued';
+    state.serial = certificate.serialNumber;
+    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]));
   } catch (err) {
     const error = toEstError(err);
-    // A bare first attempt without credentials is the client asking for the
-    // challenge (libest always does this), not a request to record.
-    if (error.code !== 'EST_AUTH_REQUIRED') await deps.store.recordRefused(record, deps.now(), error.status, error.reason);
+    // After the decision the enrollment service records what happened. Before
+    // it, a bare first attempt without credentials is the client asking for
+    // the challenge (libest always does this), not a request to record.
+    if (!decided && error.code !== 'EST_AUTH_REQUIRED') await deps.store.recordRefused(record, deps.now(), error.status, error.reason);
+    if (error.code === 'EST_PENDING') state.outcome = `pending: ${error.reason}`;
     throw error;
   }
 }

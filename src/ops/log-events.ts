@@ -6,4 +6,10 @@ export const LOG_EVENT = {
   stopping: 'stopping',
   startFailed: 'start failed',
   clientError: 'client connection error',
+  upstreamUnavailable: 'upstream unavailable',
+  upstreamAuthFailed: "upstream rejected est-ra's credentials",
+  upstreamRecovered: 'upstream reachable again',
+  requestQueued: 'request queued for the upstream',
+  requestsRequeued: 'interrupted requests queued again',
+  retryFailed: 'forwarding a queued request failed',
 } as const;

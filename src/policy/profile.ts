@@ -1,4 +1,3 @@
-import type { x509 } from '../pki/x509.js';
 import type { Upstream } from '../upstream/types.js';
 import type { CsrRule } from './rules.js';
 
@@ -9,21 +8,29 @@ export interface Profile {
   readonly labels: readonly string[];
   readonly authenticationPolicy: { readonly name: string; readonly enableUsernameForPasscode: boolean };
   readonly rules: readonly CsrRule[];
+  /** Where certificates come from; its CA certificates are the ones this profile renews under. */
   readonly upstream: Upstream;
-  /** The CA that issued the certificates this profile renews. */
-  readonly issuingCa: x509.X509Certificate;
-  /** The certs-only PKCS#7 of the CA certificates, built once. */
-  readonly caCertsPkcs7: Buffer;
+  /** The certs-only PKCS#7 answered by /cacerts (RFC 7030 §4.1.3). */
+  cacertsPkcs7(): Promise<Buffer>;
   /** DER CsrAttrs, or undefined when the profile asks for nothing (204). */
-  readonly csrAttrs?: Buffer;
+  csrAttrs(): Promise<Buffer | undefined>;
 }
 
 /** Finds the profile a label path selects (RFC 7030 §3.2.2: one or more path segments). */
 export class ProfileDirectory {
   private readonly byLabel = new Map<string, Profile>();
+  private readonly byName = new Map<string, Profile>();
 
   constructor(readonly profiles: readonly Profile[]) {
-    for (const profile of profiles) for (const label of profile.labels) this.byLabel.set(label, profile);
+    for (const profile of profiles) {
+      this.byName.set(profile.name, profile);
+      for (const label of profile.labels) this.byLabel.set(label, profile);
+    }
+  }
+
+  /** The profile a stored request names. */
+  named(name: string): Profile | undefined {
+    return this.byName.get(name);
   }
 
   /** @param label segments joined by '/', '' for the bare path. */

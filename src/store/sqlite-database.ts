@@ -1,25 +1,31 @@
 import Database from 'better-sqlite3';
-import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RequestRecord } from './types.js';
+import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RequestRecord, WaitingRequest } from './types.js';
 
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE requests (
-     id           TEXT PRIMARY KEY,
-     received_at  TEXT NOT NULL,
-     completed_at TEXT,
-     profile      TEXT NOT NULL,
-     peer_address TEXT NOT NULL,
-     principal    TEXT NOT NULL,
-     operation    TEXT NOT NULL,
-     csr          BLOB,
-     state        TEXT NOT NULL CHECK (state IN ('received', 'issued', 'refused')),
-     status       INTEGER,
-     reason       TEXT,
-     serial       TEXT,
-     subject      TEXT,
-     not_after    TEXT
+     id                 TEXT PRIMARY KEY,
+     received_at        TEXT NOT NULL,
+     completed_at       TEXT,
+     profile            TEXT NOT NULL,
+     peer_address       TEXT NOT NULL,
+     principal          TEXT NOT NULL,
+     operation          TEXT NOT NULL,
+     csr                BLOB,
+     csr_sha256         TEXT,
+     client_certificate BLOB,
+     state              TEXT NOT NULL CHECK (state IN ('received', 'queued', 'pending', 'issued', 'refused')),
+     status             INTEGER,
+     reason             TEXT,
+     attempts           INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at    TEXT,
+     serial             TEXT,
+     subject            TEXT,
+     not_after          TEXT
    );
    CREATE INDEX requests_received_at ON requests (received_at);
+   CREATE INDEX requests_by_csr ON requests (profile, operation, csr_sha256);
+   CREATE INDEX requests_waiting ON requests (state, next_attempt_at) WHERE state IN ('received', 'queued', 'pending');
    CREATE TABLE certificates (
      serial      TEXT PRIMARY KEY,
      request_id  TEXT NOT NULL REFERENCES requests (id),
@@ -30,6 +36,7 @@ const MIGRATIONS: readonly string[] = [
      der         BLOB NOT NULL
    );
    CREATE INDEX certificates_subject ON certificates (subject);
+   CREATE INDEX certificates_request ON certificates (request_id);
    CREATE TABLE passcodes (
      id          TEXT PRIMARY KEY,
      policy      TEXT NOT NULL,
@@ -38,6 +45,11 @@ const MIGRATIONS: readonly string[] = [
      description TEXT,
      created_at  TEXT NOT NULL,
      enabled     INTEGER NOT NULL DEFAULT 1
+   );
+   CREATE TABLE cache (
+     key        TEXT PRIMARY KEY,
+     value      BLOB NOT NULL,
+     updated_at TEXT NOT NULL
    );`,
 ];
 
@@ -50,9 +62,12 @@ interface RequestRow {
   principal: string;
   operation: RequestRecord['operation'];
   csr: Buffer | null;
+  client_certificate: Buffer | null;
   state: RequestRecord['state'];
   status: number | null;
   reason: string | null;
+  attempts: number;
+  next_attempt_at: string | null;
   serial: string | null;
   subject: string | null;
   not_after: string | null;
@@ -73,6 +88,8 @@ export type WriteOperation =
   | { readonly kind: 'recordRequest'; readonly request: RequestValues }
   | { readonly kind: 'recordIssued'; readonly values: IssuedValues }
   | { readonly kind: 'recordRefused'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
+  | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
+  | { readonly kind: 'putCached'; readonly values: { readonly key: string; readonly value: Buffer; readonly updatedAt: string } }
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord };
 
 export interface RequestValues {
@@ -83,6 +100,8 @@ export interface RequestValues {
   readonly principal: string;
   readonly operation: string;
   readonly csr: Buffer | null;
+  readonly csrSha256: string | null;
+  readonly clientCertificate: Buffer | null;
 }
 
 export interface IssuedValues {
@@ -95,6 +114,14 @@ export interface IssuedValues {
   readonly der: Buffer;
 }
 
+export interface WaitingValues {
+  readonly id: string;
+  readonly state: 'queued' | 'pending';
+  readonly nextAttemptAt: string;
+  readonly attempts: number;
+  readonly reason: string;
+}
+
 export function requestValues(request: NewRequest): RequestValues {
   return {
     id: request.id,
@@ -104,6 +131,8 @@ export function requestValues(request: NewRequest): RequestValues {
     principal: JSON.stringify(request.principal),
     operation: request.operation,
     csr: request.csr ?? null,
+    csrSha256: request.csrSha256 ?? null,
+    clientCertificate: request.clientCertificate ?? null,
   };
 }
 
@@ -180,10 +209,33 @@ export class SqliteDatabase {
       case 'recordRefused':
         this.statements.upsertRefused.run(operation.values);
         return;
+      case 'recordWaiting':
+        this.statements.markWaiting.run(operation.values);
+        return;
+      case 'putCached':
+        this.statements.putCached.run(operation.values);
+        return;
       case 'addPasscode':
         this.statements.insertPasscode.run({ ...operation.values, enabled: operation.values.enabled ? 1 : 0 });
         return;
     }
+  }
+
+  requeueInterrupted(): number {
+    return this.statements.requeueInterrupted.run().changes;
+  }
+
+  listWaiting(dueBy: Date, limit: number): WaitingRequest[] {
+    return (this.statements.listWaiting.all(dueBy.toISOString(), limit) as RequestRow[]).map(toRequestRecord);
+  }
+
+  findByCsr(profile: string, operation: string, csrSha256: string): RequestRecord | undefined {
+    const row = this.statements.findByCsr.get(profile, operation, csrSha256) as RequestRow | undefined;
+    return row && toRequestRecord(row);
+  }
+
+  getIssuedCertificate(requestId: string): Buffer | undefined {
+    return (this.statements.getIssuedCertificate.get(requestId) as { der: Buffer } | undefined)?.der;
   }
 
   getRequest(id: string): RequestRecord | undefined {
@@ -193,6 +245,10 @@ export class SqliteDatabase {
 
   listRequests(limit: number): RequestRecord[] {
     return (this.statements.listRequests.all(limit) as RequestRow[]).map(toRequestRecord);
+  }
+
+  getCached(key: string): Buffer | undefined {
+    return (this.statements.getCached.get(key) as { value: Buffer } | undefined)?.value;
   }
 
   findPasscode(policy: string, hash: string): PasscodeRecord | undefined {
@@ -218,11 +274,12 @@ export class SqliteDatabase {
 function prepareStatements(db: Database.Database) {
   return {
     insertRequest: db.prepare(
-      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, state)
-       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, 'received')`,
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, 'received')`,
     ),
     markIssued: db.prepare(
-      `UPDATE requests SET state = 'issued', status = 200, completed_at = @completedAt, serial = @serial, subject = @subject, not_after = @notAfter
+      `UPDATE requests SET state = 'issued', status = 200, reason = NULL, next_attempt_at = NULL, completed_at = @completedAt,
+         serial = @serial, subject = @subject, not_after = @notAfter
        WHERE id = @id`,
     ),
     insertCertificate: db.prepare(
@@ -230,12 +287,33 @@ function prepareStatements(db: Database.Database) {
        SELECT @serial, id, profile, @subject, @notBefore, @notAfter, @der FROM requests WHERE id = @id`,
     ),
     upsertRefused: db.prepare(
-      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, state, status, reason, completed_at)
-       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, 'refused', @status, @reason, @completedAt)
-       ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, completed_at = @completedAt`,
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, 'refused', @status, @reason, @completedAt)
+       ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, next_attempt_at = NULL, completed_at = @completedAt`,
     ),
+    markWaiting: db.prepare(
+      `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt
+       WHERE id = @id AND state IN ('received', 'queued', 'pending')`,
+    ),
+    requeueInterrupted: db.prepare(`UPDATE requests SET state = 'queued', next_attempt_at = received_at WHERE state = 'received'`),
+    listWaiting: db.prepare(
+      `SELECT * FROM requests
+       WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= ?)
+       ORDER BY received_at LIMIT ?`,
+    ),
+    findByCsr: db.prepare(
+      `SELECT * FROM requests
+       WHERE profile = ? AND operation = ? AND csr_sha256 = ? AND state IN ('received', 'queued', 'pending', 'issued')
+       ORDER BY received_at DESC, rowid DESC LIMIT 1`,
+    ),
+    getIssuedCertificate: db.prepare(`SELECT der FROM certificates WHERE request_id = ?`),
     getRequest: db.prepare(`SELECT * FROM requests WHERE id = ?`),
     listRequests: db.prepare(`SELECT * FROM requests ORDER BY received_at DESC, rowid DESC LIMIT ?`),
+    getCached: db.prepare(`SELECT value FROM cache WHERE key = ?`),
+    putCached: db.prepare(
+      `INSERT INTO cache (key, value, updated_at) VALUES (@key, @value, @updatedAt)
+       ON CONFLICT (key) DO UPDATE SET value = @value, updated_at = @updatedAt`,
+    ),
     insertPasscode: db.prepare(
       `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled)
        VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled)`,
@@ -254,9 +332,12 @@ function toRequestRecord(row: RequestRow): RequestRecord {
     principal: JSON.parse(row.principal) as Principal,
     operation: row.operation,
     csr: row.csr,
+    clientCertificate: row.client_certificate,
     state: row.state,
     status: row.status,
     reason: row.reason,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
     serial: row.serial,
     subject: row.subject,
     notAfter: row.not_after,

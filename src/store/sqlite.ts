@@ -1,5 +1,5 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation } from './sqlite-database.js';
-import type { IssuedOutcome, NewRequest, PasscodeRecord, RequestRecord, Store } from './types.js';
+import type { IssuedOutcome, NewRequest, Operation, PasscodeRecord, RequestRecord, Store, WaitingRequest } from './types.js';
 
 interface PendingWrite {
   readonly operation: WriteOperation;
@@ -62,6 +62,34 @@ export class SqliteStore implements Store {
 
   async recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void> {
     return this.write({ kind: 'recordRefused', values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason } });
+  }
+
+  async recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void> {
+    return this.write({ kind: 'recordWaiting', values: { id: requestId, state, nextAttemptAt: nextAttemptAt.toISOString(), attempts, reason } });
+  }
+
+  async requeueInterrupted(): Promise<number> {
+    return this.database.requeueInterrupted();
+  }
+
+  async listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]> {
+    return this.database.listWaiting(dueBy, limit);
+  }
+
+  async findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined> {
+    return this.database.findByCsr(profile, operation, csrSha256);
+  }
+
+  async getIssuedCertificate(requestId: string): Promise<Buffer | undefined> {
+    return this.database.getIssuedCertificate(requestId);
+  }
+
+  async getCached(key: string): Promise<Buffer | undefined> {
+    return this.database.getCached(key);
+  }
+
+  async putCached(key: string, value: Buffer, updatedAt: Date): Promise<void> {
+    return this.write({ kind: 'putCached', values: { key, value, updatedAt: updatedAt.toISOString() } });
   }
 
   async addPasscode(passcode: PasscodeRecord): Promise<void> {

@@ -20,6 +20,10 @@ export interface NewRequest {
   readonly operation: Operation;
   /** DER PKCS#10; absent when the body could not be decoded. */
   readonly csr?: Buffer;
+  /** SHA-256 of the CSR: a device that retries sends the same CSR (RFC 7030 §4.2.3). */
+  readonly csrSha256?: string;
+  /** simplereenroll: DER of the certificate being renewed, needed to forward the request again. */
+  readonly clientCertificate?: Buffer;
 }
 
 export interface IssuedOutcome {
@@ -30,7 +34,12 @@ export interface IssuedOutcome {
   readonly certificate: Buffer;
 }
 
-export type RequestState = 'received' | 'issued' | 'refused';
+/**
+ * received: durable, being forwarded now · queued: the upstream was
+ * unreachable, est-ra will forward it again · pending: the upstream answered
+ * 202, est-ra polls it · issued · refused (by est-ra or the upstream).
+ */
+export type RequestState = 'received' | 'queued' | 'pending' | 'issued' | 'refused';
 
 export interface RequestRecord {
   readonly id: string;
@@ -41,13 +50,19 @@ export interface RequestRecord {
   readonly principal: Principal;
   readonly operation: Operation;
   readonly csr: Buffer | null;
+  readonly clientCertificate: Buffer | null;
   readonly state: RequestState;
   readonly status: number | null;
   readonly reason: string | null;
+  readonly attempts: number;
+  readonly nextAttemptAt: string | null;
   readonly serial: string | null;
   readonly subject: string | null;
   readonly notAfter: string | null;
 }
+
+/** A request waiting for the upstream: what the retry worker needs to forward it again. */
+export type WaitingRequest = Pick<RequestRecord, 'id' | 'profile' | 'operation' | 'csr' | 'clientCertificate' | 'state' | 'attempts' | 'nextAttemptAt'>;
 
 export interface PasscodeRecord {
   readonly id: string;
@@ -61,7 +76,7 @@ export interface PasscodeRecord {
 }
 
 export interface Store {
-  /** Makes the request durable before anything is issued for it. */
+  /** Makes the request durable (state received) before anything is issued for it. */
   recordRequest(request: NewRequest): Promise<void>;
   /** Records the certificate issued for a request, atomically with its outcome. */
   recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void>;
@@ -70,8 +85,25 @@ export interface Store {
    * given), whether or not it was recorded as received before.
    */
   recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void>;
+  /** Parks a request for the retry worker: queued (upstream unreachable) or pending (upstream said 202). */
+  recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void>;
+  /** Requests left `received` by a process that stopped mid-request become `queued`; returns how many. */
+  requeueInterrupted(): Promise<number>;
+  /** Queued requests, and pending ones whose next attempt is due, oldest first. */
+  listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
+  /**
+   * The newest request of a profile and operation with this CSR that is
+   * waiting or issued, so a device's retry gets the same request's answer.
+   */
+  findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined>;
+  /** The DER certificate issued for a request. */
+  getIssuedCertificate(requestId: string): Promise<Buffer | undefined>;
   getRequest(id: string): Promise<RequestRecord | undefined>;
   listRequests(limit: number): Promise<RequestRecord[]>;
+
+  /** A small durable cache (e.g. the upstream's /cacerts), so a restart while the upstream is down still serves it. */
+  getCached(key: string): Promise<Buffer | undefined>;
+  putCached(key: string, value: Buffer, updatedAt: Date): Promise<void>;
 
   addPasscode(passcode: PasscodeRecord): Promise<void>;
   /** The enabled passcode of a policy with this hash, if any. */

@@ -35,7 +35,7 @@ export class LocalCaUpstream implements Upstream {
   private constructor(
     private readonly signer: CertificateSigner,
     private readonly issuer: x509.X509Certificate,
-    private readonly chainDer: readonly Buffer[],
+    private readonly chain: readonly x509.X509Certificate[],
     private readonly fixed: FixedExtensions,
     private readonly validityMs: number,
     private readonly now: () => Date,
@@ -67,18 +67,11 @@ export class LocalCaUpstream implements Upstream {
       authorityKeyIdentifier: der(await x509.AuthorityKeyIdentifierExtension.create(issuer)),
     };
     const signer = CertificateSigner.create(issuer, issuingKeyPem);
-    return new LocalCaUpstream(
-      signer,
-      issuer,
-      chain.map((c) => Buffer.from(c.rawData)),
-      fixed,
-      policy.validityMs,
-      now,
-    );
+    return new LocalCaUpstream(signer, issuer, chain, fixed, policy.validityMs, now);
   }
 
-  async caCertificates(): Promise<readonly Buffer[]> {
-    return this.chainDer;
+  async caCertificates(): Promise<readonly x509.X509Certificate[]> {
+    return this.chain;
   }
 
   async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {

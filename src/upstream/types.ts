@@ -1,3 +1,4 @@
+import { EstError } from '../errors.js';
 import type { x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 
@@ -19,13 +20,31 @@ export interface IssuedCertificate {
 }
 
 /**
+ * The upstream could not be reached or failed on its side (connection
+ * refused or reset, timeout, 5xx): an enrollment stays queued and is sent
+ * again later (store and forward); a /cacerts with nothing cached is a 503.
+ * Not the device's fault.
+ */
+export class UpstreamUnavailableError extends EstError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('EST_UPSTREAM_UNAVAILABLE', { reason, cause: options?.cause, retryAfter: 30 });
+    this.name = 'UpstreamUnavailableError';
+  }
+}
+
+/**
  * Where certificates come from: one method per RFC 7030 operation.
- * Implemented by `local-ca.ts` (embedded CA) and, later, `est.ts`
- * (an upstream RFC 7030 server reached with the RA's TLS identity).
+ * Implemented by `local-ca.ts` (embedded CA) and `est.ts` (an upstream
+ * RFC 7030 server reached with the RA's TLS identity).
+ *
+ * Enrollment methods resolve with a certificate that has been checked, throw
+ * `EstError.pending(retryAfter)` when the upstream answers 202 (RFC 7030
+ * §4.2.3), `UpstreamUnavailableError` when it cannot be reached, or another
+ * EstError when the request is refused.
  */
 export interface Upstream {
-  /** The CA certificates a device should trust (RFC 7030 §4.1.3), as DER, issuing CA first. */
-  caCertificates(): Promise<readonly Buffer[]>;
+  /** The CA certificates a device should trust (RFC 7030 §4.1.3), issuing CA first. */
+  caCertificates(): Promise<readonly x509.X509Certificate[]>;
   /** Issue a certificate for a new enrollment (RFC 7030 §4.2.1). */
   simpleEnroll(csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
   /**
@@ -33,4 +52,8 @@ export interface Upstream {
    * the new certificate keeps its subject and subjectAltName, whatever the CSR says.
    */
   simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
+  /** The upstream's own CSR attributes (RFC 7030 §4.5), DER, or undefined for none. */
+  csrAttrs?(): Promise<Buffer | undefined>;
+  /** Stops background work (cache refresh) and closes connections. */
+  close?(): void;
 }

@@ -17,7 +17,7 @@ function problemsOf(text: string): readonly string[] {
 describe('configuration validation', () => {
   it('ok the sample init writes is valid, resolved and frozen', () => {
     const config = parseConfig(SAMPLE, '/etc/est-ra/config.yaml');
-    expect(config.profiles.demo?.local_ca.certificate).to.equal('/etc/est-ra/pki/issuing-ca.crt');
+    expect(config.profiles.demo?.local_ca?.certificate).to.equal('/etc/est-ra/pki/issuing-ca.crt');
     expect(config.store.sqlite.path).to.equal('/etc/est-ra/est-ra.db');
     expect(Object.isFrozen(config.profiles.demo?.allowed_key_types)).to.equal(true);
   });

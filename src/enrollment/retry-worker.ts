@@ -1,0 +1,127 @@
+import { parseAndVerifyCsr } from '../pki/csr.js';
+import { bytes, x509 } from '../pki/x509.js';
+import type { ProfileDirectory } from '../policy/profile.js';
+import type { NewRequest, Store, WaitingRequest } from '../store/types.js';
+import type { Logger } from '../ops/logger.js';
+import { LOG_EVENT } from '../ops/log-events.js';
+import type { EnrollmentService } from './service.js';
+
+export interface RetryWorkerOptions {
+  /** How often to look for due requests when nothing else wakes the worker. */
+  readonly intervalMs: number;
+  /** Requests forwarded at once, across all profiles. */
+  readonly concurrency: number;
+}
+
+/**
+ * Forwards again what is waiting: requests queued while the upstream was
+ * unreachable (one probe at a time per upstream until it answers, then the
+ * whole queue at full concurrency) and requests the upstream answered 202
+ * (re-sent when its Retry-After has passed, RFC 7030 §4.2.3). At start it
+ * queues again requests a previous process left in flight, so a crash loses
+ * nothing; issued requests are final and never forwarded again.
+ */
+export class RetryWorker {
+  private timer?: NodeJS.Timeout;
+  private readonly inFlight = new Set<string>();
+  private readonly probing = new Set<string>();
+  private scanning = false;
+  private rescan = false;
+  private stopped = false;
+
+  constructor(
+    private readonly service: EnrollmentService,
+    private readonly store: Store,
+    private readonly profiles: ProfileDirectory,
+    private readonly logger: Logger,
+    private readonly now: () => Date,
+    private readonly options: RetryWorkerOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    const requeued = await this.store.requeueInterrupted();
+    if (requeued > 0) this.logger.warn(LOG_EVENT.requestsRequeued, { count: requeued });
+    this.timer = setInterval(() => this.wake(), this.options.intervalMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Waits for forwards in progress, and sends nothing new. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    while (this.inFlight.size > 0 || this.scanning) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  /** Looks for due requests soon (coalesced: one scan at a time). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.scanning = true;
+    this.scan()
+      .catch((err: unknown) => this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) }))
+      .finally(() => {
+        this.scanning = false;
+        if (this.rescan) {
+          this.rescan = false;
+          this.wake();
+        }
+      });
+  }
+
+  private async scan(): Promise<void> {
+    const free = this.options.concurrency - this.inFlight.size;
+    if (free <= 0) return;
+    const now = this.now();
+    const waiting = await this.store.listWaiting(now, free + this.inFlight.size);
+    let started = 0;
+    for (const request of waiting) {
+      if (started >= free) break;
+      if (this.inFlight.has(request.id) || !this.mayForward(request, now.getTime())) continue;
+      started++;
+      this.inFlight.add(request.id);
+      void this.forward(request).finally(() => {
+        this.inFlight.delete(request.id);
+        this.wake();
+      });
+    }
+  }
+
+  /** Queued requests of a failing upstream wait for one probe to succeed. */
+  private mayForward(request: WaitingRequest, now: number): boolean {
+    if (request.state !== 'queued') return true;
+    const probeDueAt = this.service.health.probeDueAt(request.profile);
+    if (probeDueAt === undefined) return true;
+    if (probeDueAt > now || this.probing.has(request.profile)) return false;
+    this.probing.add(request.profile);
+    return true;
+  }
+
+  private async forward(request: WaitingRequest): Promise<void> {
+    const record: NewRequest = {
+      id: request.id,
+      receivedAt: this.now(),
+      profile: request.profile,
+      peerAddress: '',
+      principal: { kind: 'none' },
+      operation: request.operation,
+    };
+    const profile = this.profiles.named(request.profile);
+    try {
+      if (!profile) {
+        await this.store.recordRefused(record, this.now(), 404, `profile '${request.profile}' is no longer configured`);
+        return;
+      }
+      const csr = await parseAndVerifyCsr(request.csr!);
+      const current = request.clientCertificate ? new x509.X509Certificate(bytes(request.clientCertificate)) : undefined;
+      await this.service.forward(profile, record, csr, current, request.attempts);
+    } catch {
+      // forward() recorded the outcome (waiting again, or refused); nothing more to do here.
+    } finally {
+      this.probing.delete(request.profile);
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { EstError } from '../errors.js';
+import type { VerifiedCsr } from '../pki/csr.js';
+import { bytes, x509 } from '../pki/x509.js';
+import type { Profile } from '../policy/profile.js';
+import type { NewRequest, Store } from '../store/types.js';
+import type { Logger } from '../ops/logger.js';
+import { LOG_EVENT } from '../ops/log-events.js';
+import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
+import { UpstreamHealth } from './upstream-health.js';
+
+/** A request that passed authentication and policy, ready to be recorded and forwarded. */
+export interface AcceptedRequest extends Omit<NewRequest, 'csrSha256' | 'csr'> {
+  readonly csr: VerifiedCsr;
+  /** simplereenroll: the certificate being renewed. */
+  readonly current?: x509.X509Certificate;
+}
+
+/** What became of a request: a certificate, or (thrown) EstError.pending or a refusal. */
+export interface Enrollment {
+  readonly certificate: IssuedCertificate;
+  /** True when a retry of an earlier request got that request's certificate. */
+  readonly replayed: boolean;
+}
+
+/**
+ * The RA's core: record, forward, record. A request is durable before it
+ * leaves; when the upstream cannot be reached it stays queued and the device
+ * is told to come back (202 + Retry-After, RFC 7030 §4.2.3); the retry worker
+ * forwards it later, and the device's retry with the same CSR gets the
+ * certificate. Used by the HTTP handler and by the retry worker alike.
+ */
+export class EnrollmentService {
+  readonly health = new UpstreamHealth();
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly now: () => Date,
+  ) {}
+
+  async enroll(profile: Profile, request: AcceptedRequest): Promise<Enrollment> {
+    const csrSha256 = createHash('sha256').update(request.csr.der).digest('hex');
+    const earlier = await this.store.findByCsr(profile.name, request.operation, csrSha256);
+    if (earlier) {
+      const answer = await this.answerRetry(earlier.id, earlier.state, earlier.nextAttemptAt);
+      if (answer) return answer;
+    }
+    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current && Buffer.from(request.current.rawData) };
+    await this.store.recordRequest(record);
+    const probeDueAt = this.health.probeDueAt(profile.name);
+    if (probeDueAt !== undefined) {
+      // The upstream is known to be down: queue at once rather than make the device wait for a timeout.
+      await this.store.recordWaiting(record.id, 'queued', new Date(probeDueAt), 0, 'the upstream CA is unreachable');
+      throw EstError.pending(
+        this.retryAfterFor(new Date(probeDueAt).toISOString()),
+        'the upstream CA is unreachable; the request is queued and will be forwarded',
+      );
+    }
+    return { certificate: await this.forward(profile, record, request.csr, request.current, 0), replayed: false };
+  }
+
+  /**
+   * A device sending again the CSR of a request that is waiting or issued:
+   * the waiting one is answered 202 again, the issued one with its
+   * certificate while that is still valid. Undefined: treat it as new.
+   */
+  private async answerRetry(id: string, state: string, nextAttemptAt: string | null): Promise<Enrollment | undefined> {
+    if (state === 'queued' || state === 'pending' || state === 'received') {
+      throw EstError.pending(this.retryAfterFor(nextAttemptAt), 'request accepted earlier; certificate not ready yet');
+    }
+    const der = state === 'issued' ? await this.store.getIssuedCertificate(id) : undefined;
+    if (!der) return undefined;
+    const certificate = new x509.X509Certificate(bytes(der));
+    if (this.now() > certificate.notAfter) return undefined;
+    return {
+      certificate: {
+        der,
+        serialNumber: certificate.serialNumber,
+        subject: certificate.subject,
+        notBefore: certificate.notBefore,
+        notAfter: certificate.notAfter,
+      },
+      replayed: true,
+    };
+  }
+
+  /**
+   * Sends a recorded request upstream and records the outcome. Throws
+   * EstError.pending when it must wait (upstream 202, or unreachable and
+   * queued), or the refusal.
+   */
+  async forward(
+    profile: Profile,
+    record: NewRequest,
+    csr: VerifiedCsr,
+    current: x509.X509Certificate | undefined,
+    attempts: number,
+  ): Promise<IssuedCertificate> {
+    const context = { requestId: record.id, profile: profile.name };
+    try {
+      const issued = current ? await profile.upstream.simpleReenroll(current, csr, context) : await profile.upstream.simpleEnroll(csr, context);
+      if (this.health.succeeded(profile.name)) this.logger.info(LOG_EVENT.upstreamRecovered, { profile: profile.name });
+      await this.store.recordIssued(record.id, this.now(), {
+        serial: issued.serialNumber,
+        subject: issued.subject,
+        notBefore: issued.notBefore,
+        notAfter: issued.notAfter,
+        certificate: issued.der,
+      });
+      return issued;
+    } catch (err) {
+      if (err instanceof EstError && err.code === 'EST_PENDING') {
+        // The upstream answered 202: poll it when it said to (RFC 7030 §4.2.3).
+        const retryAt = new Date(this.now().getTime() + (err.retryAfter ?? 60) * 1000);
+        await this.store.recordWaiting(record.id, 'pending', retryAt, attempts + 1, err.reason);
+        throw err;
+      }
+      if (err instanceof UpstreamUnavailableError) {
+        const retryAt = this.health.failed(profile.name, this.now());
+        await this.store.recordWaiting(record.id, 'queued', retryAt, attempts + 1, err.reason);
+        this.logger.warn(LOG_EVENT.requestQueued, { id: record.id, profile: profile.name, reason: err.reason, retry_at: retryAt.toISOString() });
+        throw EstError.pending(this.retryAfterFor(retryAt.toISOString()), 'the upstream CA is unreachable; the request is queued and will be forwarded', err);
+      }
+      const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+      await this.store.recordRefused(record, this.now(), error.status, error.reason);
+      throw error;
+    }
+  }
+
+  /** Seconds a device should wait: until the next attempt, at least 1 s, at most 10 min. */
+  private retryAfterFor(nextAttemptAt: string | null): number {
+    const at = nextAttemptAt ? Date.parse(nextAttemptAt) : Number.NaN;
+    const seconds = Number.isNaN(at) ? 5 : Math.ceil((at - this.now().getTime()) / 1000) + 1;
+    return Math.min(600, Math.max(1, seconds));
+  }
+}

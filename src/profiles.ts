@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs';
+import type { LoadedConfig } from './config/load.js';
+import type { ProfileConfig } from './config/schema.js';
+import { encodeCsrAttrs, mergeCsrAttrs } from './est/csrattrs.js';
+import { x509 } from './pki/x509.js';
+import { buildCertsOnly } from './pki/certs-only.js';
+import type { Profile } from './policy/profile.js';
+import { keyTypeAllowed } from './policy/rules.js';
+import { LocalCaUpstream } from './upstream/local-ca.js';
+import { EstUpstream } from './upstream/est.js';
+import type { Upstream } from './upstream/types.js';
+import type { Store } from './store/types.js';
+import type { Logger } from './ops/logger.js';
+
+const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, years: 365 * 86_400_000 } as const;
+
+export interface ProfileServices {
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly now: () => Date;
+}
+
+/** Builds every configured profile with its upstream; est upstreams load their cached /cacerts and fetch a fresh one. */
+export async function buildProfiles(config: LoadedConfig, services: ProfileServices): Promise<Profile[]> {
+  const tlsChain = caCertificatesIn(readFileSync(config.tls.certificate, 'utf8'));
+  return Promise.all(Object.entries(config.profiles).map(([name, profile]) => buildProfile(name, profile, config, tlsChain, services)));
+}
+
+async function buildProfile(
+  name: string,
+  config: ProfileConfig,
+  root: LoadedConfig,
+  tlsChain: readonly x509.X509Certificate[],
+  services: ProfileServices,
+): Promise<Profile> {
+  const upstream = await buildUpstream(name, config, services);
+  const ownCsrAttrs = encodeCsrAttrs(config.csrattrs);
+  let cacerts: { from: readonly x509.X509Certificate[]; pkcs7: Buffer } | undefined;
+  return {
+    name,
+    labels: [...(config.labels ?? [name]), ...(config.default ? [''] : [])],
+    authenticationPolicy: {
+      name: config.authentication_policy,
+      enableUsernameForPasscode: root.authentication_policies[config.authentication_policy]!.enable_username_for_passcode,
+    },
+    rules: [keyTypeAllowed(config.allowed_key_types)],
+    upstream,
+    async cacertsPkcs7() {
+      const certificates = await upstream.caCertificates();
+      // Rebuilt only when the upstream's set changed (a refresh), not per request.
+      if (cacerts?.from !== certificates) {
+        const extra = config.est_cacerts_include_full_tls_chain ? tlsChain.filter((c) => !certificates.some((own) => own.equal(c))) : [];
+        cacerts = { from: certificates, pkcs7: buildCertsOnly([...certificates, ...extra].map((c) => Buffer.from(c.rawData))) };
+      }
+      return cacerts.pkcs7;
+    },
+    async csrAttrs() {
+      if (config.csrattrs_source === 'profile' || !upstream.csrAttrs) return ownCsrAttrs;
+      const upstreams = await upstream.csrAttrs();
+      return config.csrattrs_source === 'upstream' ? mergeCsrAttrs(upstreams) : mergeCsrAttrs(ownCsrAttrs, upstreams);
+    },
+  };
+}
+
+async function buildUpstream(name: string, config: ProfileConfig, services: ProfileServices): Promise<Upstream> {
+  if (config.upstream === 'local-ca') {
+    const local = config.local_ca!;
+    const chain = [local.certificate, ...local.chain].map((file) => new x509.X509Certificate(readFileSync(file))) as [
+      x509.X509Certificate,
+      ...x509.X509Certificate[],
+    ];
+    return LocalCaUpstream.create(
+      readFileSync(local.key, 'utf8'),
+      chain,
+      {
+        validityMs: config.validity.duration_value * UNIT_MS[config.validity.duration_unit],
+        keyUsage: config.key_usage,
+        extendedKeyUsage: config.extended_key_usage,
+      },
+      services.now,
+    );
+  }
+  const est = config.est!;
+  const at = `profiles.${name}.est`;
+  const upstream = new EstUpstream(
+    name,
+    {
+      url: est.url,
+      identity:
+        est.ra_pkcs12 !== undefined
+          ? { pkcs12: readFileSync(est.ra_pkcs12), passphrase: readSecret(est.ra_pkcs12_passphrase!, `${at}.ra_pkcs12_passphrase`) }
+          : { certificate: readFileSync(est.ra_certificate!), key: readFileSync(est.ra_key!) },
+      trustAnchors: est.trust_anchors.map((file) => readFileSync(file)),
+      basic: est.passcode && { username: est.username, passcode: readSecret(est.passcode, `${at}.passcode`) },
+      timeoutMs: est.timeout_ms,
+      maxSockets: est.max_sockets,
+      reenrollOperation: est.reenroll_operation,
+      cacertsRefreshMs: est.cacerts_refresh_s * 1000,
+    },
+    services.store,
+    services.logger,
+    services.now,
+  );
+  await upstream.start();
+  return upstream;
+}
+
+/** A secret from its file (trailing newline dropped) or environment variable; names the setting when missing. */
+function readSecret(source: { file?: string; env?: string }, setting: string): string {
+  if (source.file !== undefined) return readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
+  const value = process.env[source.env!];
+  if (value === undefined || value === '') throw new Error(`${setting}: environment variable ${source.env!} is not set`);
+  return value;
+}
+
+/** The CA certificates in a PEM bundle (the TLS certificate file: leaf, then its chain). */
+function caCertificatesIn(pem: string): x509.X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])
+    .map((block) => new x509.X509Certificate(block))
+    .filter((c) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true);
+}

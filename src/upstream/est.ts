@@ -1,0 +1,217 @@
+import { Agent } from 'node:https';
+import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
+import { EstError } from '../errors.js';
+import { decodeDerBody } from '../est/body.js';
+import { parseCertsOnly } from '../pki/certs-only.js';
+import type { VerifiedCsr } from '../pki/csr.js';
+import { bytes, x509 } from '../pki/x509.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from '../ops/logger.js';
+import { LOG_EVENT } from '../ops/log-events.js';
+import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
+import { verifyIssued } from './verify-issued.js';
+
+/** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
+export interface EstUpstreamOptions {
+  /** Base URL including the upstream's label path, e.g. https://host/.well-known/est/devicetrustmanager/IOT_x/device-group/g */
+  readonly url: string;
+  /** est-ra's RA identity for TLS client authentication: PEM certificate chain + key, or PKCS#12. */
+  readonly identity: { readonly certificate: Buffer; readonly key: Buffer } | { readonly pkcs12: Buffer; readonly passphrase: string };
+  /** Trust anchors for the upstream's TLS certificate. */
+  readonly trustAnchors: readonly Buffer[];
+  /** HTTP Basic towards the upstream; without a username the bare passcode is sent, as DigiCert documents. */
+  readonly basic?: { readonly username?: string; readonly passcode: string };
+  readonly timeoutMs: number;
+  readonly maxSockets: number;
+  /** Which upstream operation a device's simplereenroll becomes. */
+  readonly reenrollOperation: 'simplereenroll' | 'simpleenroll';
+  readonly cacertsRefreshMs: number;
+}
+
+const CACHE_KEY = (profile: string): string => `cacerts:${profile}`;
+
+/**
+ * An upstream RFC 7030 server (DigiCert ONE Device Trust Manager, DigiCert
+ * PKI Platform, another est-ra, ...) reached over est-ra's own authenticated
+ * TLS link with keep-alive. Every answer is checked (verify-issued.ts) before
+ * a device sees it. /cacerts is fetched, verified, cached in memory and in
+ * the store, and refreshed; devices keep getting the cached set while the
+ * upstream is down.
+ */
+export class EstUpstream implements Upstream {
+  private readonly http: AxiosInstance;
+  private readonly agent: Agent;
+  private cachedCaCertificates: readonly x509.X509Certificate[] = [];
+  private refreshTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly profile: string,
+    private readonly options: EstUpstreamOptions,
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly now: () => Date,
+  ) {
+    const identity =
+      'pkcs12' in options.identity
+        ? { pfx: options.identity.pkcs12, passphrase: options.identity.passphrase }
+        : { ...options.identity, cert: options.identity.certificate };
+    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, ca: [...options.trustAnchors], ...identity });
+    const authorization = options.basic && basicHeader(options.basic);
+    this.http = axios.create({
+      baseURL: options.url.replace(/\/+$/, ''),
+      httpsAgent: this.agent,
+      timeout: options.timeoutMs,
+      responseType: 'arraybuffer',
+      maxRedirects: 0,
+      // Every status is an answer to interpret here, not an exception.
+      validateStatus: () => true,
+      headers: authorization ? { Authorization: authorization } : {},
+      proxy: false,
+    });
+  }
+
+  /** Loads the stored /cacerts, then fetches a fresh one (tolerating an upstream that is down) and schedules refreshes. */
+  async start(): Promise<void> {
+    const stored = await this.store.getCached(CACHE_KEY(this.profile));
+    if (stored) this.cachedCaCertificates = parseCertificates(stored);
+    await this.refreshCaCertificates().catch((err: unknown) => {
+      this.logger.warn(LOG_EVENT.upstreamUnavailable, {
+        profile: this.profile,
+        operation: 'cacerts',
+        error: describe(err),
+        cached: this.cachedCaCertificates.length,
+      });
+    });
+    this.refreshTimer = setInterval(() => {
+      this.refreshCaCertificates().catch((err: unknown) => {
+        this.logger.warn(LOG_EVENT.upstreamUnavailable, { profile: this.profile, operation: 'cacerts', error: describe(err) });
+      });
+    }, this.options.cacertsRefreshMs);
+    this.refreshTimer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.refreshTimer);
+    this.agent.destroy();
+  }
+
+  async caCertificates(): Promise<readonly x509.X509Certificate[]> {
+    if (this.cachedCaCertificates.length === 0) await this.refreshCaCertificates();
+    return this.cachedCaCertificates;
+  }
+
+  /** GET /cacerts (RFC 7030 §4.1): every certificate must be a CA certificate valid now. */
+  private async refreshCaCertificates(): Promise<void> {
+    const body = await this.call('get', 'cacerts');
+    const certificates = parseCertificates(body);
+    const now = this.now();
+    const bad = certificates.find((c) => !c.getExtension(x509.BasicConstraintsExtension)?.ca || now > c.notAfter || now < c.notBefore);
+    if (certificates.length === 0 || bad)
+      throw new EstError('EST_UPSTREAM_INVALID', {
+        reason: `upstream /cacerts rejected: ${bad ? `${bad.subject} is not a valid CA certificate` : 'no certificates'}`,
+      });
+    this.cachedCaCertificates = certificates;
+    await this.store.putCached(CACHE_KEY(this.profile), body, now);
+  }
+
+  async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {
+    const answer = await this.call('post', 'simpleenroll', csr.der);
+    return verifyIssued(answer, { subjectPublicKeyInfo: csr.subjectPublicKeyInfo, caCertificates: await this.caCertificates(), now: this.now() });
+  }
+
+  async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
+    const answer = await this.call('post', this.options.reenrollOperation, csr.der);
+    const san = current.getExtension(x509.SubjectAlternativeNameExtension);
+    return verifyIssued(answer, {
+      subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
+      caCertificates: await this.caCertificates(),
+      identity: { subject: Buffer.from(current.subjectName.toArrayBuffer()), subjectAltName: san ? Buffer.from(san.rawData) : undefined },
+      now: this.now(),
+    });
+  }
+
+  /** GET /csrattrs: the upstream's attributes, or undefined when it asks for none (204/404). */
+  async csrAttrs(): Promise<Buffer | undefined> {
+    try {
+      return await this.call('get', 'csrattrs');
+    } catch (err) {
+      if (err instanceof EstError && err.code === 'EST_UPSTREAM_REFUSED') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * One RFC 7030 request. Answers are turned into est-ra's vocabulary:
+   * 200 → the decoded DER body · 204 → empty · 202 → EstError.pending ·
+   * 401/403 → EST_UPSTREAM_AUTH (est-ra's own credentials) · 408/429/5xx
+   * and network failures → UpstreamUnavailableError · other 4xx → EST_UPSTREAM_REFUSED.
+   */
+  private async call(method: 'get' | 'post', operation: string, csr?: Buffer): Promise<Buffer> {
+    let response: AxiosResponse<ArrayBuffer>;
+    try {
+      response =
+        method === 'get'
+          ? await this.http.get<ArrayBuffer>(`/${operation}`)
+          : await this.http.post<ArrayBuffer>(`/${operation}`, `${csr!.toString('base64')}\r\n`, { headers: { 'Content-Type': 'application/pkcs10' } });
+    } catch (err) {
+      throw new UpstreamUnavailableError(`upstream ${operation}: ${describe(err)}`, { cause: err });
+    }
+    const body = Buffer.from(response.data);
+    const status = response.status;
+    if (status === 200) {
+      try {
+        return decodeDerBody(body);
+      } catch (cause) {
+        throw new EstError('EST_UPSTREAM_INVALID', { reason: `upstream ${operation} answer is not base64 DER`, cause });
+      }
+    }
+    if (status === 204) return Buffer.alloc(0);
+    const said = firstLine(body);
+    if (status === 202)
+      throw EstError.pending(
+        retryAfterSeconds(response.headers['retry-after'], this.now()),
+        `the upstream CA has not issued the certificate yet${said ? `: ${said}` : ''}`,
+      );
+    if (status === 401 || status === 403) {
+      this.logger.error(LOG_EVENT.upstreamAuthFailed, { profile: this.profile, operation, status, upstream: said });
+      throw new EstError('EST_UPSTREAM_AUTH', { reason: `the upstream CA rejected est-ra's own credentials (${status})` });
+    }
+    if (status === 408 || status === 429 || status >= 500)
+      throw new UpstreamUnavailableError(`upstream ${operation} answered ${status}${said ? ` ${said}` : ''}`);
+    throw new EstError('EST_UPSTREAM_REFUSED', { reason: `the upstream CA refused the request (${status}${said ? ` ${said}` : ''})` });
+  }
+}
+
+function parseCertificates(certsOnly: Buffer): x509.X509Certificate[] {
+  try {
+    return parseCertsOnly(certsOnly).map((der) => new x509.X509Certificate(bytes(der)));
+  } catch (cause) {
+    throw new EstError('EST_UPSTREAM_INVALID', { reason: 'upstream /cacerts answer is not a certs-only PKCS#7', cause });
+  }
+}
+
+function basicHeader(basic: { username?: string; passcode: string }): string {
+  const credentials = basic.username === undefined ? basic.passcode : `${basic.username}:${basic.passcode}`;
+  return `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
+}
+
+/** Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 60 s when absent or unreadable. */
+export function retryAfterSeconds(header: unknown, now: Date): number {
+  const value = typeof header === 'string' ? header.trim() : '';
+  if (/^\d+$/.test(value)) return Number(value);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? 60 : Math.max(1, Math.ceil((date - now.getTime()) / 1000));
+}
+
+function firstLine(body: Buffer): string {
+  return body
+    .toString('utf8', 0, Math.min(body.length, 300))
+    .split(/\r?\n/)[0]!
+    .replace(/[^\x20-\x7e]/g, '')
+    .trim();
+}
+
+function describe(err: unknown): string {
+  if (err instanceof AxiosError) return err.code === 'ECONNABORTED' ? 'timed out' : (err.code ?? err.message);
+  return err instanceof Error ? err.message : String(err);
+}
