@@ -1,0 +1,220 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
+import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
+import { editProfile } from '../helpers/config.js';
+import { opensslCsr } from '../helpers/csr.js';
+import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
+import { mustRun, run } from '../helpers/run.js';
+
+const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
+const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
+const UPSTREAM_PASSCODE_ENV = 'EST_RA_TEST_UPSTREAM_PASSCODE';
+
+/** Polls until `check` holds (the retry worker runs in the background), failing after `ms`. */
+async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describe('est-ra as an RA: forwarding to a real upstream EST server with its RA certificate', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let identity: RaIdentity;
+  let upstream: Upstream;
+  let ra: TestEstRa;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'est-ra-upstream-'));
+    identity = await makeRaIdentity(dir);
+    upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, passcode: 'upstream-secret', label: LABEL });
+    process.env[UPSTREAM_PASSCODE_ENV] = 'upstream-secret';
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editProfile(yaml, 'demo', (profile) => {
+          profile.upstream = 'est';
+          profile.est = {
+            url: upstream.baseUrl,
+            ra_certificate: identity.certFile,
+            ra_key: identity.keyFile,
+            trust_anchors: [upstream.rootCaFile],
+            username: 'est-ra',
+            passcode: { env: UPSTREAM_PASSCODE_ENV },
+            timeout_ms: 2000,
+          };
+        }),
+    });
+  });
+  after(async () => {
+    await ra.close();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const upstreamVerify = (cert: string): Promise<string> =>
+    mustRun('openssl', ['verify', '-CAfile', upstream.rootCaFile, '-untrusted', upstream.issuingCaFile, cert]);
+  const enroll = async (name: string, csrFile: string): Promise<Awaited<ReturnType<typeof curl>>> =>
+    curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${csrFile}`]);
+
+  it("ok cacerts are the upstream's, fetched over the RA link", async () => {
+    const answer = await curl(ra, '/cacerts', []);
+    expect(answer.status).to.equal(200);
+    const pem = await certsFromP7(ra.dir, answer.body, 'up-cacerts');
+    expect(await mustRun('openssl', ['crl2pkcs7', '-nocrl', '-certfile', pem])).to.be.a('string');
+    expect(await upstreamVerify(upstream.issuingCaFile)).to.contain(': OK');
+  });
+
+  it('ok simpleenroll is forwarded with the RA certificate and keep-alive, and the certificate verifies against the upstream CA', async () => {
+    const before = await upstream.stats();
+    for (const name of ['fw-1', 'fw-2', 'fw-3']) {
+      const device = await opensslCsr(ra.dir, name, { subject: `/CN=${name}/O=Line 1` });
+      const answer = await enroll(name, device.csrPemFile);
+      expect(answer.status, answer.body).to.equal(200);
+      const cert = await certsFromP7(ra.dir, answer.body, `${name}-cert`);
+      expect(await upstreamVerify(cert)).to.contain(': OK');
+      expect(await x509Field(cert, '-subject')).to.equal(`subject=O=Line 1,CN=${name}`);
+    }
+    const after = await upstream.stats();
+    expect(after.lastClientSubject).to.equal('CN=est-ra RA');
+    expect(after.issued - before.issued).to.equal(3);
+    expect(after.tlsHandshakes - before.tlsHandshakes, 'one TLS connection, reused').to.be.at.most(1);
+  });
+
+  it('ok simplereenroll with a certificate the upstream issued keeps its identity', async () => {
+    const device = await opensslCsr(ra.dir, 'fw-renew', { subject: '/CN=fw-renew' });
+    const first = await certsFromP7(ra.dir, (await enroll('fw-renew', device.csrPemFile)).body, 'fw-renew-cert');
+    // RFC 7030 §4.2.2: the renewal CSR carries the certificate's subject; est-ra forwards it unchanged.
+    const next = await opensslCsr(ra.dir, 'fw-renew-2', { subject: '/CN=fw-renew' });
+    const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${next.csrPemFile}`]);
+    expect(answer.status, answer.body).to.equal(200);
+    const renewed = await certsFromP7(ra.dir, answer.body, 'fw-renewed');
+    expect(await upstreamVerify(renewed)).to.contain(': OK');
+    expect(await x509Field(renewed, '-subject')).to.equal('subject=CN=fw-renew');
+  });
+
+  it('fail simplereenroll whose CSR asks for another identity, issued so by the upstream: 502, never relayed', async () => {
+    const device = await opensslCsr(ra.dir, 'fw-swap', { subject: '/CN=fw-swap' });
+    const first = await certsFromP7(ra.dir, (await enroll('fw-swap', device.csrPemFile)).body, 'fw-swap-cert');
+    const next = await opensslCsr(ra.dir, 'fw-swap-2', { subject: '/CN=somebody-else' });
+    const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${next.csrPemFile}`]);
+    expect(answer.status).to.equal(502);
+    expect(answer.body).to.equal('502 upstream answer rejected: the renewed certificate does not keep the identity of the certificate it renews\n');
+  });
+
+  for (const [mode, status, text] of [
+    ['unauthorized', 502, "502 the upstream CA rejected est-ra's own credentials (401)\n"],
+    ['forbidden', 502, "502 the upstream CA rejected est-ra's own credentials (403)\n"],
+    ['garbage', 502, '502 upstream answer rejected: not a certs-only PKCS#7\n'],
+    ['wrong-key', 502, "502 upstream answer rejected: the certificate is not for the CSR's key\n"],
+    ['other-ca', 502, "502 upstream answer rejected: the certificate is not acceptable: certificate was not issued by this profile's CA\n"],
+  ] as const) {
+    it(`fail upstream answers ${mode}: the device gets ${status} with the reason, recorded as refused`, async () => {
+      await upstream.setMode(mode);
+      try {
+        const device = await opensslCsr(ra.dir, `fw-${mode}`);
+        const answer = await enroll(`fw-${mode}`, device.csrPemFile);
+        expect(answer.status).to.equal(status);
+        expect(answer.body).to.equal(text);
+        const [latest] = await ra.server.store.listRequests(1);
+        expect(latest).to.include({ state: 'refused', status });
+      } finally {
+        await upstream.setMode('normal');
+      }
+    });
+  }
+
+  it('ok upstream 401 is logged as an error for the admin', () => {
+    expect(ra.logs.some((line) => line.includes('"level":"error"') && line.includes("upstream rejected est-ra's credentials"))).to.equal(true);
+  });
+
+  it("ok upstream 202: the device gets 202 + Retry-After, est-ra polls, the device's retry gets the certificate", async () => {
+    await upstream.setMode('pending');
+    try {
+      const device = await opensslCsr(ra.dir, 'fw-pending');
+      const first = await enroll('fw-pending', device.csrPemFile);
+      expect(first.status).to.equal(202);
+      expect(first.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+      await upstream.approve();
+      const issued = await eventually(async () => ((await ra.server.store.listRequests(1))[0]?.state === 'issued' ? true : undefined));
+      expect(issued).to.equal(true);
+      const retry = await enroll('fw-pending', device.csrPemFile);
+      expect(retry.status, retry.body).to.equal(200);
+      expect(await upstreamVerify(await certsFromP7(ra.dir, retry.body, 'fw-pending-cert'))).to.contain(': OK');
+    } finally {
+      await upstream.setMode('normal');
+    }
+  });
+
+  it('ok strongSwan pki --est follows 202 with --interval until the certificate is issued', async () => {
+    await upstream.setMode('pending');
+    try {
+      const device = await opensslCsr(ra.dir, 'fw-ss');
+      const approveSoon = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => upstream.approve());
+      const result = await run('pki', [
+        '--est',
+        '--url',
+        `${ra.url}/`,
+        '--cacert',
+        ra.rootCaFile,
+        '--in',
+        device.csrDerFile,
+        '--userpass',
+        `device:${ra.passcode}`,
+        '--interval',
+        '1',
+        '--maxpolltime',
+        '30',
+        '--outform',
+        'pem',
+      ]);
+      await approveSoon;
+      expect(result.code, result.stderr).to.equal(0);
+      const cert = join(ra.dir, 'fw-ss.crt');
+      writeFileSync(cert, result.stdout);
+      expect(await upstreamVerify(cert)).to.contain(': OK');
+    } finally {
+      await upstream.setMode('normal');
+    }
+  });
+
+  it('ok upstream stopped with requests in flight: all queued (202), all issued once it is back', async () => {
+    await upstream.stop();
+    const devices = await Promise.all([1, 2, 3, 4, 5].map((i) => opensslCsr(ra.dir, `fw-down-${i}`)));
+    for (const device of devices) {
+      const answer = await enroll('down', device.csrPemFile);
+      expect(answer.status, answer.body).to.equal(202);
+      expect(answer.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    }
+    await upstream.restart();
+    const before = await upstream.stats();
+    for (const device of devices) {
+      const answer = await eventually(async () => {
+        const retry = await enroll('down', device.csrPemFile);
+        return retry.status === 200 ? retry : undefined;
+      }, 30_000);
+      expect(await upstreamVerify(await certsFromP7(ra.dir, answer.body, 'fw-down-cert'))).to.contain(': OK');
+    }
+    const after = await upstream.stats();
+    expect(after.issued - before.issued, 'each request issued exactly once').to.equal(5);
+  });
+
+  it('ok a hanging upstream times out into the queue, and the request is issued when it answers again', async () => {
+    await upstream.setMode('hang');
+    const device = await opensslCsr(ra.dir, 'fw-hang');
+    const first = await enroll('fw-hang', device.csrPemFile);
+    expect(first.status).to.equal(202);
+    await upstream.setMode('normal');
+    const answer = await eventually(async () => {
+      const retry = await enroll('fw-hang', device.csrPemFile);
+      return retry.status === 200 ? retry : undefined;
+    }, 30_000);
+    expect(await upstreamVerify(await certsFromP7(ra.dir, answer.body, 'fw-hang-cert'))).to.contain(': OK');
+  });
+});

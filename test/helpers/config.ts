@@ -1,0 +1,10 @@
+import { parse, stringify } from 'yaml';
+
+type Json = Record<string, unknown>;
+
+/** Edits config.yaml as data: `editProfile(text, 'demo', (p) => { p.upstream = 'est'; })`. */
+export function editProfile(yaml: string, name: string, edit: (profile: Json) => void): string {
+  const config = parse(yaml) as { profiles: Record<string, Json> };
+  edit(config.profiles[name]!);
+  return stringify(config);
+}

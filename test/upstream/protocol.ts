@@ -1,0 +1,69 @@
+/**
+ * What the test upstream EST server and its test helper agree on: modes,
+ * operations, the start line and the stats. Kept apart from est-server.ts
+ * because importing that file starts a server.
+ */
+
+/**
+ * How the upstream answers simpleenroll/simplereenroll. /cacerts and /csrattrs
+ * always answer normally, so a test can break enrollment while est-ra can
+ * still fetch the CA chain.
+ */
+export const UPSTREAM_MODES = [
+  /** Issue a certificate for the CSR's key under the issuing CA. */
+  'normal',
+  /** 202 + Retry-After: 1 until POST /control/approve, then issue (RFC 7030 §4.2.3: the client re-sends). */
+  'pending',
+  /** 401, as if the RA's credentials were wrong. */
+  'unauthorized',
+  /** 403, as if the RA may not ask for this certificate. */
+  'forbidden',
+  /** 500 with a text body. */
+  'error500',
+  /** 200 with a base64 body that is not PKCS#7. */
+  'garbage',
+  /** 200 with a valid certs-only PKCS#7 whose certificate holds another key than the CSR's. */
+  'wrong-key',
+  /** 200 with a certificate for the CSR's key signed by a throwaway CA, not the issuing CA. */
+  'other-ca',
+  /** Read the request and never answer. */
+  'hang',
+  /** Read the request and destroy the connection without answering. */
+  'reset',
+] as const;
+
+export type UpstreamMode = (typeof UPSTREAM_MODES)[number];
+
+export function isUpstreamMode(value: string): value is UpstreamMode {
+  return (UPSTREAM_MODES as readonly string[]).includes(value);
+}
+
+export const EST_OPERATIONS = ['cacerts', 'simpleenroll', 'simplereenroll', 'csrattrs'] as const;
+
+export type EstOperation = (typeof EST_OPERATIONS)[number];
+
+/** The one JSON line the server prints on stdout once it listens. */
+export interface UpstreamStartLine {
+  readonly url: string;
+  readonly control: string;
+  readonly rootCa: string;
+  readonly issuingCa: string;
+}
+
+/** GET /control/stats. Never echoes credentials: only whether a client certificate was seen and whose. */
+export interface UpstreamStats {
+  readonly mode: UpstreamMode;
+  readonly approved: boolean;
+  /** 'secureConnection' events: one per TLS connection, so keep-alive reuse shows as fewer handshakes than requests. */
+  readonly tlsHandshakes: number;
+  /** Connections refused during the handshake ('tlsClientError'), e.g. a client without an RA certificate. */
+  readonly tlsClientErrors: number;
+  /** Requests per EST operation; 'other' counts paths that were answered 404. */
+  readonly requests: Record<EstOperation | 'other', number>;
+  /** Enroll requests answered 200 with a certificate (including wrong-key and other-ca ones). */
+  readonly issued: number;
+  readonly lastHadClientCert: boolean;
+  /** The last client certificate's subject, RDNs joined by ', ', e.g. 'CN=est-ra RA'. */
+  readonly lastClientSubject: string | null;
+  readonly lastPath: string | null;
+}
