@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
+import { editProfile } from '../helpers/config.js';
+import { opensslCsr } from '../helpers/csr.js';
+import { run } from '../helpers/run.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** est-ra as systemd runs it: its own process, so it can be killed for real. */
+function serve(configFile: string): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const listening = /"message":"listening".*?"url":"([^"]+)"/.exec(output) ?? /"url":"([^"]+)".*?"message":"listening"/.exec(output);
+      if (listening) resolve({ child, url: listening[1]! });
+    });
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.once('exit', (code) => reject(new Error(`est-ra serve exited ${code}: ${output}`)));
+  });
+}
+
+function requestStates(dbFile: string): Record<string, number> {
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare(`SELECT state, count(*) AS n FROM requests GROUP BY state`).all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  } finally {
+    db.close();
+  }
+}
+
+async function until(check: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('kill -9 between recording a request and the upstream\'s answer', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let upstream: Upstream;
+  let estRa: ChildProcess | undefined;
+
+  after(async () => {
+    estRa?.kill('SIGKILL');
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ok after a restart the request is forwarded again, issued once, and the device\'s retry gets it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'est-ra-crash-'));
+    const identity = await makeRaIdentity(dir);
+    upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'hang' });
+    const stateDir = join(dir, 'ra');
+    const init = await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0']);
+    const passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init.stdout)![1]!;
+    const configFile = join(stateDir, 'config.yaml');
+    writeFileSync(
+      configFile,
+      editProfile(readFileSync(configFile, 'utf8'), 'demo', (profile) => {
+        profile.upstream = 'est';
+        profile.est = { url: upstream.baseUrl, ra_pkcs12: identity.p12File, ra_pkcs12_passphrase: { file: join(dir, 'p12.pass') }, trust_anchors: [upstream.rootCaFile], timeout_ms: 20_000 };
+      }),
+    );
+    writeFileSync(join(dir, 'p12.pass'), `${identity.p12Passphrase}\n`, { mode: 0o600 });
+    const dbFile = join(stateDir, 'est-ra.db');
+    const rootCa = join(stateDir, 'pki', 'root-ca.crt');
+    const device = await opensslCsr(dir, 'crash-device');
+    const enroll = (url: string): Promise<{ code: number; stdout: string }> =>
+      run('curl', ['-sS', '--cacert', rootCa, '--user', `:${passcode}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${device.csrPemFile}`, '-w', '\n%{http_code}', `${url}/.well-known/est/simpleenroll`]);
+
+    let served = await serve(configFile);
+    estRa = served.child;
+    const inFlight = enroll(served.url);
+    await until(() => requestStates(dbFile).received === 1);
+    estRa.kill('SIGKILL');
+    await new Promise((resolve) => estRa?.once('exit', resolve));
+    expect((await inFlight).stdout).not.to.match(/\n200$/);
+    expect(requestStates(dbFile)).to.deep.equal({ received: 1 });
+
+    await upstream.setMode('normal');
+    served = await serve(configFile);
+    estRa = served.child;
+    await until(() => requestStates(dbFile).issued === 1);
+    const retry = await enroll(served.url);
+    expect(retry.stdout).to.match(/\n200$/);
+    expect((await upstream.stats()).issued).to.equal(1);
+
+    // Once recorded as issued, a request is final: another restart forwards nothing.
+    estRa.kill('SIGKILL');
+    await new Promise((resolve) => estRa?.once('exit', resolve));
+    served = await serve(configFile);
+    estRa = served.child;
+    expect((await enroll(served.url)).stdout).to.match(/\n200$/);
+    expect((await upstream.stats()).issued).to.equal(1);
+    expect(requestStates(dbFile)).to.deep.equal({ issued: 1 });
+  });
+});
