@@ -14,6 +14,7 @@ import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
+import { Metrics, startOpsListener } from './ops/metrics.js';
 
 export interface ServerOptions {
   /** The clock every time-dependent decision reads; tests inject their own. */
@@ -29,6 +30,9 @@ export interface RunningServer {
   readonly store: Store;
   readonly logger: Logger;
   readonly retryWorker: RetryWorker;
+  readonly metrics: Metrics;
+  /** The /metrics and /healthz listener, when configured. */
+  readonly opsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -37,15 +41,16 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger(config.log);
   const store = new SqliteStore(config.store.sqlite.path);
+  const metrics = new Metrics(() => store.countWaiting());
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, now }));
-  const enrollment = new EnrollmentService(store, logger, now);
+  const enrollment = new EnrollmentService(store, logger, metrics, now);
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
   await retryWorker.start();
 
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.use('/.well-known/est', buildEstRouter({ profiles, store, enrollment, logger, now, maxBodyBytes: config.limits.max_body_bytes }));
+  app.use('/.well-known/est', buildEstRouter({ profiles, store, enrollment, logger, metrics, now, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
   const server = createServer(
@@ -75,7 +80,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info(LOG_EVENT.listening, { url, profiles: profiles.profiles.map((p) => p.name) });
+  const ops = config.ops && (await startOpsListener(metrics, config.ops.listen.host, config.ops.listen.port));
+  logger.info(LOG_EVENT.listening, { url, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
 
   return {
     url,
@@ -83,7 +89,10 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     store,
     logger,
     retryWorker,
+    metrics,
+    opsUrl: ops?.url,
     async close() {
+      ops?.server.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -1,4 +1,4 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
@@ -33,7 +33,58 @@ export function loadConfig(file: string): LoadedConfig {
   } catch (cause) {
     throw new ConfigError(path, [`cannot read: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`]);
   }
-  return parseConfig(text, path);
+  const config = parseConfig(text, path);
+  const problems = unreadableFiles(config);
+  if (problems.length > 0) throw new ConfigError(path, problems);
+  return config;
+}
+
+/** Every file the configuration names must be readable now, not at the first request that needs it. */
+function unreadableFiles(config: LoadedConfig): string[] {
+  const files: [string, string | undefined][] = [
+    ['tls.certificate', config.tls.certificate],
+    ['tls.key', config.tls.key],
+  ];
+  for (const [name, profile] of Object.entries(config.profiles)) {
+    const at = `profiles.${name}`;
+    if (profile.local_ca) {
+      files.push([`${at}.local_ca.certificate`, profile.local_ca.certificate], [`${at}.local_ca.key`, profile.local_ca.key]);
+      profile.local_ca.chain.forEach((file, i) => files.push([`${at}.local_ca.chain.${i}`, file]));
+    }
+    const est = profile.est;
+    if (est) {
+      files.push(
+        [`${at}.est.ra_certificate`, est.ra_certificate],
+        [`${at}.est.ra_key`, est.ra_key],
+        [`${at}.est.ra_pkcs12`, est.ra_pkcs12],
+        [`${at}.est.passcode.file`, est.passcode?.file],
+        [`${at}.est.ra_pkcs12_passphrase.file`, est.ra_pkcs12_passphrase?.file],
+      );
+      est.trust_anchors.forEach((file, i) => files.push([`${at}.est.trust_anchors.${i}`, file]));
+    }
+  }
+  const problems = files.flatMap(([setting, file]) => (file === undefined || readable(file) ? [] : [`${setting}: cannot read ${file}`]));
+  const storeDir = dirname(config.store.sqlite.path);
+  if (!writable(storeDir)) problems.push(`store.sqlite.path: cannot write in ${storeDir}`);
+  return problems;
+}
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Validates configuration text; `path` names it in errors and anchors relative file paths. */

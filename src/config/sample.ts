@@ -30,6 +30,10 @@ limits:
   keep_alive_timeout_ms: 5000
   max_connections: 1024
 
+# Prometheus /metrics and /healthz over plain HTTP: keep it on loopback or a management network.
+# ops:
+#   listen: { host: 127.0.0.1, port: 9090 }
+
 # Who may enroll: passcodes belong to an authentication policy
 # (create more with: est-ra passcodes create --config <file> --policy demo).
 authentication_policies:
@@ -43,7 +47,19 @@ profiles:
       - demo
       - devicetrustmanager/IOT_demo/device-group/line-1
     authentication_policy: demo
-    upstream: local-ca          # the embedded issuing CA below
+    upstream: local-ca          # the embedded issuing CA below; est forwards to an RFC 7030 server:
+    # upstream: est
+    # est:
+    #   url: https://clientauth.demo.one.digicert.com/.well-known/est/devicetrustmanager/IOT_<id>/device-group/<group>
+    #   ra_certificate: pki/ra.crt          # est-ra's own RA identity (or ra_pkcs12 + ra_pkcs12_passphrase: { file | env })
+    #   ra_key: pki/ra.key
+    #   trust_anchors: [pki/upstream-root.crt]
+    #   passcode: { env: EST_RA_UPSTREAM_PASSCODE }   # when the upstream also wants Basic; username: optional
+    #   timeout_ms: 30000
+    #   reenroll_operation: simplereenroll  # or simpleenroll, when the upstream cannot see the device's certificate
+    #   cacerts_refresh_s: 3600
+    # csrattrs_source: profile              # profile | upstream | merged
+    # est_cacerts_include_full_tls_chain: false
     local_ca:
       certificate: pki/issuing-ca.crt
       key: pki/issuing-ca.key

@@ -196,6 +196,11 @@ export const configSchema = z
         .strict()
         .default({}),
     ),
+    /** A plain-HTTP listener for Prometheus /metrics and /healthz; off unless configured. Keep it on loopback or a management network. */
+    ops: z
+      .object({ listen: z.object({ host: z.string().default('127.0.0.1'), port }).strict() })
+      .strict()
+      .optional(),
     authentication_policies: z.record(z.string(), section(authenticationPolicy.default({}))),
     profiles: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'profile names are letters, digits and . _ -'), profile),
   })

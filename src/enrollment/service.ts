@@ -7,7 +7,21 @@ import type { NewRequest, Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
+import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
+
+const FAILURE_KINDS: Partial<Record<string, string>> = {
+  EST_PENDING: 'pending',
+  EST_UPSTREAM_UNAVAILABLE: 'unavailable',
+  EST_UPSTREAM_AUTH: 'auth',
+  EST_UPSTREAM_INVALID: 'invalid',
+  EST_UPSTREAM_REFUSED: 'refused',
+};
+
+/** The metric label for an upstream answer that was not a certificate. */
+function failureKind(err: unknown): string {
+  return (err instanceof EstError && FAILURE_KINDS[err.code]) || 'error';
+}
 
 /** A request that passed authentication and policy, ready to be recorded and forwarded. */
 export interface AcceptedRequest extends Omit<NewRequest, 'csrSha256' | 'csr'> {
@@ -36,6 +50,7 @@ export class EnrollmentService {
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
     private readonly now: () => Date,
   ) {}
 
@@ -110,6 +125,7 @@ export class EnrollmentService {
       });
       return issued;
     } catch (err) {
+      this.metrics.upstreamFailures.inc({ profile: profile.name, kind: failureKind(err) });
       if (err instanceof EstError && err.code === 'EST_PENDING') {
         // The upstream answered 202: poll it when it said to (RFC 7030 §4.2.3).
         const retryAt = new Date(this.now().getTime() + (err.retryAfter ?? 60) * 1000);

@@ -6,6 +6,7 @@ import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
+import type { Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ClientCredentials } from '../auth/authenticate.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { sendError, toEstError } from './respond.js';
@@ -15,6 +16,7 @@ export interface EstDependencies extends HandlerDependencies {
   readonly profiles: ProfileDirectory;
   readonly store: Store;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly maxBodyBytes: number;
 }
 
@@ -50,7 +52,7 @@ export interface EstRequestState {
  */
 export function buildEstRouter(deps: EstDependencies): express.Router {
   const router = express.Router();
-  router.use(logEachRequest(deps.logger));
+  router.use(logEachRequest(deps.logger, deps.metrics));
   router.use(resolveRoute(deps.profiles));
   router.use(express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false }));
   router.use(requireCsrContentType);
@@ -65,11 +67,15 @@ export function stateOf(res: Response): EstRequestState {
   return res.locals.est as EstRequestState;
 }
 
-function logEachRequest(logger: Logger) {
+function logEachRequest(logger: Logger, metrics: Metrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const state: EstRequestState = { id: randomUUID(), startedAt: performance.now() };
     res.locals.est = state;
     res.on('finish', () => {
+      const seconds = (performance.now() - state.startedAt) / 1000;
+      const operation = state.operation ?? 'unknown';
+      metrics.requests.inc({ profile: state.profile?.name ?? 'none', operation, status: res.statusCode });
+      metrics.requestSeconds.observe({ operation }, seconds);
       logger.info(LOG_EVENT.request, {
         id: state.id,
         method: req.method,
@@ -81,7 +87,7 @@ function logEachRequest(logger: Logger) {
         status: res.statusCode,
         outcome: state.outcome,
         serial: state.serial,
-        duration_ms: Math.round((performance.now() - state.startedAt) * 100) / 100,
+        duration_ms: Math.round(seconds * 100_000) / 100,
       });
     });
     next();

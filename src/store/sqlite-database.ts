@@ -225,6 +225,11 @@ export class SqliteDatabase {
     return this.statements.requeueInterrupted.run().changes;
   }
 
+  countWaiting(): Record<string, number> {
+    const rows = this.statements.countWaiting.all() as { state: string; n: number }[];
+    return Object.fromEntries(rows.map((row) => [row.state, row.n]));
+  }
+
   listWaiting(dueBy: Date, limit: number): WaitingRequest[] {
     return (this.statements.listWaiting.all(dueBy.toISOString(), limit) as RequestRow[]).map(toRequestRecord);
   }
@@ -296,6 +301,7 @@ function prepareStatements(db: Database.Database) {
        WHERE id = @id AND state IN ('received', 'queued', 'pending')`,
     ),
     requeueInterrupted: db.prepare(`UPDATE requests SET state = 'queued', next_attempt_at = received_at WHERE state = 'received'`),
+    countWaiting: db.prepare(`SELECT state, count(*) AS n FROM requests WHERE state IN ('received', 'queued', 'pending') GROUP BY state`),
     listWaiting: db.prepare(
       `SELECT * FROM requests
        WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= ?)

@@ -72,6 +72,10 @@ export class SqliteStore implements Store {
     return this.database.requeueInterrupted();
   }
 
+  async countWaiting(): Promise<Record<string, number>> {
+    return this.database.countWaiting();
+  }
+
   async listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]> {
     return this.database.listWaiting(dueBy, limit);
   }

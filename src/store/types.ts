@@ -89,6 +89,8 @@ export interface Store {
   recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void>;
   /** Requests left `received` by a process that stopped mid-request become `queued`; returns how many. */
   requeueInterrupted(): Promise<number>;
+  /** How many requests wait in each state (queued, pending, received). */
+  countWaiting(): Promise<Record<string, number>>;
   /** Queued requests, and pending ones whose next attempt is due, oldest first. */
   listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
   /**

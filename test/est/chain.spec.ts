@@ -29,6 +29,7 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
         editProfile(yaml, 'demo', (profile) => {
           profile.upstream = 'est';
           profile.csrattrs_source = 'merged';
+          profile.est_cacerts_include_full_tls_chain = true;
           profile.est = {
             url: `${upstream.url}/.well-known/est/devicetrustmanager/IOT_demo/device-group/line-1`,
             ra_certificate: identity.certFile,
@@ -48,15 +49,17 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const verifyAtUpstream = (cert: string): Promise<string> => mustRun('openssl', ['verify', '-CAfile', upstream.rootCaFile, '-untrusted', upstream.issuingCaFile, cert]);
+  const verifyAtUpstream = (cert: string): Promise<string> =>
+    mustRun('openssl', ['verify', '-CAfile', upstream.rootCaFile, '-untrusted', upstream.issuingCaFile, cert]);
 
-  it('ok cacerts at the RA are the upstream est-ra\'s', async () => {
+  it("ok cacerts at the RA are the upstream est-ra's, then the CA of the RA's own TLS chain", async () => {
     const ours = readFileSync(await certsFromP7(ra.dir, (await curl(ra, '/cacerts', [])).body, 'chain-cacerts'), 'utf8');
     const pems = ours.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-    expect(pems).to.deep.equal([readFileSync(upstream.issuingCaFile, 'utf8').trim(), readFileSync(upstream.rootCaFile, 'utf8').trim()]);
+    const pem = (file: string): string => readFileSync(file, 'utf8').trim();
+    expect(pems).to.deep.equal([pem(upstream.issuingCaFile), pem(upstream.rootCaFile), pem(ra.issuingCaFile)]);
   });
 
-  it('ok a device enrolls at the RA and holds a certificate of the upstream est-ra\'s CA; both record it', async () => {
+  it("ok a device enrolls at the RA and holds a certificate of the upstream est-ra's CA; both record it", async () => {
     const device = await opensslCsr(ra.dir, 'chain-device', { subject: '/CN=chain-device' });
     const answer = await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
     expect(answer.status, answer.body).to.equal(200);
@@ -70,7 +73,11 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
 
   it('ok renewal through the chain keeps the identity', async () => {
     const device = await opensslCsr(ra.dir, 'chain-renew', { subject: '/CN=chain-renew' });
-    const first = await certsFromP7(ra.dir, (await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`])).body, 'chain-renew-cert');
+    const first = await certsFromP7(
+      ra.dir,
+      (await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`])).body,
+      'chain-renew-cert',
+    );
     const next = await opensslCsr(ra.dir, 'chain-renew-2', { subject: '/CN=chain-renew' });
     const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${next.csrPemFile}`]);
     expect(answer.status, answer.body).to.equal(200);
@@ -79,7 +86,7 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     expect(await x509Field(renewed, '-subject')).to.equal('subject=CN=chain-renew');
   });
 
-  it('ok csrattrs merged: the profile\'s and the upstream\'s, each once', async () => {
+  it("ok csrattrs merged: the profile's and the upstream's, each once", async () => {
     const answer = await curl(ra, '/csrattrs', []);
     expect(answer.status).to.equal(200);
     expect(Buffer.from(answer.body, 'base64').toString('hex')).to.equal('3021301506072a8648ce3d0201310a06082a8648ce3d03010706082a8648ce3d040302');
@@ -87,7 +94,19 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
 
   it('ok strongSwan pki --est through the chain', async () => {
     const device = await opensslCsr(ra.dir, 'chain-ss');
-    const pem = await mustRun('pki', ['--est', '--url', `${ra.url}/`, '--cacert', ra.rootCaFile, '--in', device.csrDerFile, '--userpass', `line:${ra.passcode}`, '--outform', 'pem']);
+    const pem = await mustRun('pki', [
+      '--est',
+      '--url',
+      `${ra.url}/`,
+      '--cacert',
+      ra.rootCaFile,
+      '--in',
+      device.csrDerFile,
+      '--userpass',
+      `line:${ra.passcode}`,
+      '--outform',
+      'pem',
+    ]);
     const cert = join(ra.dir, 'chain-ss.crt');
     writeFileSync(cert, pem);
     expect(await verifyAtUpstream(cert)).to.contain(': OK');

@@ -45,7 +45,7 @@ async function until(check: () => boolean, ms = 30_000): Promise<void> {
   }
 }
 
-describe('kill -9 between recording a request and the upstream\'s answer', function () {
+describe("kill -9 between recording a request and the upstream's answer", function () {
   this.timeout(90_000);
   let dir: string;
   let upstream: Upstream;
@@ -57,7 +57,7 @@ describe('kill -9 between recording a request and the upstream\'s answer', funct
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('ok after a restart the request is forwarded again, issued once, and the device\'s retry gets it', async () => {
+  it("ok after a restart the request is forwarded again, issued once, and the device's retry gets it", async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-crash-'));
     const identity = await makeRaIdentity(dir);
     upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'hang' });
@@ -69,7 +69,13 @@ describe('kill -9 between recording a request and the upstream\'s answer', funct
       configFile,
       editProfile(readFileSync(configFile, 'utf8'), 'demo', (profile) => {
         profile.upstream = 'est';
-        profile.est = { url: upstream.baseUrl, ra_pkcs12: identity.p12File, ra_pkcs12_passphrase: { file: join(dir, 'p12.pass') }, trust_anchors: [upstream.rootCaFile], timeout_ms: 20_000 };
+        profile.est = {
+          url: upstream.baseUrl,
+          ra_pkcs12: identity.p12File,
+          ra_pkcs12_passphrase: { file: join(dir, 'p12.pass') },
+          trust_anchors: [upstream.rootCaFile],
+          timeout_ms: 20_000,
+        };
       }),
     );
     writeFileSync(join(dir, 'p12.pass'), `${identity.p12Passphrase}\n`, { mode: 0o600 });
@@ -77,7 +83,20 @@ describe('kill -9 between recording a request and the upstream\'s answer', funct
     const rootCa = join(stateDir, 'pki', 'root-ca.crt');
     const device = await opensslCsr(dir, 'crash-device');
     const enroll = (url: string): Promise<{ code: number; stdout: string }> =>
-      run('curl', ['-sS', '--cacert', rootCa, '--user', `:${passcode}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${device.csrPemFile}`, '-w', '\n%{http_code}', `${url}/.well-known/est/simpleenroll`]);
+      run('curl', [
+        '-sS',
+        '--cacert',
+        rootCa,
+        '--user',
+        `:${passcode}`,
+        '-H',
+        'Content-Type: application/pkcs10',
+        '--data-binary',
+        `@${device.csrPemFile}`,
+        '-w',
+        '\n%{http_code}',
+        `${url}/.well-known/est/simpleenroll`,
+      ]);
 
     let served = await serve(configFile);
     estRa = served.child;
@@ -104,5 +123,14 @@ describe('kill -9 between recording a request and the upstream\'s answer', funct
     expect((await enroll(served.url)).stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);
     expect(requestStates(dbFile)).to.deep.equal({ issued: 1 });
+
+    // Started while the upstream is down, est-ra serves /cacerts from its store.
+    await upstream.stop();
+    estRa.kill('SIGTERM');
+    await new Promise((resolve) => estRa?.once('exit', resolve));
+    served = await serve(configFile);
+    estRa = served.child;
+    const cacerts = await run('curl', ['-sS', '--cacert', rootCa, '-o', '/dev/null', '-w', '%{http_code}', `${served.url}/.well-known/est/cacerts`]);
+    expect(cacerts.stdout).to.equal('200');
   });
 });

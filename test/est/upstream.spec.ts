@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
-import { editProfile } from '../helpers/config.js';
+import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
@@ -38,18 +38,22 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     process.env[UPSTREAM_PASSCODE_ENV] = 'upstream-secret';
     ra = await startEstRa({
       editConfig: (yaml) =>
-        editProfile(yaml, 'demo', (profile) => {
-          profile.upstream = 'est';
-          profile.est = {
-            url: upstream.baseUrl,
-            ra_certificate: identity.certFile,
-            ra_key: identity.keyFile,
-            trust_anchors: [upstream.rootCaFile],
-            username: 'est-ra',
-            passcode: { env: UPSTREAM_PASSCODE_ENV },
-            timeout_ms: 2000,
-          };
-        }),
+        editProfile(
+          editConfig(yaml, (config) => (config.ops = { listen: { host: '127.0.0.1', port: 0 } })),
+          'demo',
+          (profile) => {
+            profile.upstream = 'est';
+            profile.est = {
+              url: upstream.baseUrl,
+              ra_certificate: identity.certFile,
+              ra_key: identity.keyFile,
+              trust_anchors: [upstream.rootCaFile],
+              username: 'est-ra',
+              passcode: { env: UPSTREAM_PASSCODE_ENV },
+              timeout_ms: 2000,
+            };
+          },
+        ),
     });
   });
   after(async () => {
@@ -130,8 +134,12 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     });
   }
 
-  it('ok upstream 401 is logged as an error for the admin', () => {
+  it('ok upstream 401 is logged as an error for the admin and counted in /metrics', async () => {
     expect(ra.logs.some((line) => line.includes('"level":"error"') && line.includes("upstream rejected est-ra's credentials"))).to.equal(true);
+    const metrics = await (await fetch(`${ra.server.opsUrl!}/metrics`)).text();
+    expect(metrics).to.contain('est_ra_upstream_failures_total{profile="demo",kind="auth"} 2');
+    expect(metrics).to.contain('est_ra_upstream_failures_total{profile="demo",kind="invalid"} 4');
+    expect(metrics).to.match(/est_ra_requests_total\{profile="demo",operation="simpleenroll",status="502"\} \d+/);
   });
 
   it("ok upstream 202: the device gets 202 + Retry-After, est-ra polls, the device's retry gets the certificate", async () => {
@@ -192,6 +200,8 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
       expect(answer.status, answer.body).to.equal(202);
       expect(answer.headers).to.match(/\r\nRetry-After: \d+\r\n/);
     }
+    expect((await curl(ra, '/cacerts', [])).status, 'cached /cacerts while the upstream is down').to.equal(200);
+    expect(await (await fetch(`${ra.server.opsUrl!}/metrics`)).text()).to.contain('est_ra_requests_waiting{state="queued"} 5');
     await upstream.restart();
     const before = await upstream.stats();
     for (const device of devices) {

@@ -8,3 +8,10 @@ export function editProfile(yaml: string, name: string, edit: (profile: Json) =>
   edit(config.profiles[name]!);
   return stringify(config);
 }
+
+/** Edits the whole config.yaml as data. */
+export function editConfig(yaml: string, edit: (config: Json) => void): string {
+  const config = parse(yaml) as Json;
+  edit(config);
+  return stringify(config);
+}
