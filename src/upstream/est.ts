@@ -29,6 +29,7 @@ export interface EstUpstreamOptions {
 }
 
 const CACHE_KEY = (profile: string): string => `cacerts:${profile}`;
+const REFETCH_AFTER_FAILURE_MS = 10_000;
 
 /**
  * An upstream RFC 7030 server (DigiCert ONE Device Trust Manager, DigiCert
@@ -43,6 +44,8 @@ export class EstUpstream implements Upstream {
   private readonly agent: Agent;
   private cachedCaCertificates: readonly x509.X509Certificate[] = [];
   private refreshTimer?: NodeJS.Timeout;
+  /** With nothing cached, callers fail fast for a while after a failed fetch instead of each waiting for a timeout. */
+  private lastRefreshFailure?: { at: number; error: unknown };
 
   constructor(
     private readonly profile: string,
@@ -70,23 +73,26 @@ export class EstUpstream implements Upstream {
     });
   }
 
-  /** Loads the stored /cacerts, then fetches a fresh one (tolerating an upstream that is down) and schedules refreshes. */
+  /**
+   * Loads the stored /cacerts and fetches a fresh one, waiting for it only
+   * when nothing is stored (an upstream that is down delays nothing else),
+   * then schedules refreshes.
+   */
   async start(): Promise<void> {
     const stored = await this.store.getCached(CACHE_KEY(this.profile));
     if (stored) this.cachedCaCertificates = parseCertificates(stored);
-    await this.refreshCaCertificates().catch((err: unknown) => {
-      this.logger.warn(LOG_EVENT.upstreamUnavailable, {
-        profile: this.profile,
-        operation: 'cacerts',
-        error: describe(err),
-        cached: this.cachedCaCertificates.length,
-      });
-    });
-    this.refreshTimer = setInterval(() => {
+    const refresh = (): Promise<void> =>
       this.refreshCaCertificates().catch((err: unknown) => {
-        this.logger.warn(LOG_EVENT.upstreamUnavailable, { profile: this.profile, operation: 'cacerts', error: describe(err) });
+        this.logger.warn(LOG_EVENT.upstreamUnavailable, {
+          profile: this.profile,
+          operation: 'cacerts',
+          error: describe(err),
+          cached: this.cachedCaCertificates.length,
+        });
       });
-    }, this.options.cacertsRefreshMs);
+    if (stored) void refresh();
+    else await refresh();
+    this.refreshTimer = setInterval(() => void refresh(), this.options.cacertsRefreshMs);
     this.refreshTimer.unref();
   }
 
@@ -96,12 +102,27 @@ export class EstUpstream implements Upstream {
   }
 
   async caCertificates(): Promise<readonly x509.X509Certificate[]> {
-    if (this.cachedCaCertificates.length === 0) await this.refreshCaCertificates();
+    if (this.cachedCaCertificates.length === 0) {
+      const failure = this.lastRefreshFailure;
+      if (failure && this.now().getTime() - failure.at < REFETCH_AFTER_FAILURE_MS) throw failure.error;
+      await this.refreshCaCertificates();
+    }
     return this.cachedCaCertificates;
   }
 
-  /** GET /cacerts (RFC 7030 §4.1): every certificate must be a CA certificate valid now. */
+  /** GET /cacerts (RFC 7030 §4.1), remembering a failure. */
   private async refreshCaCertificates(): Promise<void> {
+    try {
+      await this.fetchCaCertificates();
+      this.lastRefreshFailure = undefined;
+    } catch (error) {
+      this.lastRefreshFailure = { at: this.now().getTime(), error };
+      throw error;
+    }
+  }
+
+  /** Every certificate must be a CA certificate valid now. */
+  private async fetchCaCertificates(): Promise<void> {
     const body = await this.call('get', 'cacerts');
     const certificates = parseCertificates(body);
     const now = this.now();
