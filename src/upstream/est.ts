@@ -1,4 +1,5 @@
 import { Agent } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import { EstError } from '../errors.js';
 import { decodeDerBody } from '../est/body.js';
@@ -58,13 +59,22 @@ export class EstUpstream implements Upstream {
       'pkcs12' in options.identity
         ? { pfx: options.identity.pkcs12, passphrase: options.identity.passphrase }
         : { ...options.identity, cert: options.identity.certificate };
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, ca: [...options.trustAnchors], ...identity });
+    const tlsOptions = { ca: [...options.trustAnchors], ...identity };
+    try {
+      // Fails now, naming the profile, rather than at every connection: a wrong passphrase, a key that does not match.
+      createSecureContext(tlsOptions);
+    } catch (err) {
+      throw new Error(`profiles.${profile}.est: cannot load the RA identity or trust anchors: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, ...tlsOptions });
     const authorization = options.basic && basicHeader(options.basic);
     this.http = axios.create({
       baseURL: options.url.replace(/\/+$/, ''),
       httpsAgent: this.agent,
       timeout: options.timeoutMs,
       responseType: 'arraybuffer',
+      // A certs-only answer is a few KB; a runaway upstream must not fill memory.
+      maxContentLength: 1024 * 1024,
       maxRedirects: 0,
       // Every status is an answer to interpret here, not an exception.
       validateStatus: () => true,

@@ -134,3 +134,35 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     expect(cacerts.stdout).to.equal('200');
   });
 });
+
+describe('RA identity problems are start-up errors that name the profile', function () {
+  this.timeout(30_000);
+
+  it('fail a wrong PKCS#12 passphrase stops est-ra serve with a one-line reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'est-ra-p12-'));
+    try {
+      const identity = await makeRaIdentity(dir);
+      const stateDir = join(dir, 'ra');
+      await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0']);
+      const configFile = join(stateDir, 'config.yaml');
+      writeFileSync(join(dir, 'wrong.pass'), 'not-the-passphrase\n');
+      writeFileSync(
+        configFile,
+        editProfile(readFileSync(configFile, 'utf8'), 'demo', (profile) => {
+          profile.upstream = 'est';
+          profile.est = {
+            url: 'https://127.0.0.1:1/.well-known/est',
+            ra_pkcs12: identity.p12File,
+            ra_pkcs12_passphrase: { file: join(dir, 'wrong.pass') },
+            trust_anchors: [identity.caFile],
+          };
+        }),
+      );
+      const result = await run(process.execPath, [CLI, 'serve', '--config', configFile]);
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.match(/^est-ra: profiles\.demo\.est: cannot load the RA identity or trust anchors: .+\n$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
