@@ -1,4 +1,5 @@
-import { x509 } from '../pki/x509.js';
+import type { x509 } from '../pki/x509.js';
+import { issuerKey, verifySignedDer } from '../pki/signature.js';
 
 export type CertificateCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -12,7 +13,10 @@ export async function checkIssuedBy(certificate: x509.X509Certificate, issuer: x
   if (!Buffer.from(certificate.issuerName.toArrayBuffer()).equals(Buffer.from(issuer.subjectName.toArrayBuffer()))) {
     return { ok: false, reason: "certificate was not issued by this profile's CA" };
   }
-  if (!(await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true }))) {
+  const signed =
+    (await verifySignedDer(Buffer.from(certificate.rawData), issuerKey(issuer))) ??
+    (await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true }));
+  if (!signed) {
     return { ok: false, reason: "certificate signature does not verify against this profile's CA" };
   }
   if (now < certificate.notBefore) return { ok: false, reason: `certificate is not valid before ${certificate.notBefore.toISOString()}` };

@@ -115,7 +115,8 @@ export class RetryWorker {
         await this.store.recordRefused(record, this.now(), 404, `profile '${request.profile}' is no longer configured`);
         return;
       }
-      const csr = await parseAndVerifyCsr(request.csr!);
+      // Its signature was checked when the device sent it; only the parse is needed again.
+      const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
       const current = request.clientCertificate ? new x509.X509Certificate(bytes(request.clientCertificate)) : undefined;
       await this.service.forward(profile, record, csr, current, request.attempts);
     } catch {

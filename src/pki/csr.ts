@@ -1,11 +1,11 @@
-import { verify } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { Extensions, id_ce_subjectAltName } from '@peculiar/asn1-x509';
 import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
 import { keyTypeOf } from './key-type.js';
-import { children, objectIdentifier } from './der.js';
+import { children } from './der.js';
+import { verifySignedDer } from './signature.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
 export interface VerifiedCsr {
@@ -25,40 +25,16 @@ export interface VerifiedCsr {
 const ID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 
 /**
- * Signature algorithms whose check goes straight to node:crypto, keyed by the
- * DER of their OID, with the digest to use (null: EdDSA hashes internally).
- * Why: through @peculiar/x509's verify() (a WebCrypto key import) a P-256
- * CSR cost 0.96 ms of CPU to parse and verify; this way, with the
- * subjectAltName read below, 0.68 ms (`npm run bench`, breakdown).
- * Anything else (RSA-PSS, ...) is still verified by the library.
- */
-const DIRECT_VERIFY = new Map<string, string | null>(
-  (
-    [
-      ['1.2.840.10045.4.1', 'sha1'],
-      ['1.2.840.10045.4.3.2', 'sha256'],
-      ['1.2.840.10045.4.3.3', 'sha384'],
-      ['1.2.840.10045.4.3.4', 'sha512'],
-      ['1.2.840.113549.1.1.5', 'sha1'],
-      ['1.2.840.113549.1.1.11', 'sha256'],
-      ['1.2.840.113549.1.1.12', 'sha384'],
-      ['1.2.840.113549.1.1.13', 'sha512'],
-      ['1.3.101.112', null],
-      ['1.3.101.113', null],
-    ] as const
-  ).map(([oid, hash]) => [objectIdentifier(oid).toString('hex'), hash]),
-);
-
-/**
  * Parses a DER PKCS#10 request (RFC 2986) and checks its self-signature, which
  * is the proof that the requester holds the private key (RFC 7030 §3.4).
- * Library errors become `400 malformed PKCS#10 request`.
+ * Library errors become `400 malformed PKCS#10 request`. `signatureVerified`
+ * skips the signature check for a CSR est-ra stored after checking it.
  *
  * @example
  * const csr = await parseAndVerifyCsr(der);
  * csr.keyType; // 'p_256'
  */
-export async function parseAndVerifyCsr(der: Buffer): Promise<VerifiedCsr> {
+export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerified?: boolean } = {}): Promise<VerifiedCsr> {
   let request: x509.Pkcs10CertificateRequest;
   let keyType: string;
   let subjectAltName: Buffer | undefined;
@@ -70,9 +46,9 @@ export async function parseAndVerifyCsr(der: Buffer): Promise<VerifiedCsr> {
   } catch (cause) {
     throw EstError.badRequest('EST_CSR_MALFORMED', undefined, cause);
   }
-  let signatureValid: boolean;
+  let signatureValid = options.signatureVerified === true;
   try {
-    signatureValid = await verifySignature(der, request);
+    signatureValid ||= await verifySignature(der, request);
   } catch (cause) {
     // A key the crypto library cannot load (unknown curve, point not on the
     // curve) is still the client's request at fault.
@@ -108,16 +84,7 @@ function requestedSubjectAltName(asn: CertificationRequest): Buffer | undefined 
 }
 
 /** CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING } */
-function verifySignature(der: Buffer, request: x509.Pkcs10CertificateRequest): Promise<boolean> {
-  // The library has parsed `der` already, so its three fields are well formed.
-  const [info, algorithm, signature] = children(der);
-  const [algorithmOid] = children(der, algorithm);
-  const hash = DIRECT_VERIFY.get(der.subarray(algorithmOid!.offset, algorithmOid!.end).toString('hex'));
-  if (hash === undefined) return request.verify();
-  const signed = der.subarray(info!.offset, info!.end);
-  const signatureValue = der.subarray(signature!.start + 1, signature!.end); // after the unused-bits byte
-  const key = { key: Buffer.from(request.publicKey.rawData), format: 'der', type: 'spki' } as const;
-  return new Promise((resolve, reject) => {
-    verify(hash, signed, key, signatureValue, (err, ok) => (err ? reject(err) : resolve(ok)));
-  });
+async function verifySignature(der: Buffer, request: x509.Pkcs10CertificateRequest): Promise<boolean> {
+  const checked = await verifySignedDer(der, { key: Buffer.from(request.publicKey.rawData), format: 'der', type: 'spki' });
+  return checked ?? request.verify();
 }

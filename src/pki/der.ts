@@ -77,7 +77,7 @@ export function time(date: Date): Buffer {
   return date.getUTCFullYear() < 2050 ? tlv(TAG.utcTime, Buffer.from(digits.slice(2), 'latin1')) : tlv(TAG.generalizedTime, Buffer.from(digits, 'latin1'));
 }
 
-/** Header of one TLV inside DER that a library has already parsed and validated. */
+/** Header of one TLV. */
 export interface TlvHeader {
   /** Offset of the tag: the whole TLV is [offset, end). */
   readonly offset: number;
@@ -88,16 +88,27 @@ export interface TlvHeader {
   readonly end: number;
 }
 
-export function readTlv(der: Uint8Array, offset: number): TlvHeader {
+/**
+ * Reads one TLV header, refusing anything that is not DER or runs past
+ * `limit`: low-tag-number form, definite lengths of at most four bytes.
+ * Safe on untrusted input (it only ever throws), so callers need not have
+ * parsed the bytes with a library first.
+ */
+export function readTlv(der: Uint8Array, offset: number, limit = der.length): TlvHeader {
+  if (offset + 2 > limit) throw new Error('malformed DER: truncated header');
   const tag = der[offset]!;
+  if ((tag & 0x1f) === 0x1f) throw new Error('malformed DER: high tag numbers are not used here');
   let length = der[offset + 1]!;
   let start = offset + 2;
   if (length & 0x80) {
     const count = length & 0x7f;
+    if (count === 0) throw new Error('malformed DER: indefinite length (BER)');
+    if (count > 4 || start + count > limit) throw new Error('malformed DER: bad length');
     length = 0;
     for (let i = 0; i < count; i++) length = length * 256 + der[start + i]!;
     start += count;
   }
+  if (start + length > limit) throw new Error('malformed DER: content runs past its container');
   return { offset, tag, start, end: start + length };
 }
 
@@ -105,9 +116,16 @@ export function readTlv(der: Uint8Array, offset: number): TlvHeader {
 export function children(der: Uint8Array, parent: TlvHeader = readTlv(der, 0)): TlvHeader[] {
   const result: TlvHeader[] = [];
   for (let offset = parent.start; offset < parent.end;) {
-    const child = readTlv(der, offset);
+    const child = readTlv(der, offset, parent.end);
     result.push(child);
     offset = child.end;
   }
   return result;
+}
+
+/** Children of `parent`, which must have exactly the given tags in order (optional trailing ones may be missing). */
+export function expectTags(der: Uint8Array, parent: TlvHeader, tags: readonly number[]): TlvHeader[] {
+  const found = children(der, parent);
+  if (found.length < tags.length || tags.some((tag, i) => found[i]!.tag !== tag)) throw new Error('malformed DER: unexpected structure');
+  return found;
 }

@@ -1,6 +1,6 @@
 import { X509Certificate as OpenSslCertificate, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
-import { contextTag, objectIdentifier, octetString, sequence, time, unsignedInteger } from '../../src/pki/der.js';
+import { children, contextTag, objectIdentifier, octetString, readTlv, sequence, smallInteger, time, unsignedInteger } from '../../src/pki/der.js';
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../../src/pki/certificate-signer.js';
 import { buildCertsOnly, parseCertsOnly } from '../../src/pki/certs-only.js';
 import { bytes, x509 } from '../../src/pki/x509.js';
@@ -103,5 +103,43 @@ describe('certs-only PKCS#7 (RFC 5652 §5.1) read back by pkijs and openssl', ()
     expect(printed.match(/subject=.*/g)).to.deep.equal(['subject=CN = first', 'subject=CN = second']);
     const parsed = await mustRun('openssl', ['asn1parse', '-inform', 'DER'], { input: p7 });
     expect(parsed).to.contain('pkcs7-signedData').and.to.contain('pkcs7-data');
+  });
+});
+
+describe('reading DER from an upstream (untrusted)', () => {
+  it('fail truncated, overlong and indefinite lengths throw instead of reading past the data', () => {
+    expect(() => readTlv(Buffer.from([0x30]), 0)).to.throw('truncated');
+    expect(() => readTlv(Buffer.from([0x30, 0x05, 0x01]), 0)).to.throw('runs past');
+    expect(() => readTlv(Buffer.from([0x30, 0x85, 1, 1, 1, 1, 1]), 0)).to.throw('bad length');
+    expect(() => readTlv(Buffer.from([0x30, 0x80, 0, 0]), 0)).to.throw('indefinite');
+    expect(() => children(Buffer.from([0x30, 0x03, 0x04, 0x05, 0x00]))).to.throw('runs past');
+  });
+
+  it('ok a BER certs-only with indefinite lengths (as some CMS encoders send) still yields its certificate', async () => {
+    const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const certificate = Buffer.from(
+      (await x509.X509CertificateGenerator.createSelfSigned({ name: 'CN=ber', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } })).rawData,
+    );
+    const eoc = Buffer.from([0, 0]);
+    const ber = Buffer.concat([
+      Buffer.from([0x30, 0x80]),
+      objectIdentifier('1.2.840.113549.1.7.2'),
+      Buffer.from([0xa0, 0x80, 0x30, 0x80]),
+      smallInteger(1),
+      Buffer.from([0x31, 0x00]),
+      sequence(objectIdentifier('1.2.840.113549.1.7.1')),
+      Buffer.from([0xa0, 0x80]),
+      certificate,
+      eoc,
+      Buffer.from([0x31, 0x00]),
+      eoc,
+      eoc,
+      eoc,
+    ]);
+    expect(parseCertsOnly(ber)).to.deep.equal([certificate]);
+  });
+
+  it('fail garbage is not a certs-only PKCS#7', () => {
+    expect(() => parseCertsOnly(Buffer.from('not pkcs7 at all'))).to.throw();
   });
 });
