@@ -63,24 +63,15 @@ function unreadableFiles(config: LoadedConfig): string[] {
       est.trust_anchors.forEach((file, i) => files.push([`${at}.est.trust_anchors.${i}`, file]));
     }
   }
-  const problems = files.flatMap(([setting, file]) => (file === undefined || readable(file) ? [] : [`${setting}: cannot read ${file}`]));
+  const problems = files.flatMap(([setting, file]) => (file === undefined || accessible(file, constants.R_OK) ? [] : [`${setting}: cannot read ${file}`]));
   const storeDir = dirname(config.store.sqlite.path);
-  if (!writable(storeDir)) problems.push(`store.sqlite.path: cannot write in ${storeDir}`);
+  if (!accessible(storeDir, constants.W_OK)) problems.push(`store.sqlite.path: cannot write in ${storeDir}`);
   return problems;
 }
 
-function readable(file: string): boolean {
+function accessible(path: string, mode: number): boolean {
   try {
-    accessSync(file, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function writable(dir: string): boolean {
-  try {
-    accessSync(dir, constants.W_OK);
+    accessSync(path, mode);
     return true;
   } catch {
     return false;

@@ -9,6 +9,7 @@ import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstrea
 import { editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { run } from '../helpers/run.js';
+import { eventually } from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -34,14 +35,6 @@ function requestStates(dbFile: string): Record<string, number> {
     return Object.fromEntries(rows.map((r) => [r.state, r.n]));
   } finally {
     db.close();
-  }
-}
-
-async function until(check: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -101,7 +94,7 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     let served = await serve(configFile);
     estRa = served.child;
     const inFlight = enroll(served.url);
-    await until(() => requestStates(dbFile).received === 1);
+    await eventually(() => (requestStates(dbFile).received === 1 ? true : undefined));
     estRa.kill('SIGKILL');
     await new Promise((resolve) => estRa?.once('exit', resolve));
     expect((await inFlight).stdout).not.to.match(/\n200$/);
@@ -110,7 +103,7 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     await upstream.setMode('normal');
     served = await serve(configFile);
     estRa = served.child;
-    await until(() => requestStates(dbFile).issued === 1);
+    await eventually(() => (requestStates(dbFile).issued === 1 ? true : undefined));
     const retry = await enroll(served.url);
     expect(retry.stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);

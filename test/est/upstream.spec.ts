@@ -8,21 +8,11 @@ import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
+import { eventually } from '../helpers/wait.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
 const UPSTREAM_PASSCODE_ENV = 'EST_RA_TEST_UPSTREAM_PASSCODE';
-
-/** Polls until `check` holds (the retry worker runs in the background), failing after `ms`. */
-async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 describe('est-ra as an RA: forwarding to a real upstream EST server with its RA certificate', function () {
   this.timeout(60_000);
