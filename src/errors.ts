@@ -17,6 +17,7 @@ export const ERROR_CATALOGUE = {
   EST_CLIENT_CERT_REQUIRED: { status: 403, reason: 'a TLS client certificate is required' },
   EST_CLIENT_CERT_REJECTED: { status: 403, reason: 'TLS client certificate not accepted' },
   EST_KEY_TYPE: { status: 403, reason: 'key type not allowed by profile' },
+  EST_ADDRESS_NOT_ALLOWED: { status: 403, reason: 'client address not allowed by profile' },
   EST_NOT_FOUND: { status: 404, reason: 'not found' },
   EST_UNKNOWN_LABEL: { status: 404, reason: 'unknown EST label' },
   EST_METHOD: { status: 405, reason: 'method not allowed' },
@@ -77,7 +78,11 @@ export class EstError extends Error {
   }
 
   /** 403: understood, authenticated, and refused by policy. */
-  static forbidden(code: 'EST_CLIENT_CERT_REQUIRED' | 'EST_CLIENT_CERT_REJECTED' | 'EST_KEY_TYPE', reason?: string, cause?: unknown): EstError {
+  static forbidden(
+    code: 'EST_CLIENT_CERT_REQUIRED' | 'EST_CLIENT_CERT_REJECTED' | 'EST_KEY_TYPE' | 'EST_ADDRESS_NOT_ALLOWED',
+    reason?: string,
+    cause?: unknown,
+  ): EstError {
     return new EstError(code, { reason, cause });
   }
 }

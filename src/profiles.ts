@@ -6,6 +6,7 @@ import { x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { Profile } from './policy/profile.js';
 import { keyTypeAllowed } from './policy/rules.js';
+import { compileAllowlist } from './auth/allowlist.js';
 import { LocalCaUpstream } from './upstream/local-ca.js';
 import { EstUpstream } from './upstream/est.js';
 import type { Upstream } from './upstream/types.js';
@@ -44,6 +45,7 @@ async function buildProfile(
       enableUsernameForPasscode: root.authentication_policies[config.authentication_policy]!.enable_username_for_passcode,
     },
     rules: [keyTypeAllowed(config.allowed_key_types)],
+    allowlist: compileAllowlist(config.allowed_ip_addresses),
     upstream,
     async cacertsPkcs7() {
       const certificates = await upstream.caCertificates();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { KEY_TYPES } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
 
@@ -118,6 +119,18 @@ const profile = z
     csrattrs_source: z.enum(['profile', 'upstream', 'merged'], { errorMap: () => ({ message: 'must be profile, upstream or merged' }) }).default('profile'),
     /** DigiCert's setting: /cacerts also carries the CA certificates of est-ra's own TLS chain. */
     est_cacerts_include_full_tls_chain: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /** DigiCert's usage restriction, in every notation auth/allowlist.ts reads; empty: any address. */
+    allowed_ip_addresses: z
+      .array(
+        z.string({ invalid_type_error: 'must be an address, block or range as text' }).superRefine((entry, ctx) => {
+          try {
+            toCidrBlocks(entry.trim());
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: err instanceof AllowlistEntryError ? err.message : String(err) });
+          }
+        }),
+      )
+      .default([]),
     allowed_key_types: z
       .array(keyType)
       .min(1, 'must list at least one key type')

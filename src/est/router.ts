@@ -8,6 +8,7 @@ import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import type { Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ClientCredentials } from '../auth/authenticate.js';
+import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll, type HandlerDependencies } from './handlers.js';
@@ -54,6 +55,9 @@ export function buildEstRouter(deps: EstDependencies): express.Router {
   const router = express.Router();
   router.use(logEachRequest(deps.logger, deps.metrics));
   router.use(resolveRoute(deps.profiles));
+  router.use((req, res, next) => {
+    refuseDisallowedAddress(deps, req, res).then(() => next(), next);
+  });
   router.use(express.raw({ type: () => true, limit: deps.maxBodyBytes, inflate: false }));
   router.use(requireCsrContentType);
   router.use((req, res, next) => {
@@ -116,6 +120,31 @@ function resolveRoute(profiles: ProfileDirectory) {
     }
     next();
   };
+}
+
+/**
+ * allowed_ip_addresses, before the body is read and before any challenge
+ * (DigiCert's usage restriction). A refused enrollment is recorded like any
+ * other refusal.
+ */
+async function refuseDisallowedAddress(deps: EstDependencies, req: Request, res: Response): Promise<void> {
+  const state = stateOf(res);
+  const profile = state.profile!;
+  const peer = req.socket.remoteAddress ?? '';
+  if (profile.allowlist.allows(peer)) return;
+  const error = EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peer)} not allowed by profile '${profile.name}'`);
+  if (state.operation === 'simpleenroll' || state.operation === 'simplereenroll') {
+    const request = {
+      id: state.id,
+      receivedAt: deps.now(),
+      profile: profile.name,
+      peerAddress: peer,
+      principal: { kind: 'none' as const },
+      operation: state.operation,
+    };
+    await deps.store.recordRefused(request, deps.now(), error.status, error.reason);
+  }
+  throw error;
 }
 
 /** 415 for a POST whose Content-Type no real client uses for a CSR. */

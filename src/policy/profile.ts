@@ -1,5 +1,6 @@
 import type { Upstream } from '../upstream/types.js';
 import type { CsrRule } from './rules.js';
+import type { AddressAllowlist } from '../auth/allowlist.js';
 
 /** A profile from the configuration, compiled into what a request needs at run time. */
 export interface Profile {
@@ -8,6 +9,8 @@ export interface Profile {
   readonly labels: readonly string[];
   readonly authenticationPolicy: { readonly name: string; readonly enableUsernameForPasscode: boolean };
   readonly rules: readonly CsrRule[];
+  /** Who may talk to this profile at all (allowed_ip_addresses). */
+  readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */
   readonly upstream: Upstream;
   /** The certs-only PKCS#7 answered by /cacerts (RFC 7030 §4.1.3). */

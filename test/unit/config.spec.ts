@@ -74,3 +74,12 @@ describe('configuration sections', () => {
     expect(problemsOf(SAMPLE.replace(/^limits:\n( {2}.*\n)+/m, 'limits: lots\n'))).to.include('limits: must be a mapping of settings (key: value lines)');
   });
 });
+
+describe('allowed_ip_addresses in the configuration', () => {
+  it('fail a bad entry is a config error that names it', () => {
+    const text = SAMPLE.replace('    allowed_key_types:', "    allowed_ip_addresses: ['10.0.0.0/8', '10.0.0.5/20']\n    allowed_key_types:");
+    expect(problemsOf(text)).to.deep.equal([
+      "profiles.demo.allowed_ip_addresses.1: '10.0.0.5/20': host bits set: did you mean 10.0.0.0/20 or the range 10.0.0.5-10.0.0.20?",
+    ]);
+  });
+});
