@@ -25,13 +25,14 @@ export const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="est-ra"' } as
  * policy (RFC 7030 §3.2.3). A wrong passcode and a wrong username get the same
  * answer, so a client learns nothing about which part was wrong.
  */
-export async function authenticateEnroll(store: Store, profile: Profile, credentials: ClientCredentials): Promise<Principal> {
+export async function authenticateEnroll(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal> {
   const basic = parseBasicAuthorization(credentials.authorization);
   if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED', { headers: BASIC_CHALLENGE });
+  if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header', headers: BASIC_CHALLENGE });
   const policy = profile.authenticationPolicy;
-  const record = basic && (await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode));
-  if (!record) throw new EstError('EST_AUTH_FAILED', { headers: BASIC_CHALLENGE });
-  return { kind: 'passcode', passcodeId: record.id, policy: policy.name, ...(basic.username ? { username: basic.username } : {}) };
+  const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode, now);
+  if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}`, headers: BASIC_CHALLENGE });
+  return { kind: 'passcode', passcodeId: check.record.id, policy: policy.name, ...(basic.username ? { username: basic.username } : {}) };
 }
 
 /**

@@ -36,7 +36,16 @@ export interface NewPasscode {
   readonly passcode: string;
 }
 
-export async function createPasscode(store: Store, policy: string, options: { username?: string; description?: string; now: Date }): Promise<NewPasscode> {
+export interface PasscodeOptions {
+  readonly username?: string;
+  readonly description?: string;
+  /** DigiCert's number_of_usage: how many enrollments it may authenticate. */
+  readonly maxUses?: number;
+  readonly expiresAt?: Date;
+  readonly now: Date;
+}
+
+export async function createPasscode(store: Store, policy: string, options: PasscodeOptions): Promise<NewPasscode> {
   const passcode = generatePasscode();
   const record: PasscodeRecord = {
     id: randomUUID(),
@@ -46,27 +55,54 @@ export async function createPasscode(store: Store, policy: string, options: { us
     description: options.description ?? null,
     createdAt: options.now.toISOString(),
     enabled: true,
+    maxUses: options.maxUses ?? null,
+    uses: 0,
+    expiresAt: options.expiresAt?.toISOString() ?? null,
   };
   await store.addPasscode(record);
   return { record, passcode };
 }
 
+/** A new secret for an existing passcode (limits and count kept); undefined when there is no such passcode. */
+export async function rotatePasscode(store: Store, id: string): Promise<string | undefined> {
+  const passcode = generatePasscode();
+  return (await store.rotatePasscode(id, hashPasscode(passcode))) ? passcode : undefined;
+}
+
+/** Why an enabled passcode no longer authenticates at `now`, if it does not. */
+function limitReached(record: PasscodeRecord, now: Date): 'expired' | 'used up' | undefined {
+  if (record.expiresAt !== null && now.toISOString() >= record.expiresAt) return 'expired';
+  if (record.maxUses !== null && record.uses >= record.maxUses) return 'used up';
+  return undefined;
+}
+
+/** How `passcodes list` shows a passcode: enabled, disabled, expired or used up. */
+export function passcodeStatus(record: PasscodeRecord, now: Date): string {
+  return record.enabled ? (limitReached(record, now) ?? 'enabled') : 'disabled';
+}
+
+export type PasscodeCheck = { readonly ok: true; readonly record: PasscodeRecord } | { readonly ok: false; readonly reason: string };
+
 /**
  * Checks a presented passcode against an authentication policy's passcodes.
  * The store finds the record by digest; the digests and usernames are then
  * compared in constant time, so timing reveals nothing about near misses.
+ * The reason is for est-ra's records; the client only ever sees a 401.
  */
 export async function verifyPasscode(
   store: Store,
   policy: string,
   presented: { username?: string; passcode: string },
   requireUsername: boolean,
-): Promise<PasscodeRecord | undefined> {
+  now: Date,
+): Promise<PasscodeCheck> {
   const digest = hashPasscode(presented.passcode);
   const record = await store.findPasscode(policy, digest);
-  if (!record || !constantTimeEqual(record.hash, digest)) return undefined;
-  if (requireUsername && !constantTimeEqual(record.username ?? '', presented.username ?? '')) return undefined;
-  return record;
+  if (!record || !constantTimeEqual(record.hash, digest)) return { ok: false, reason: 'unknown or disabled passcode' };
+  if (requireUsername && !constantTimeEqual(record.username ?? '', presented.username ?? ''))
+    return { ok: false, reason: 'username does not match the passcode' };
+  const limit = limitReached(record, now);
+  return limit ? { ok: false, reason: `passcode ${record.id} is ${limit}` } : { ok: true, record };
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

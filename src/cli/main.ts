@@ -10,7 +10,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { startServer, type RunningServer } from '../server.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { createPasscode } from '../auth/passcode.js';
+import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
+import { formatTable } from './table.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { initStateDir } from './init.js';
 import { runDemo } from './demo.js';
@@ -86,28 +87,99 @@ program
     print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
   });
 
-const passcodes = program.command('passcodes').description('manage passcodes of authentication policies');
+const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');
+
+/** Opens the store a configuration names, runs `work`, closes it. */
+async function withStore<T>(configFile: string, work: (store: SqliteStore, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
+  const config = loadConfig(configFile);
+  const store = new SqliteStore(config.store.sqlite.path);
+  try {
+    return await work(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+function positiveCount(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new InvalidArgumentError('must be a whole number of uses, 1 or more');
+  return count;
+}
+
+function futureDate(value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be a date such as 2027-03-31 or 2027-03-31T18:00:00Z');
+  return date;
+}
+
 passcodes
   .command('create')
   .description('create a passcode and print it once')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .requiredOption('--policy <name>', 'authentication policy')
-  .option('--username <name>', 'username the device sends with it')
+  .option('--username <name>', 'username the device sends with it (with enable_username_for_passcode)')
+  .option('--max-uses <n>', 'enrollments it may authenticate (DigiCert number_of_usage)', positiveCount)
+  .option('--expires <date>', 'when it stops working', futureDate)
   .option('--description <text>', 'what it is for')
-  .action(async (options: { config: string; policy: string; username?: string; description?: string }) => {
-    const config = loadConfig(options.config);
-    if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
-    const store = new SqliteStore(config.store.sqlite.path);
-    try {
-      const { record, passcode } = await createPasscode(store, options.policy, {
-        username: options.username,
-        description: options.description,
-        now: new Date(),
-      });
+  .action(async (options: { config: string; policy: string; username?: string; maxUses?: number; expires?: Date; description?: string }) => {
+    await withStore(options.config, async (store, config) => {
+      if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
+      const { record, passcode } = await createPasscode(store, options.policy, { ...options, expiresAt: options.expires, now: new Date() });
       print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
-    } finally {
-      await store.close();
-    }
+    });
+  });
+
+passcodes
+  .command('list')
+  .description('list passcodes with their uses and status (never the secrets)')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .option('--policy <name>', 'only this authentication policy')
+  .option('--json', 'one JSON object per line')
+  .action(async (options: { config: string; policy?: string; json?: boolean }) => {
+    await withStore(options.config, async (store) => {
+      const now = new Date();
+      const rows = (await store.listPasscodes(options.policy)).map((p) => ({
+        id: p.id,
+        policy: p.policy,
+        username: p.username ?? '',
+        uses: `${p.uses}/${p.maxUses ?? '∞'}`,
+        expires: p.expiresAt ?? 'never',
+        status: passcodeStatus(p, now),
+        description: p.description ?? '',
+      }));
+      if (options.json) rows.forEach((row) => print(JSON.stringify(row)));
+      else print(formatTable(rows));
+    });
+  });
+
+for (const [command, enabled] of [
+  ['disable', false],
+  ['enable', true],
+] as const) {
+  passcodes
+    .command(command)
+    .description(`${command} a passcode`)
+    .requiredOption('--config <file>', 'configuration file (YAML)')
+    .argument('<id>', 'passcode id, as passcodes list shows it')
+    .action(async (id: string, options: { config: string }) => {
+      await withStore(options.config, async (store) => {
+        if (!(await store.setPasscodeEnabled(id, enabled))) throw new InvalidArgumentError(`no passcode ${id}`);
+        print(`Passcode ${id} ${command}d`);
+      });
+    });
+}
+
+passcodes
+  .command('rotate')
+  .description('give a passcode a new secret (limits and uses kept) and print it once')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .argument('<id>', 'passcode id, as passcodes list shows it')
+  .action(async (id: string, options: { config: string }) => {
+    await withStore(options.config, async (store) => {
+      const passcode = await rotatePasscode(store, id);
+      if (passcode === undefined) throw new InvalidArgumentError(`no passcode ${id}`);
+      print(`Passcode ${id} rotated (shown once): ${passcode}`);
+    });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -9,6 +9,7 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
+import { BASIC_CHALLENGE } from '../auth/authenticate.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -62,6 +63,12 @@ export class EnrollmentService {
       if (answer) return answer;
     }
     const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current && Buffer.from(request.current.rawData) };
+    // A passcode use is taken by a new request only: a device polling after 202 spends none.
+    if (request.principal.kind === 'passcode' && !(await this.store.consumePasscodeUse(request.principal.passcodeId, request.receivedAt))) {
+      const reason = `authentication failed: passcode ${request.principal.passcodeId} is used up, expired or disabled`;
+      await this.store.recordRefused(record, this.now(), 401, reason);
+      throw new EstError('EST_AUTH_FAILED', { reason, headers: BASIC_CHALLENGE });
+    }
     await this.store.recordRequest(record);
     const probeDueAt = this.health.probeDueAt(profile.name);
     if (probeDueAt !== undefined) {

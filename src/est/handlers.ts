@@ -59,7 +59,7 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     const identity =
       operation === 'simplereenroll'
         ? await authenticateReenroll(profile, request.credentials, now)
-        : { principal: await authenticateEnroll(deps.store, profile, request.credentials), certificate: undefined };
+        : { principal: await authenticateEnroll(deps.store, profile, request.credentials, now), certificate: undefined };
     record.principal = state.principal = identity.principal;
     record.csr = decodeDerBody(request.body);
     const csr = await parseAndVerifyCsr(record.csr);

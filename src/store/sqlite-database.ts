@@ -44,7 +44,10 @@ const MIGRATIONS: readonly string[] = [
      hash        TEXT NOT NULL UNIQUE,
      description TEXT,
      created_at  TEXT NOT NULL,
-     enabled     INTEGER NOT NULL DEFAULT 1
+     enabled     INTEGER NOT NULL DEFAULT 1,
+     max_uses    INTEGER,
+     uses        INTEGER NOT NULL DEFAULT 0,
+     expires_at  TEXT
    );
    CREATE TABLE cache (
      key        TEXT PRIMARY KEY,
@@ -81,6 +84,9 @@ interface PasscodeRow {
   description: string | null;
   created_at: string;
   enabled: number;
+  max_uses: number | null;
+  uses: number;
+  expires_at: string | null;
 }
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
@@ -90,7 +96,13 @@ export type WriteOperation =
   | { readonly kind: 'recordRefused'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
   | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
   | { readonly kind: 'putCached'; readonly values: { readonly key: string; readonly value: Buffer; readonly updatedAt: string } }
-  | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord };
+  | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
+  | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
+  | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
+  | { readonly kind: 'consumePasscodeUse'; readonly values: { readonly id: string; readonly now: string } };
+
+/** What one write did: the rows it changed, or why it failed. */
+export type WriteResult = { readonly changes: number } | { readonly error: Error };
 
 export interface RequestValues {
   readonly id: string;
@@ -182,42 +194,42 @@ export class SqliteDatabase {
    * its own savepoint, so one that fails rolls back alone; the result says
    * which failed.
    */
-  applyWrites(operations: readonly WriteOperation[]): (Error | undefined)[] {
-    const results: (Error | undefined)[] = [];
+  applyWrites(operations: readonly WriteOperation[]): WriteResult[] {
+    const results: WriteResult[] = [];
     this.db.transaction(() => {
       for (const operation of operations) {
         try {
-          this.db.transaction(() => this.apply(operation))();
-          results.push(undefined);
+          results.push({ changes: this.db.transaction(() => this.apply(operation))() });
         } catch (err) {
-          results.push(err instanceof Error ? err : new Error(String(err)));
+          results.push({ error: err instanceof Error ? err : new Error(String(err)) });
         }
       }
     })();
     return results;
   }
 
-  private apply(operation: WriteOperation): void {
+  /** Runs one write; returns the rows changed by its last statement. */
+  private apply(operation: WriteOperation): number {
     switch (operation.kind) {
       case 'recordRequest':
-        this.statements.insertRequest.run(operation.request);
-        return;
+        return this.statements.insertRequest.run(operation.request).changes;
       case 'recordIssued':
         this.statements.markIssued.run(operation.values);
-        this.statements.insertCertificate.run(operation.values);
-        return;
+        return this.statements.insertCertificate.run(operation.values).changes;
       case 'recordRefused':
-        this.statements.upsertRefused.run(operation.values);
-        return;
+        return this.statements.upsertRefused.run(operation.values).changes;
       case 'recordWaiting':
-        this.statements.markWaiting.run(operation.values);
-        return;
+        return this.statements.markWaiting.run(operation.values).changes;
       case 'putCached':
-        this.statements.putCached.run(operation.values);
-        return;
+        return this.statements.putCached.run(operation.values).changes;
       case 'addPasscode':
-        this.statements.insertPasscode.run({ ...operation.values, enabled: operation.values.enabled ? 1 : 0 });
-        return;
+        return this.statements.insertPasscode.run({ ...operation.values, enabled: operation.values.enabled ? 1 : 0 }).changes;
+      case 'setPasscodeEnabled':
+        return this.statements.setPasscodeEnabled.run(operation.values).changes;
+      case 'rotatePasscode':
+        return this.statements.rotatePasscode.run(operation.values).changes;
+      case 'consumePasscodeUse':
+        return this.statements.consumePasscodeUse.run(operation.values).changes;
     }
   }
 
@@ -258,17 +270,11 @@ export class SqliteDatabase {
 
   findPasscode(policy: string, hash: string): PasscodeRecord | undefined {
     const row = this.statements.findPasscode.get(policy, hash) as PasscodeRow | undefined;
-    return (
-      row && {
-        id: row.id,
-        policy: row.policy,
-        username: row.username,
-        hash: row.hash,
-        description: row.description,
-        createdAt: row.created_at,
-        enabled: row.enabled === 1,
-      }
-    );
+    return row && toPasscodeRecord(row);
+  }
+
+  listPasscodes(policy?: string): PasscodeRecord[] {
+    return (this.statements.listPasscodes.all({ policy: policy ?? null }) as PasscodeRow[]).map(toPasscodeRecord);
   }
 
   close(): void {
@@ -321,10 +327,33 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (key) DO UPDATE SET value = @value, updated_at = @updatedAt`,
     ),
     insertPasscode: db.prepare(
-      `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled)
-       VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled)`,
+      `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled, max_uses, uses, expires_at)
+       VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled, @maxUses, @uses, @expiresAt)`,
+    ),
+    listPasscodes: db.prepare(`SELECT * FROM passcodes WHERE @policy IS NULL OR policy = @policy ORDER BY policy, created_at`),
+    setPasscodeEnabled: db.prepare(`UPDATE passcodes SET enabled = @enabled WHERE id = @id`),
+    rotatePasscode: db.prepare(`UPDATE passcodes SET hash = @hash WHERE id = @id`),
+    // One statement: the check and the count cannot be separated by another request.
+    consumePasscodeUse: db.prepare(
+      `UPDATE passcodes SET uses = uses + 1
+       WHERE id = @id AND enabled = 1 AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > @now)`,
     ),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
+  };
+}
+
+function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
+  return {
+    id: row.id,
+    policy: row.policy,
+    username: row.username,
+    hash: row.hash,
+    description: row.description,
+    createdAt: row.created_at,
+    enabled: row.enabled === 1,
+    maxUses: row.max_uses,
+    uses: row.uses,
+    expiresAt: row.expires_at,
   };
 }
 

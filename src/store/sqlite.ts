@@ -1,9 +1,10 @@
-import { issuedValues, requestValues, SqliteDatabase, type WriteOperation } from './sqlite-database.js';
+import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import type { IssuedOutcome, NewRequest, Operation, PasscodeRecord, RequestRecord, Store, WaitingRequest } from './types.js';
 
 interface PendingWrite {
   readonly operation: WriteOperation;
-  readonly resolve: () => void;
+  /** Settles with the rows the write changed, once it is durable. */
+  readonly resolve: (changes: number) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -26,7 +27,7 @@ export class SqliteStore implements Store {
     this.database = new SqliteDatabase(path);
   }
 
-  private write(operation: WriteOperation): Promise<void> {
+  private write(operation: WriteOperation): Promise<number> {
     return new Promise((resolve, reject) => {
       this.pending.push({ operation, resolve, reject });
       // Let every write made in this turn of the loop join the commit.
@@ -38,34 +39,34 @@ export class SqliteStore implements Store {
     const batch = this.pending;
     if (batch.length === 0) return; // already committed by close()
     this.pending = [];
-    let results: (Error | undefined)[];
+    let results: WriteResult[];
     try {
       results = this.database.applyWrites(batch.map((write) => write.operation));
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      results = batch.map(() => error);
+      results = batch.map(() => ({ error }));
     }
     batch.forEach((write, i) => {
-      const error = results[i];
-      if (error) write.reject(error);
-      else write.resolve();
+      const result = results[i]!;
+      if ('error' in result) write.reject(result.error);
+      else write.resolve(result.changes);
     });
   }
 
   async recordRequest(request: NewRequest): Promise<void> {
-    return this.write({ kind: 'recordRequest', request: requestValues(request) });
+    await this.write({ kind: 'recordRequest', request: requestValues(request) });
   }
 
   async recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void> {
-    return this.write({ kind: 'recordIssued', values: issuedValues(requestId, completedAt, outcome) });
+    await this.write({ kind: 'recordIssued', values: issuedValues(requestId, completedAt, outcome) });
   }
 
   async recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void> {
-    return this.write({ kind: 'recordRefused', values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason } });
+    await this.write({ kind: 'recordRefused', values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason } });
   }
 
   async recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void> {
-    return this.write({ kind: 'recordWaiting', values: { id: requestId, state, nextAttemptAt: nextAttemptAt.toISOString(), attempts, reason } });
+    await this.write({ kind: 'recordWaiting', values: { id: requestId, state, nextAttemptAt: nextAttemptAt.toISOString(), attempts, reason } });
   }
 
   async requeueInterrupted(): Promise<number> {
@@ -93,11 +94,11 @@ export class SqliteStore implements Store {
   }
 
   async putCached(key: string, value: Buffer, updatedAt: Date): Promise<void> {
-    return this.write({ kind: 'putCached', values: { key, value, updatedAt: updatedAt.toISOString() } });
+    await this.write({ kind: 'putCached', values: { key, value, updatedAt: updatedAt.toISOString() } });
   }
 
   async addPasscode(passcode: PasscodeRecord): Promise<void> {
-    return this.write({ kind: 'addPasscode', values: passcode });
+    await this.write({ kind: 'addPasscode', values: passcode });
   }
 
   async getRequest(id: string): Promise<RequestRecord | undefined> {
@@ -110,6 +111,22 @@ export class SqliteStore implements Store {
 
   async findPasscode(policy: string, hash: string): Promise<PasscodeRecord | undefined> {
     return this.database.findPasscode(policy, hash);
+  }
+
+  async listPasscodes(policy?: string): Promise<PasscodeRecord[]> {
+    return this.database.listPasscodes(policy);
+  }
+
+  async setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean> {
+    return (await this.write({ kind: 'setPasscodeEnabled', values: { id, enabled: enabled ? 1 : 0 } })) === 1;
+  }
+
+  async rotatePasscode(id: string, hash: string): Promise<boolean> {
+    return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
+  }
+
+  async consumePasscodeUse(id: string, now: Date): Promise<boolean> {
+    return (await this.write({ kind: 'consumePasscodeUse', values: { id, now: now.toISOString() } })) === 1;
   }
 
   /** Commits what is queued, then closes the file. */

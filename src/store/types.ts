@@ -73,6 +73,11 @@ export interface PasscodeRecord {
   readonly description: string | null;
   readonly createdAt: string;
   readonly enabled: boolean;
+  /** DigiCert's number_of_usage: enrollments it may authenticate; null for no limit. */
+  readonly maxUses: number | null;
+  readonly uses: number;
+  /** ISO time after which it no longer authenticates; null for never. */
+  readonly expiresAt: string | null;
 }
 
 export interface Store {
@@ -108,8 +113,18 @@ export interface Store {
   putCached(key: string, value: Buffer, updatedAt: Date): Promise<void>;
 
   addPasscode(passcode: PasscodeRecord): Promise<void>;
-  /** The enabled passcode of a policy with this hash, if any. */
+  /** The enabled passcode of a policy with this hash, if any (limits are the caller's to check). */
   findPasscode(policy: string, hash: string): Promise<PasscodeRecord | undefined>;
+  listPasscodes(policy?: string): Promise<PasscodeRecord[]>;
+  /** Enables or disables a passcode; false when there is no such passcode. */
+  setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean>;
+  /** Replaces a passcode's secret (its hash), keeping its limits and count; false when there is no such passcode. */
+  rotatePasscode(id: string, hash: string): Promise<boolean>;
+  /**
+   * Takes one use of a passcode, atomically: false when it is disabled,
+   * expired at `now` or used up, so two requests can never both take the last use.
+   */
+  consumePasscodeUse(id: string, now: Date): Promise<boolean>;
 
   close(): Promise<void>;
 }

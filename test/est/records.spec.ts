@@ -44,7 +44,7 @@ describe('every request is recorded, and secrets never reach the log', () => {
     expect((await curl(ra, '/simpleenroll', ['--user', 'x:wrong-passcode', ...PKCS10, '--data-binary', `@${device.csrPemFile}`])).status).to.equal(401);
     const records = await ra.server.store.listRequests(1000);
     expect(records.length).to.equal(before + 1);
-    expect(records[0]).to.include({ state: 'refused', status: 401, reason: 'authentication failed' });
+    expect(records[0]).to.include({ state: 'refused', status: 401, reason: 'authentication failed: unknown or disabled passcode' });
   });
 
   it('ok one JSON log line per request with id, profile, principal, operation, outcome and duration; no secrets', async () => {
