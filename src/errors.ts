@@ -17,6 +17,8 @@ export const ERROR_CATALOGUE = {
   EST_CLIENT_CERT_REQUIRED: { status: 403, reason: 'a TLS client certificate is required' },
   EST_CLIENT_CERT_REJECTED: { status: 403, reason: 'TLS client certificate not accepted' },
   EST_KEY_TYPE: { status: 403, reason: 'key type not allowed by profile' },
+  EST_RENEWAL_REFUSED: { status: 403, reason: 'renewal not allowed by profile' },
+  EST_OUTSIDE_HOURS: { status: 403, reason: "outside the profile's operational hours or dates" },
   EST_ADDRESS_NOT_ALLOWED: { status: 403, reason: 'client address not allowed by profile' },
   EST_NOT_FOUND: { status: 404, reason: 'not found' },
   EST_UNKNOWN_LABEL: { status: 404, reason: 'unknown EST label' },

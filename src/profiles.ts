@@ -6,6 +6,8 @@ import { x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { Profile } from './policy/profile.js';
 import { keyTypeAllowed } from './policy/rules.js';
+import { renewalAllowed } from './policy/renewal.js';
+import { withinUsageRestrictions } from './policy/usage-restrictions.js';
 import { compileAllowlist } from './auth/allowlist.js';
 import { LocalCaUpstream } from './upstream/local-ca.js';
 import { EstUpstream } from './upstream/est.js';
@@ -44,7 +46,11 @@ async function buildProfile(
       name: config.authentication_policy,
       enableUsernameForPasscode: root.authentication_policies[config.authentication_policy]!.enable_username_for_passcode,
     },
-    rules: [keyTypeAllowed(config.allowed_key_types)],
+    rules: [
+      ...(config.usage_restrictions ? [withinUsageRestrictions(config.usage_restrictions)] : []),
+      keyTypeAllowed(config.allowed_key_types),
+      renewalAllowed(config.renewal_settings),
+    ],
     allowlist: compileAllowlist(config.allowed_ip_addresses),
     upstream,
     async cacertsPkcs7() {

@@ -54,7 +54,9 @@ export async function authenticateReenroll(
   } catch (cause) {
     throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', 'TLS client certificate cannot be parsed', cause);
   }
-  const checks = await Promise.all((await profile.upstream.caCertificates()).map((ca) => checkIssuedBy(certificate, ca, now)));
+  const checks = await Promise.all(
+    (await profile.upstream.caCertificates()).map((ca) => checkIssuedBy(certificate, ca, now, { validityDecidedByCaller: true })),
+  );
   const failed = checks.find((check) => !check.ok) ?? { reason: "certificate was not issued by this profile's CA" };
   if (!checks.some((check) => check.ok)) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${failed.reason}`);
   return {

@@ -73,6 +73,15 @@ profiles:
       ecdsa: [digital_signature, key_agreement]
       eddsa: [digital_signature]
     extended_key_usage: [client_authentication]
+    renewal_settings:           # simplereenroll, by DigiCert's names
+      renew_valid_cert: anytime   # anytime | never | N (from N days before expiry)
+      renew_expired_cert: never   # anytime | never | N (up to N days after expiry)
+      renewal_key_pair: optional  # new_key_required | optional | same_key_only
+    # usage_restrictions:       # enrollment only inside these dates and hours
+    #   time_zone: Europe/Berlin
+    #   operational_hours: { monday: ["06:00-22:00"], tuesday: ["06:00-22:00"] }   # days not listed are closed
+    #   operational_dates: { valid_from: 2026-01-01, valid_to: 2027-12-31 }
+    # allowed_ip_addresses: [10.1.0.0/16, 10.2.0.5-10.2.0.50, 10.3.*.*, 143.11.129.0/255]   # empty: any
     csrattrs:                   # what GET /csrattrs asks devices for (204 when nothing)
       key_type: p_256
 `;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
+import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
 import { KEY_TYPES } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
 
@@ -16,6 +17,24 @@ import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
 function section<T extends z.ZodTypeAny>(schema: T) {
   return z.preprocess((value) => (value === null ? undefined : value), schema);
 }
+
+/** anytime, never, or a number of days. */
+function renewWindow(days: string) {
+  return z.union([z.enum(['anytime', 'never']), z.number().int().nonnegative()], {
+    errorMap: () => ({ message: `must be anytime, never or a number of ${days}` }),
+  });
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const isoDate = z.string().refine((d) => /^\d{4}-\d{2}-\d{2}/.test(d) && !Number.isNaN(Date.parse(d)), 'must be a date such as 2027-03-31');
 
 const positiveInt = z.number({ invalid_type_error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const port = z.number({ invalid_type_error: 'must be a port number' }).int().min(0, 'must be a port number').max(65535, 'must be a port number');
@@ -131,6 +150,38 @@ const profile = z
         }),
       )
       .default([]),
+    /** DigiCert's renewal_settings, for simplereenroll. */
+    renewal_settings: section(
+      z
+        .object({
+          renew_valid_cert: renewWindow('days before expiry').default('anytime'),
+          renew_expired_cert: renewWindow('days after expiry').default('never'),
+          renewal_key_pair: z
+            .enum(['new_key_required', 'optional', 'same_key_only'], { errorMap: () => ({ message: 'must be new_key_required, optional or same_key_only' }) })
+            .default('optional'),
+        })
+        .strict()
+        .default({}),
+    ),
+    /** DigiCert's usage restrictions: operational dates and hours. Absent: always open. */
+    usage_restrictions: z
+      .object({
+        time_zone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'),
+        operational_hours: z
+          .object(
+            Object.fromEntries(
+              WEEKDAYS.map((weekday) => [
+                weekday,
+                z.array(z.string().refine((w) => parseWindow(w) !== undefined, 'must be a window such as 06:00-22:00')).optional(),
+              ]),
+            ) as Record<Weekday, z.ZodOptional<z.ZodArray<z.ZodEffects<z.ZodString>>>>,
+          )
+          .strict()
+          .optional(),
+        operational_dates: z.object({ valid_from: isoDate.optional(), valid_to: isoDate.optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
     allowed_key_types: z
       .array(keyType)
       .min(1, 'must list at least one key type')

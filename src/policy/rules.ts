@@ -1,11 +1,22 @@
 import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
-import type { Principal } from '../store/types.js';
+import type { x509 } from '../pki/x509.js';
+import type { Operation, Principal } from '../store/types.js';
 
-/** One named check a profile applies to every CSR before it goes upstream. Throws EstError(403) to refuse. */
+/** Everything a rule may look at. */
+export interface RuleContext {
+  readonly operation: Operation;
+  readonly csr: VerifiedCsr;
+  readonly principal: Principal;
+  /** simplereenroll: the certificate being renewed (authenticated by TLS). */
+  readonly current?: x509.X509Certificate;
+  readonly now: Date;
+}
+
+/** One named check a profile applies to every request before it goes upstream. Throws EstError(403) to refuse. */
 export interface CsrRule {
   readonly name: string;
-  check(csr: VerifiedCsr, principal: Principal, now: Date): void;
+  check(context: RuleContext): void;
 }
 
 /** The CSR's key must be one of the profile's `allowed_key_types` (DigiCert's names). */
@@ -13,7 +24,7 @@ export function keyTypeAllowed(allowed: readonly string[]): CsrRule {
   const set = new Set(allowed);
   return {
     name: 'keyTypeAllowed',
-    check(csr) {
+    check({ csr }) {
       if (!set.has(csr.keyType)) {
         throw EstError.forbidden('EST_KEY_TYPE', `key type ${csr.keyType} not allowed by profile (allowed: ${allowed.join(', ')})`);
       }
@@ -22,6 +33,6 @@ export function keyTypeAllowed(allowed: readonly string[]): CsrRule {
 }
 
 /** Runs every rule in order; the first refusal wins. */
-export function applyRules(rules: readonly CsrRule[], csr: VerifiedCsr, principal: Principal, now: Date): void {
-  for (const rule of rules) rule.check(csr, principal, now);
+export function applyRules(rules: readonly CsrRule[], context: RuleContext): void {
+  for (const rule of rules) rule.check(context);
 }

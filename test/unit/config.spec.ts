@@ -83,3 +83,37 @@ describe('allowed_ip_addresses in the configuration', () => {
     ]);
   });
 });
+
+describe('renewal settings and usage restrictions in the configuration', () => {
+  const withProfileLines = (lines: string): string => SAMPLE.replace('    allowed_key_types:', `${lines}\n    allowed_key_types:`);
+  it('fail renewal settings name the field', () => {
+    const text = SAMPLE.replace('renew_valid_cert: anytime', 'renew_valid_cert: soon').replace('renewal_key_pair: optional', 'renewal_key_pair: new');
+    expect(problemsOf(text)).to.deep.equal([
+      'profiles.demo.renewal_settings.renew_valid_cert: must be anytime, never or a number of days before expiry',
+      'profiles.demo.renewal_settings.renewal_key_pair: must be new_key_required, optional or same_key_only',
+    ]);
+  });
+
+  const cases: [string, string, string][] = [
+    [
+      'time zone',
+      '    usage_restrictions: { time_zone: Mars/Olympus }',
+      'profiles.demo.usage_restrictions.time_zone: must be an IANA time zone such as Europe/Berlin',
+    ],
+    [
+      'window',
+      "    usage_restrictions: { time_zone: UTC, operational_hours: { monday: ['22:00-06:00'] } }",
+      'profiles.demo.usage_restrictions.operational_hours.monday.0: must be a window such as 06:00-22:00',
+    ],
+    [
+      'weekday',
+      "    usage_restrictions: { time_zone: UTC, operational_hours: { mon: ['06:00-22:00'] } }",
+      'profiles.demo.usage_restrictions.operational_hours.mon: unknown setting',
+    ],
+  ];
+  for (const [name, lines, problem] of cases) {
+    it(`fail ${name}: names the field`, () => {
+      expect(problemsOf(withProfileLines(lines))).to.deep.equal([problem]);
+    });
+  }
+});
