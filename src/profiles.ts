@@ -4,7 +4,7 @@ import type { ProfileConfig } from './config/schema.js';
 import { encodeCsrAttrs, mergeCsrAttrs } from './est/csrattrs.js';
 import { x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
-import type { Profile } from './policy/profile.js';
+import type { AuthenticationPolicy, Profile } from './policy/profile.js';
 import { keyTypeAllowed } from './policy/rules.js';
 import { renewalAllowed } from './policy/renewal.js';
 import { withinUsageRestrictions } from './policy/usage-restrictions.js';
@@ -26,13 +26,24 @@ export interface ProfileServices {
 /** Builds every configured profile with its upstream; est upstreams load their cached /cacerts and fetch a fresh one. */
 export async function buildProfiles(config: LoadedConfig, services: ProfileServices): Promise<Profile[]> {
   const tlsChain = caCertificatesIn(readFileSync(config.tls.certificate, 'utf8'));
-  return Promise.all(Object.entries(config.profiles).map(([name, profile]) => buildProfile(name, profile, config, tlsChain, services)));
+  const policies = new Map<string, AuthenticationPolicy>(
+    Object.entries(config.authentication_policies).map(([name, policy]) => [
+      name,
+      {
+        name,
+        enableUsernameForPasscode: policy.enable_username_for_passcode,
+        authenticationCas: policy.authentication_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
+        pinnedCertificates: policy.pinned_certificates.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
+      },
+    ]),
+  );
+  return Promise.all(Object.entries(config.profiles).map(([name, profile]) => buildProfile(name, profile, policies, tlsChain, services)));
 }
 
 async function buildProfile(
   name: string,
   config: ProfileConfig,
-  root: LoadedConfig,
+  policies: ReadonlyMap<string, AuthenticationPolicy>,
   tlsChain: readonly x509.X509Certificate[],
   services: ProfileServices,
 ): Promise<Profile> {
@@ -42,10 +53,8 @@ async function buildProfile(
   return {
     name,
     labels: [...(config.labels ?? [name]), ...(config.default ? [''] : [])],
-    authenticationPolicy: {
-      name: config.authentication_policy,
-      enableUsernameForPasscode: root.authentication_policies[config.authentication_policy]!.enable_username_for_passcode,
-    },
+    authenticationPolicy: policies.get(config.authentication_policy)!,
+    enrollAuthentication: { methods: config.enroll_authentication.methods, requireAll: config.enroll_authentication.require_all },
     rules: [
       ...(config.usage_restrictions ? [withinUsageRestrictions(config.usage_restrictions)] : []),
       keyTypeAllowed(config.allowed_key_types),
@@ -121,9 +130,12 @@ function readSecret(source: { file?: string; env?: string }, setting: string): s
   return value;
 }
 
+/** Every certificate in a PEM bundle. */
+function certificatesIn(pem: string): x509.X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new x509.X509Certificate(block));
+}
+
 /** The CA certificates in a PEM bundle (the TLS certificate file: leaf, then its chain). */
 function caCertificatesIn(pem: string): x509.X509Certificate[] {
-  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [])
-    .map((block) => new x509.X509Certificate(block))
-    .filter((c) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true);
+  return certificatesIn(pem).filter((c) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true);
 }

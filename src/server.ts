@@ -62,7 +62,18 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       // clients still connect; each operation decides what it accepts.
       requestCert: true,
       rejectUnauthorized: false,
-      ca: (await Promise.all(profiles.profiles.map((p) => p.upstream.caCertificates().catch(() => [])))).flat().map((c) => c.toString('pem')),
+      // The CAs a client certificate may come from, named in the TLS CertificateRequest.
+      ca: (
+        await Promise.all(
+          profiles.profiles.map(async (p) => [
+            ...(await p.upstream.caCertificates().catch(() => [])),
+            ...p.authenticationPolicy.authenticationCas,
+            ...p.authenticationPolicy.pinnedCertificates,
+          ]),
+        )
+      )
+        .flat()
+        .map((c) => c.toString('pem')),
       // A client that connects and never finishes the handshake is dropped as one that never sends headers.
       handshakeTimeout: config.limits.headers_timeout_ms,
       headersTimeout: config.limits.headers_timeout_ms,

@@ -1,6 +1,6 @@
 import { EstError } from '../errors.js';
 import { bytes, x509 } from '../pki/x509.js';
-import type { Profile } from '../policy/profile.js';
+import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
 import { checkIssuedBy } from './client-certificate.js';
@@ -21,11 +21,31 @@ export interface ClientCredentials {
 export const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="est-ra"' } as const;
 
 /**
- * /simpleenroll: HTTP Basic with a passcode of the profile's authentication
- * policy (RFC 7030 §3.2.3). A wrong passcode and a wrong username get the same
- * answer, so a client learns nothing about which part was wrong.
+ * /simpleenroll, as the profile's enroll_authentication says: a passcode of
+ * its authentication policy by HTTP Basic (RFC 7030 §3.2.3), a TLS client
+ * certificate from the policy's authentication CAs or pinned certificates
+ * (RFC 7030 §3.3.2, a bootstrap or manufacturer certificate), or both. A
+ * wrong passcode and a wrong username get the same answer, so a client
+ * learns nothing about which part was wrong.
  */
 export async function authenticateEnroll(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal> {
+  const { methods, requireAll } = profile.enrollAuthentication;
+  const byCertificate = methods.includes('client_certificate');
+  const byPasscode = methods.includes('passcode');
+  const certificate =
+    byCertificate && credentials.clientCertificate
+      ? await checkBootstrapCertificate(profile.authenticationPolicy, credentials.clientCertificate, now)
+      : undefined;
+  if (certificate?.ok && !(requireAll && byPasscode)) return certificate.principal;
+  if (byCertificate && (requireAll || !byPasscode)) {
+    if (!certificate) throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simpleenroll requires a TLS client certificate of the authentication policy');
+    if (!certificate.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${certificate.reason}`);
+  }
+  const passcode = await authenticatePasscode(store, profile, credentials, now);
+  return certificate?.ok && certificate.principal.kind === 'certificate' ? { ...passcode, certificate: certificate.principal } : passcode;
+}
+
+async function authenticatePasscode(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal & { kind: 'passcode' }> {
   const basic = parseBasicAuthorization(credentials.authorization);
   if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED', { headers: BASIC_CHALLENGE });
   if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header', headers: BASIC_CHALLENGE });
@@ -33,6 +53,40 @@ export async function authenticateEnroll(store: Store, profile: Profile, credent
   const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode, now);
   if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}`, headers: BASIC_CHALLENGE });
   return { kind: 'passcode', passcodeId: check.record.id, policy: policy.name, ...(basic.username ? { username: basic.username } : {}) };
+}
+
+const ID_KP_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/**
+ * A bootstrap certificate: pinned as it is, or issued by one of the policy's
+ * authentication CAs; valid now; with clientAuth among its extended key
+ * usages when it has any (RFC 5280 §4.2.1.12).
+ */
+async function checkBootstrapCertificate(
+  policy: AuthenticationPolicy,
+  der: Buffer,
+  now: Date,
+): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
+  let certificate: x509.X509Certificate;
+  try {
+    certificate = new x509.X509Certificate(bytes(der));
+  } catch {
+    return { ok: false, reason: 'it cannot be parsed' };
+  }
+  const eku = certificate.getExtension(x509.ExtendedKeyUsageExtension);
+  if (eku && !eku.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
+  const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(der));
+  if (pinned) {
+    if (now < certificate.notBefore || now > certificate.notAfter)
+      return { ok: false, reason: `pinned certificate outside its validity (${certificate.notAfter.toISOString()})` };
+  } else {
+    const checks = await Promise.all(policy.authenticationCas.map((ca) => checkIssuedBy(certificate, ca, now)));
+    if (!checks.some((check) => check.ok)) {
+      const named = checks.find((check) => !check.ok && !check.reason.startsWith('certificate was not issued'));
+      return { ok: false, reason: named && !named.ok ? named.reason : 'it was not issued by an authentication CA of the policy and is not pinned' };
+    }
+  }
+  return { ok: true, principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer } };
 }
 
 /**

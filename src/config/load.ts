@@ -45,6 +45,10 @@ function unreadableFiles(config: LoadedConfig): string[] {
     ['tls.certificate', config.tls.certificate],
     ['tls.key', config.tls.key],
   ];
+  for (const [name, policy] of Object.entries(config.authentication_policies)) {
+    policy.authentication_cas.forEach((file, i) => files.push([`authentication_policies.${name}.authentication_cas.${i}`, file]));
+    policy.pinned_certificates.forEach((file, i) => files.push([`authentication_policies.${name}.pinned_certificates.${i}`, file]));
+  }
   for (const [name, profile] of Object.entries(config.profiles)) {
     const at = `profiles.${name}`;
     if (profile.local_ca) {
@@ -141,6 +145,10 @@ function resolvePaths(config: Config, base: string): void {
   config.tls.certificate = abs(config.tls.certificate);
   config.tls.key = abs(config.tls.key);
   config.store.sqlite.path = abs(config.store.sqlite.path);
+  for (const policy of Object.values(config.authentication_policies)) {
+    policy.authentication_cas = policy.authentication_cas.map(abs);
+    policy.pinned_certificates = policy.pinned_certificates.map(abs);
+  }
   for (const profile of Object.values(config.profiles)) {
     if (profile.local_ca) {
       profile.local_ca.certificate = abs(profile.local_ca.certificate);

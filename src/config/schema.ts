@@ -130,6 +130,19 @@ const profile = z
     /** Label paths that select this profile; the profile's own name when omitted. */
     labels: z.array(label).optional(),
     authentication_policy: z.string({ required_error: 'is required', invalid_type_error: 'must be the name of an authentication policy' }),
+    /** How /simpleenroll authenticates: passcode and/or a TLS client certificate of the policy; require_all: both. */
+    enroll_authentication: section(
+      z
+        .object({
+          methods: z
+            .array(z.enum(['passcode', 'client_certificate'], { errorMap: () => ({ message: 'must be passcode or client_certificate' }) }))
+            .min(1, 'must list at least one method')
+            .default(['passcode']),
+          require_all: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+        })
+        .strict()
+        .default({}),
+    ),
     /** local-ca: the embedded CA below; est: forward to an RFC 7030 server with est-ra's RA identity. */
     upstream: z.enum(['local-ca', 'est'], { errorMap: () => ({ message: 'must be local-ca or est' }) }).default('local-ca'),
     local_ca: localCa.optional(),
@@ -212,6 +225,10 @@ const authenticationPolicy = z
   .object({
     /** DigiCert's `enable_username_for_passcode`: the Basic username must match the passcode's. */
     enable_username_for_passcode: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /** Bootstrap / manufacturer trust anchors: a TLS client certificate they issued authenticates an enrollment. */
+    authentication_cas: z.array(filePath).default([]),
+    /** Individual client certificates accepted as they are (e.g. self-signed device certificates). */
+    pinned_certificates: z.array(filePath).default([]),
   })
   .strict();
 

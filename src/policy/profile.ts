@@ -1,13 +1,26 @@
 import type { Upstream } from '../upstream/types.js';
 import type { CsrRule } from './rules.js';
 import type { AddressAllowlist } from '../auth/allowlist.js';
+import type { x509 } from '../pki/x509.js';
+
+/** An authentication policy: its passcodes live in the store, its certificates here. */
+export interface AuthenticationPolicy {
+  readonly name: string;
+  readonly enableUsernameForPasscode: boolean;
+  /** Bootstrap / manufacturer CAs whose client certificates authenticate an enrollment. */
+  readonly authenticationCas: readonly x509.X509Certificate[];
+  /** Client certificates accepted as they are. */
+  readonly pinnedCertificates: readonly x509.X509Certificate[];
+}
 
 /** A profile from the configuration, compiled into what a request needs at run time. */
 export interface Profile {
   readonly name: string;
   /** Label paths that select it; '' when it serves the bare /.well-known/est/ path. */
   readonly labels: readonly string[];
-  readonly authenticationPolicy: { readonly name: string; readonly enableUsernameForPasscode: boolean };
+  readonly authenticationPolicy: AuthenticationPolicy;
+  /** How /simpleenroll authenticates (enroll_authentication). */
+  readonly enrollAuthentication: { readonly methods: readonly ('passcode' | 'client_certificate')[]; readonly requireAll: boolean };
   readonly rules: readonly CsrRule[];
   /** Who may talk to this profile at all (allowed_ip_addresses). */
   readonly allowlist: AddressAllowlist;

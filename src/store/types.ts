@@ -7,7 +7,14 @@ export type Operation = 'simpleenroll' | 'simplereenroll';
 
 /** Who made a request, as the authentication step established it. */
 export type Principal =
-  | { readonly kind: 'passcode'; readonly passcodeId: string; readonly policy: string; readonly username?: string }
+  | {
+      readonly kind: 'passcode';
+      readonly passcodeId: string;
+      readonly policy: string;
+      readonly username?: string;
+      /** With enroll_authentication.require_all: the client certificate presented as well. */
+      readonly certificate?: { readonly subject: string; readonly serial: string; readonly issuer: string };
+    }
   | { readonly kind: 'certificate'; readonly subject: string; readonly serial: string; readonly issuer: string }
   | { readonly kind: 'none' };
 
