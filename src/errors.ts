@@ -19,6 +19,7 @@ export const ERROR_CATALOGUE = {
   EST_KEY_TYPE: { status: 403, reason: 'key type not allowed by profile' },
   EST_RENEWAL_REFUSED: { status: 403, reason: 'renewal not allowed by profile' },
   EST_OUTSIDE_HOURS: { status: 403, reason: "outside the profile's operational hours or dates" },
+  EST_CHANNEL_BINDING: { status: 403, reason: "the CSR's challengePassword does not carry this TLS connection's channel binding" },
   EST_ADDRESS_NOT_ALLOWED: { status: 403, reason: 'client address not allowed by profile' },
   EST_NOT_FOUND: { status: 404, reason: 'not found' },
   EST_UNKNOWN_LABEL: { status: 404, reason: 'unknown EST label' },

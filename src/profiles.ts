@@ -7,6 +7,7 @@ import { buildCertsOnly } from './pki/certs-only.js';
 import type { AuthenticationPolicy, Profile } from './policy/profile.js';
 import { keyTypeAllowed } from './policy/rules.js';
 import { renewalAllowed } from './policy/renewal.js';
+import { channelBindingMatches } from './policy/channel-binding.js';
 import { withinUsageRestrictions } from './policy/usage-restrictions.js';
 import { compileAllowlist } from './auth/allowlist.js';
 import { LocalCaUpstream } from './upstream/local-ca.js';
@@ -59,8 +60,10 @@ async function buildProfile(
       ...(config.usage_restrictions ? [withinUsageRestrictions(config.usage_restrictions)] : []),
       keyTypeAllowed(config.allowed_key_types),
       renewalAllowed(config.renewal_settings),
+      ...(config.channel_binding ? [channelBindingMatches()] : []),
     ],
     allowlist: compileAllowlist(config.allowed_ip_addresses),
+    channelBinding: config.channel_binding,
     upstream,
     async cacertsPkcs7() {
       const certificates = await upstream.caCertificates();

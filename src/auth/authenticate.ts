@@ -12,6 +12,13 @@ export interface ClientCredentials {
   readonly authorization?: string;
   /** DER of the TLS client certificate, if the client sent one. */
   readonly clientCertificate?: Buffer;
+  /** This TLS connection's channel binding (RFC 5929 tls-unique on TLS 1.2, RFC 9266 tls-exporter on TLS 1.3). */
+  readonly channelBinding?: ChannelBinding;
+}
+
+export interface ChannelBinding {
+  readonly type: 'tls-unique' | 'tls-exporter';
+  readonly value: Buffer;
 }
 
 /**

@@ -39,6 +39,8 @@ limits:
 authentication_policies:
   demo:
     enable_username_for_passcode: false   # true: the Basic username must match the passcode's
+    authentication_cas: []                # bootstrap / manufacturer CAs (PEM) for client_certificate
+    pinned_certificates: []               # individual client certificates accepted as they are
 
 profiles:
   demo:
@@ -73,6 +75,10 @@ profiles:
       ecdsa: [digital_signature, key_agreement]
       eddsa: [digital_signature]
     extended_key_usage: [client_authentication]
+    enroll_authentication:      # simpleenroll: passcode and/or a client certificate of the policy
+      methods: [passcode]       # passcode | client_certificate
+      require_all: false        # true: both at once
+    channel_binding: false      # true: the CSR's challengePassword carries tls-unique / tls-exporter (RFC 7030 §3.5)
     renewal_settings:           # simplereenroll, by DigiCert's names
       renew_valid_cert: anytime   # anytime | never | N (from N days before expiry)
       renew_expired_cert: never   # anytime | never | N (up to N days after expiry)

@@ -163,6 +163,8 @@ const profile = z
         }),
       )
       .default([]),
+    /** RFC 7030 §3.5: the CSR's challengePassword must be the base64 of this TLS connection's tls-unique (TLS 1.2) or tls-exporter (TLS 1.3). */
+    channel_binding: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
     /** DigiCert's renewal_settings, for simplereenroll. */
     renewal_settings: section(
       z

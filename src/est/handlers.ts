@@ -63,7 +63,14 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     record.principal = state.principal = identity.principal;
     record.csr = decodeDerBody(request.body);
     const csr = await parseAndVerifyCsr(record.csr);
-    applyRules(profile.rules, { operation, csr, principal: identity.principal, current: identity.certificate, now });
+    applyRules(profile.rules, {
+      operation,
+      csr,
+      principal: identity.principal,
+      current: identity.certificate,
+      channelBinding: request.credentials.channelBinding,
+      now,
+    });
     decided = true;
     const { certificate, replayed } = await deps.enrollment.enroll(profile, { ...record, csr, current: identity.certificate });
     state.outcome = replayed ? 'issued earlier' : 'issued';

@@ -7,7 +7,7 @@ import type { Principal, Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import type { Metrics } from '../ops/metrics.js';
-import { describePrincipal, type ClientCredentials } from '../auth/authenticate.js';
+import { describePrincipal, type ChannelBinding, type ClientCredentials } from '../auth/authenticate.js';
 import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { sendError, toEstError } from './respond.js';
@@ -170,7 +170,13 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
     case 'simplereenroll':
       return handleEnroll(
         deps,
-        { operation: state.operation, profile, peerAddress: req.socket.remoteAddress ?? 'unknown', credentials: credentialsOf(req), body: bodyOf(req) },
+        {
+          operation: state.operation,
+          profile,
+          peerAddress: req.socket.remoteAddress ?? 'unknown',
+          credentials: credentialsOf(req, profile.channelBinding),
+          body: bodyOf(req),
+        },
         state,
         res,
       );
@@ -184,9 +190,26 @@ function bodyOf(req: Request): Buffer {
 }
 
 /** What TLS and HTTP say about the client, read once here so nothing below needs express. */
-function credentialsOf(req: Request): ClientCredentials {
-  const peer = req.socket instanceof TLSSocket ? req.socket.getPeerX509Certificate() : undefined;
-  return { authorization: req.headers.authorization, clientCertificate: peer?.raw };
+function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredentials {
+  if (!(req.socket instanceof TLSSocket)) return { authorization: req.headers.authorization };
+  const socket = req.socket;
+  return {
+    authorization: req.headers.authorization,
+    clientCertificate: socket.getPeerX509Certificate()?.raw,
+    channelBinding: wantChannelBinding ? channelBindingOf(socket) : undefined,
+  };
+}
+
+/**
+ * tls-unique is the first Finished message of the handshake (RFC 5929 §3.1):
+ * the client's in a full handshake, ours in a resumed one. TLS 1.3 has no
+ * tls-unique; RFC 9266 defines tls-exporter: 32 bytes exported with the
+ * label EXPORTER-Channel-Binding and an empty context.
+ */
+function channelBindingOf(socket: TLSSocket): ChannelBinding | undefined {
+  if (socket.getProtocol() === 'TLSv1.3') return { type: 'tls-exporter', value: socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+  const first = socket.isSessionReused() ? socket.getFinished() : socket.getPeerFinished();
+  return first ? { type: 'tls-unique', value: first } : undefined;
 }
 
 function renderError(logger: Logger) {

@@ -1,6 +1,6 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificationRequest } from '@peculiar/asn1-csr';
-import { Extensions, id_ce_subjectAltName } from '@peculiar/asn1-x509';
+import { DirectoryString, Extensions, id_ce_subjectAltName } from '@peculiar/asn1-x509';
 import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
 import { keyTypeOf } from './key-type.js';
@@ -20,9 +20,12 @@ export interface VerifiedCsr {
   readonly subjectPublicKeyInfo: Buffer;
   /** DER of the subjectAltName Extension requested in the extensionRequest attribute, if any. */
   readonly subjectAltName?: Buffer;
+  /** The challengePassword attribute (RFC 2985 §5.4.1), where EST puts the channel binding (RFC 7030 §3.5). */
+  readonly challengePassword?: string;
 }
 
 const ID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+const ID_CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
 
 /**
  * Parses a DER PKCS#10 request (RFC 2986) and checks its self-signature, which
@@ -38,11 +41,13 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
   let request: x509.Pkcs10CertificateRequest;
   let keyType: string;
   let subjectAltName: Buffer | undefined;
+  let challengePassword: string | undefined;
   try {
     const asn = AsnConvert.parse(bytes(der), CertificationRequest);
     request = new x509.Pkcs10CertificateRequest(asn);
     keyType = keyTypeOf(request.publicKey);
     subjectAltName = requestedSubjectAltName(asn);
+    challengePassword = challengePasswordOf(asn);
   } catch (cause) {
     throw EstError.badRequest('EST_CSR_MALFORMED', undefined, cause);
   }
@@ -67,7 +72,16 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
     subjectDer: der.subarray(subject!.offset, subject!.end),
     subjectPublicKeyInfo: der.subarray(subjectPublicKeyInfo!.offset, subjectPublicKeyInfo!.end),
     subjectAltName,
+    challengePassword,
   };
+}
+
+/** challengePassword ::= DirectoryString (RFC 2985 §5.4.1): whichever string type the client chose. */
+function challengePasswordOf(asn: CertificationRequest): string | undefined {
+  const value = asn.certificationRequestInfo.attributes.find((a) => a.type === ID_CHALLENGE_PASSWORD)?.values[0];
+  if (!value) return undefined;
+  const text = AsnConvert.parse(value, DirectoryString);
+  return text.utf8String ?? text.printableString ?? text.teletexString ?? text.bmpString ?? text.universalString;
 }
 
 /**

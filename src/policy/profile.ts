@@ -22,6 +22,8 @@ export interface Profile {
   /** How /simpleenroll authenticates (enroll_authentication). */
   readonly enrollAuthentication: { readonly methods: readonly ('passcode' | 'client_certificate')[]; readonly requireAll: boolean };
   readonly rules: readonly CsrRule[];
+  /** The CSR's challengePassword must carry the TLS channel binding (RFC 7030 §3.5). */
+  readonly channelBinding: boolean;
   /** Who may talk to this profile at all (allowed_ip_addresses). */
   readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */

@@ -2,6 +2,7 @@ import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import type { x509 } from '../pki/x509.js';
 import type { Operation, Principal } from '../store/types.js';
+import type { ChannelBinding } from '../auth/authenticate.js';
 
 /** Everything a rule may look at. */
 export interface RuleContext {
@@ -10,6 +11,8 @@ export interface RuleContext {
   readonly principal: Principal;
   /** simplereenroll: the certificate being renewed (authenticated by TLS). */
   readonly current?: x509.X509Certificate;
+  /** This TLS connection's channel binding, when the profile asks for it. */
+  readonly channelBinding?: ChannelBinding;
   readonly now: Date;
 }
 
