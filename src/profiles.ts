@@ -15,12 +15,16 @@ import { EstUpstream } from './upstream/est.js';
 import type { Upstream } from './upstream/types.js';
 import type { Store } from './store/types.js';
 import type { Logger } from './ops/logger.js';
+import type { Metrics } from './ops/metrics.js';
+import { LOG_EVENT } from './ops/log-events.js';
+import { RevocationChecker } from './auth/revocation.js';
 
 const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, years: 365 * 86_400_000 } as const;
 
 export interface ProfileServices {
   readonly store: Store;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly now: () => Date;
 }
 
@@ -35,6 +39,23 @@ export async function buildProfiles(config: LoadedConfig, services: ProfileServi
         enableUsernameForPasscode: policy.enable_username_for_passcode,
         authenticationCas: policy.authentication_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         pinnedCertificates: policy.pinned_certificates.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
+        revocation:
+          policy.revocation.mode === 'off'
+            ? undefined
+            : new RevocationChecker(
+                {
+                  mode: policy.revocation.mode,
+                  crlFiles: policy.revocation.crl_files,
+                  useCrlDistributionPoints: policy.revocation.use_crl_distribution_points,
+                  ocsp: { enabled: policy.revocation.ocsp, responderUrl: policy.revocation.ocsp_responder_url },
+                  timeoutMs: policy.revocation.timeout_ms,
+                },
+                services.now,
+              ),
+        onRevocationUnknown: (reason: string) => {
+          services.logger.warn(LOG_EVENT.revocationUnknown, { policy: name, reason });
+          services.metrics.revocationUnknown.inc({ policy: name });
+        },
       },
     ]),
   );
@@ -64,6 +85,7 @@ async function buildProfile(
     ],
     allowlist: compileAllowlist(config.allowed_ip_addresses),
     channelBinding: config.channel_binding,
+    renewRevokedCert: config.renewal_settings.renew_revoked_cert,
     upstream,
     async cacertsPkcs7() {
       const certificates = await upstream.caCertificates();

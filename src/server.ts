@@ -42,7 +42,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config.log);
   const store = new SqliteStore(config.store.sqlite.path);
   const metrics = new Metrics(() => store.countWaiting());
-  const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, now }));
+  const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
   const enrollment = new EnrollmentService(store, logger, metrics, now);
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
   await retryWorker.start();

@@ -83,17 +83,26 @@ async function checkBootstrapCertificate(
   const eku = certificate.getExtension(x509.ExtendedKeyUsageExtension);
   if (eku && !eku.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
   const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(der));
+  let note: string | undefined;
   if (pinned) {
-    if (now < certificate.notBefore || now > certificate.notAfter)
+    if (now < certificate.notBefore || now > certificate.notAfter) {
       return { ok: false, reason: `pinned certificate outside its validity (${certificate.notAfter.toISOString()})` };
+    }
   } else {
     const checks = await Promise.all(policy.authenticationCas.map((ca) => checkIssuedBy(certificate, ca, now)));
-    if (!checks.some((check) => check.ok)) {
+    const issuer = policy.authenticationCas[checks.findIndex((check) => check.ok)];
+    if (!issuer) {
       const named = checks.find((check) => !check.ok && !check.reason.startsWith('certificate was not issued'));
       return { ok: false, reason: named && !named.ok ? named.reason : 'it was not issued by an authentication CA of the policy and is not pinned' };
     }
+    const revocation = await revocationVerdict(policy, certificate, issuer);
+    if (!revocation.ok) return revocation;
+    note = revocation.note;
   }
-  return { ok: true, principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer } };
+  return {
+    ok: true,
+    principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer, revocation: note },
+  };
 }
 
 /**
@@ -115,15 +124,47 @@ export async function authenticateReenroll(
   } catch (cause) {
     throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', 'TLS client certificate cannot be parsed', cause);
   }
-  const checks = await Promise.all(
-    (await profile.upstream.caCertificates()).map((ca) => checkIssuedBy(certificate, ca, now, { validityDecidedByCaller: true })),
-  );
-  const failed = checks.find((check) => !check.ok) ?? { reason: "certificate was not issued by this profile's CA" };
-  if (!checks.some((check) => check.ok)) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${failed.reason}`);
+  const cas = await profile.upstream.caCertificates();
+  const checks = await Promise.all(cas.map((ca) => checkIssuedBy(certificate, ca, now, { validityDecidedByCaller: true })));
+  const issuer = cas[checks.findIndex((check) => check.ok)];
+  if (!issuer) {
+    const failed = checks.find((check) => !check.ok) ?? { reason: "certificate was not issued by this profile's CA" };
+    throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${failed.reason}`);
+  }
+  const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, issuer, profile.renewRevokedCert);
+  if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);
   return {
-    principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer },
+    principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer, revocation: revocation.note },
     certificate,
   };
+}
+
+/**
+ * The policy's revocation check as a decision, with a note for the request
+ * record: revoked is refused (unless `allowRevoked`, renew_revoked_cert);
+ * unknown is refused in hard_fail and allowed, logged and counted in soft_fail.
+ */
+async function revocationVerdict(
+  policy: AuthenticationPolicy,
+  certificate: x509.X509Certificate,
+  issuer: x509.X509Certificate,
+  allowRevoked = false,
+): Promise<{ ok: true; note?: string } | { ok: false; reason: string }> {
+  const checker = policy.revocation;
+  if (!checker) return { ok: true };
+  const result = await checker.check(certificate, issuer);
+  switch (result.status) {
+    case 'good':
+      return { ok: true, note: `good (${result.source})` };
+    case 'revoked':
+      return allowRevoked
+        ? { ok: true, note: `revoked (${result.source}); renewal of revoked certificates allowed` }
+        : { ok: false, reason: `certificate revoked (${result.source})` };
+    case 'unknown':
+      if (checker.mode === 'hard_fail') return { ok: false, reason: `revocation status unknown: ${result.reason}` };
+      policy.onRevocationUnknown?.(result.reason);
+      return { ok: true, note: `unknown, allowed by soft_fail: ${result.reason}` };
+  }
 }
 
 /** A short form for log lines: never contains a secret. */

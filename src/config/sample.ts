@@ -41,6 +41,11 @@ authentication_policies:
     enable_username_for_passcode: false   # true: the Basic username must match the passcode's
     authentication_cas: []                # bootstrap / manufacturer CAs (PEM) for client_certificate
     pinned_certificates: []               # individual client certificates accepted as they are
+    revocation:                           # of bootstrap and renewal certificates
+      mode: off                           # off | soft_fail (log, count, allow when unknown) | hard_fail (403 when unknown)
+      ocsp: true                          # the responder in the certificate's AIA, or ocsp_responder_url
+      use_crl_distribution_points: true   # fetch the CRL the certificate names (HTTP), cached until nextUpdate
+      crl_files: []                       # CRLs kept by the admin (PEM or DER), re-read when they change
 
 profiles:
   demo:
@@ -82,6 +87,7 @@ profiles:
     renewal_settings:           # simplereenroll, by DigiCert's names
       renew_valid_cert: anytime   # anytime | never | N (from N days before expiry)
       renew_expired_cert: never   # anytime | never | N (up to N days after expiry)
+      renew_revoked_cert: false   # true: a revoked certificate may still be renewed
       renewal_key_pair: optional  # new_key_required | optional | same_key_only
     # usage_restrictions:       # enrollment only inside these dates and hours
     #   time_zone: Europe/Berlin

@@ -171,6 +171,7 @@ const profile = z
         .object({
           renew_valid_cert: renewWindow('days before expiry').default('anytime'),
           renew_expired_cert: renewWindow('days after expiry').default('never'),
+          renew_revoked_cert: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
           renewal_key_pair: z
             .enum(['new_key_required', 'optional', 'same_key_only'], { errorMap: () => ({ message: 'must be new_key_required, optional or same_key_only' }) })
             .default('optional'),
@@ -231,6 +232,21 @@ const authenticationPolicy = z
     authentication_cas: z.array(filePath).default([]),
     /** Individual client certificates accepted as they are (e.g. self-signed device certificates). */
     pinned_certificates: z.array(filePath).default([]),
+    /** Revocation of bootstrap and renewal certificates: off, soft_fail (log and allow when unknown) or hard_fail. */
+    revocation: section(
+      z
+        .object({
+          mode: z.enum(['off', 'soft_fail', 'hard_fail'], { errorMap: () => ({ message: 'must be off, soft_fail or hard_fail' }) }).default('off'),
+          crl_files: z.array(filePath).default([]),
+          use_crl_distribution_points: z.boolean({ invalid_type_error: 'must be true or false' }).default(true),
+          ocsp: z.boolean({ invalid_type_error: 'must be true or false' }).default(true),
+          /** Overrides the responder named in the certificate's authority information access. */
+          ocsp_responder_url: z.string().url('must be a URL').optional(),
+          timeout_ms: positiveInt.default(5000),
+        })
+        .strict()
+        .default({}),
+    ),
   })
   .strict();
 

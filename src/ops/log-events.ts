@@ -12,4 +12,5 @@ export const LOG_EVENT = {
   requestQueued: 'request queued for the upstream',
   requestsRequeued: 'interrupted requests queued again',
   retryFailed: 'forwarding a queued request failed',
+  revocationUnknown: 'revocation status unknown; allowed by soft_fail',
 } as const;

@@ -28,6 +28,12 @@ export class Metrics {
     labelNames: ['profile', 'kind'] as const,
     registers: [this.registry],
   });
+  readonly revocationUnknown = new Counter({
+    name: 'est_ra_revocation_unknown_total',
+    help: 'Client certificates let through by soft_fail although their revocation status was unknown, by authentication policy',
+    labelNames: ['policy'] as const,
+    registers: [this.registry],
+  });
   readonly waiting: Gauge<'state'>;
 
   /** @param countWaiting read at scrape time from the store, so the gauge is right after a restart too */

@@ -2,6 +2,7 @@ import type { Upstream } from '../upstream/types.js';
 import type { CsrRule } from './rules.js';
 import type { AddressAllowlist } from '../auth/allowlist.js';
 import type { x509 } from '../pki/x509.js';
+import type { RevocationChecker } from '../auth/revocation.js';
 
 /** An authentication policy: its passcodes live in the store, its certificates here. */
 export interface AuthenticationPolicy {
@@ -11,6 +12,10 @@ export interface AuthenticationPolicy {
   readonly authenticationCas: readonly x509.X509Certificate[];
   /** Client certificates accepted as they are. */
   readonly pinnedCertificates: readonly x509.X509Certificate[];
+  /** Revocation checking of bootstrap and renewal certificates; undefined when off. */
+  readonly revocation?: RevocationChecker;
+  /** soft_fail: called when a status is unknown and the request is let through. */
+  readonly onRevocationUnknown?: (reason: string) => void;
 }
 
 /** A profile from the configuration, compiled into what a request needs at run time. */
@@ -22,6 +27,8 @@ export interface Profile {
   /** How /simpleenroll authenticates (enroll_authentication). */
   readonly enrollAuthentication: { readonly methods: readonly ('passcode' | 'client_certificate')[]; readonly requireAll: boolean };
   readonly rules: readonly CsrRule[];
+  /** renewal_settings.renew_revoked_cert: a revoked certificate may still be renewed. */
+  readonly renewRevokedCert: boolean;
   /** The CSR's challengePassword must carry the TLS channel binding (RFC 7030 §3.5). */
   readonly channelBinding: boolean;
   /** Who may talk to this profile at all (allowed_ip_addresses). */

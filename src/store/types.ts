@@ -15,7 +15,14 @@ export type Principal =
       /** With enroll_authentication.require_all: the client certificate presented as well. */
       readonly certificate?: { readonly subject: string; readonly serial: string; readonly issuer: string };
     }
-  | { readonly kind: 'certificate'; readonly subject: string; readonly serial: string; readonly issuer: string }
+  | {
+      readonly kind: 'certificate';
+      readonly subject: string;
+      readonly serial: string;
+      readonly issuer: string;
+      /** The revocation decision, when the policy checks it: good, revoked (renewal allowed) or unknown (soft_fail). */
+      readonly revocation?: string;
+    }
   | { readonly kind: 'none' };
 
 export interface NewRequest {
