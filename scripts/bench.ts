@@ -2,7 +2,9 @@
  * Enrollment benchmark: runs est-ra on the embedded default (`init` + `serve`)
  * as a child process and drives /simpleenroll at concurrency 1, 8 and 32 with
  * a new full TLS handshake per request, then measures what one enrollment is
- * made of. Then a second est-ra, the RA, forwards to the first one
+ * made of. A fresh est-ra then authenticates simpleenroll by client
+ * certificate (one device certificate of an openssl-ca CA, revocation
+ * hard_fail over a live OCSP responder, then off) at c32. Then a second est-ra, the RA, forwards to the first one
  * (`upstream: est`): what the RA hop adds at c32, how few upstream
  * connections its keep-alive needs, and how fast its queue drains after an
  * upstream outage. Prints one JSON object on stdout; progress goes to stderr.
@@ -19,6 +21,7 @@ import Database from 'better-sqlite3';
 import { generateKeyPairSync, randomBytes, scryptSync, sign, webcrypto, type KeyObject } from 'node:crypto';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { Agent, request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -38,6 +41,7 @@ import { newSerialNumber } from '../src/pki/serial.js';
 import { hashPasscode } from '../src/auth/passcode.js';
 import { LocalCaUpstream, type IssuancePolicy } from '../src/upstream/local-ca.js';
 import { verifyIssued } from '../src/upstream/verify-issued.js';
+import { makeRevocationCa } from '../test/helpers/revocation-pki.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -66,7 +70,10 @@ const TARGETS = {
   ra_added_p99_ms_max: 15,
   ra_upstream_connections_max: RA_MAX_SOCKETS,
   queue_drain_per_s_min: 200,
+  mtls_c32_enrollments_per_s_min: 300,
 } as const;
+/** The client-certificate section's load, as the c32 level. */
+const MTLS_CONCURRENCY = 32;
 
 /** The demo profile's issuance settings, for the breakdown's own local CA. */
 const BENCH_POLICY: IssuancePolicy = {
@@ -365,7 +372,8 @@ function makeDeviceKeys(count: number): DeviceKey[] {
 interface Target {
   readonly port: number;
   readonly ca: Buffer;
-  readonly authorization: string;
+  /** Absent: no Authorization header (client-certificate authentication). */
+  readonly authorization?: string;
   /** No keep-alive and no session cache: every request is a new, full TLS handshake. */
   readonly agent: Agent;
 }
@@ -403,7 +411,7 @@ function enroll(target: Target, csrBase64: string): Promise<Outcome> {
         headers: {
           'Content-Type': 'application/pkcs10',
           'Content-Length': Buffer.byteLength(csrBase64),
-          Authorization: target.authorization,
+          ...(target.authorization !== undefined ? { Authorization: target.authorization } : {}),
           Connection: 'close',
         },
       },
@@ -905,6 +913,125 @@ function queuedWarnings(log: string): number[] {
     .map((entry) => (Date.parse(entry.retry_at) - Date.parse(entry.timestamp)) / 1000);
 }
 
+// ----------------------------------------------------- client certificate
+
+type RevocationMode = 'hard_fail' | 'off';
+
+interface MtlsResults {
+  readonly section: RoundResult & { readonly concurrency: number; readonly revocation_mode: RevocationMode };
+  readonly modes: {
+    readonly concurrency: number;
+    readonly hard_fail: RoundResult;
+    readonly off: RoundResult;
+    /** What OCSP (cached until nextUpdate) and the checks around it cost est-ra per enrollment. */
+    readonly added_cpu_ms_per_enrollment: number;
+    readonly added_p50_ms: number;
+    /** Requests the CRL server saw over both modes: OCSP answers first, so none is expected. */
+    readonly crl_fetches: number;
+  };
+}
+
+/**
+ * The demo profile authenticates simpleenroll by client certificate only,
+ * issued by `caFile`, with revocation checked as `mode` says (OCSP from the
+ * certificate's AIA, then its CRL distribution point).
+ */
+function mtlsProfile(caFile: string, mode: RevocationMode): (stateDir: string) => Promise<void> {
+  return async (stateDir) => {
+    const configFile = join(stateDir, 'config.yaml');
+    const config = parseYaml(readFileSync(configFile, 'utf8')) as {
+      profiles: Record<string, Record<string, unknown>>;
+      authentication_policies: Record<string, Record<string, unknown>>;
+    };
+    config.profiles['demo'] = { ...config.profiles['demo'], enroll_authentication: { methods: ['client_certificate'] } };
+    config.authentication_policies['demo'] = {
+      ...config.authentication_policies['demo'],
+      authentication_cas: [caFile],
+      revocation: { mode, ocsp: true, use_crl_distribution_points: true },
+    };
+    writeFileSync(configFile, stringifyYaml(config));
+  };
+}
+
+/** Warm-up, then LEVEL_ROUNDS rounds at MTLS_CONCURRENCY: the median one. */
+async function mtlsRounds(estRa: EstRa, target: Target, nextCsr: () => string, mode: RevocationMode): Promise<RoundResult> {
+  await checkOneEnrollment(target, nextCsr());
+  progress(`mTLS ${mode} warm-up: ${WARMUP_SECONDS} s at c8`);
+  await runLevel(target, estRa.pid, nextCsr, 8, WARMUP_SECONDS);
+  const rounds: LevelResult[] = [];
+  for (let round = 1; round <= LEVEL_ROUNDS; round++) {
+    progress(`mTLS ${mode} c${MTLS_CONCURRENCY} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);
+    rounds.push(await runLevel(target, estRa.pid, nextCsr, MTLS_CONCURRENCY, ROUND_SECONDS));
+    progress(`mTLS ${mode}: ${JSON.stringify(rounds.at(-1))}`);
+  }
+  return medianRound(rounds);
+}
+
+/**
+ * Simpleenroll authenticated by one client certificate (no passcode) from
+ * an openssl-ca CA whose certificates name a running OCSP responder and an
+ * HTTP CRL: first with revocation hard_fail (est-ra caches the OCSP answer
+ * until its nextUpdate, 5 minutes, so this is the warm cache), then est-ra
+ * restarted with revocation off, so the difference is the checks' cost.
+ */
+async function benchMtls(root: string, nextCsr: () => string): Promise<MtlsResults> {
+  const caDir = join(root, 'mtls-ca');
+  const stateDir = join(root, 'mtls');
+  mkdirSync(stateDir);
+  let crlDer = Buffer.alloc(0);
+  let crlFetches = 0;
+  const crlServer = createHttpServer((_req, res) => {
+    crlFetches++;
+    res.writeHead(200, { 'Content-Type': 'application/pkix-crl', 'Content-Length': crlDer.length });
+    res.end(crlDer);
+  });
+  await new Promise<void>((done) => crlServer.listen(0, '127.0.0.1', done));
+  let ocsp: { stop(): Promise<void> } | undefined;
+  let estRa: EstRa | undefined;
+  try {
+    const crlPort = (crlServer.address() as AddressInfo).port;
+    const ocspPort = await freePort();
+    progress(`mTLS: CA in ${caDir}, CRL on port ${crlPort}, OCSP on port ${ocspPort}`);
+    const ca = await makeRevocationCa(caDir, { crlDistributionPoint: `http://127.0.0.1:${crlPort}/ca.crl`, ocspUrl: `http://127.0.0.1:${ocspPort}` });
+    const client = await ca.issue('bench-mtls-device');
+    crlDer = readFileSync((await ca.writeCrl()).derFile);
+    ocsp = await ca.startOcspResponder({ port: ocspPort });
+
+    progress(`starting est-ra in ${stateDir}, client_certificate, revocation hard_fail`);
+    estRa = await startEstRa(stateDir, mtlsProfile(ca.caFile, 'hard_fail'));
+    const target: Target = {
+      port: estRa.port,
+      ca: estRa.rootCa,
+      agent: new Agent({ keepAlive: false, maxCachedSessions: 0, cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) }),
+    };
+    const hardFail = await mtlsRounds(estRa, target, nextCsr, 'hard_fail');
+
+    progress('restarting est-ra with revocation off');
+    await stopEstRa(estRa.child);
+    await mtlsProfile(ca.caFile, 'off')(stateDir);
+    estRa = await serveEstRa(stateDir, estRa.port, estRa.passcode);
+    const off = await mtlsRounds(estRa, target, nextCsr, 'off');
+
+    return {
+      section: { concurrency: MTLS_CONCURRENCY, revocation_mode: 'hard_fail', ...hardFail },
+      modes: {
+        concurrency: MTLS_CONCURRENCY,
+        hard_fail: hardFail,
+        off,
+        added_cpu_ms_per_enrollment: round(hardFail.est_ra_cpu_ms_per_enrollment - off.est_ra_cpu_ms_per_enrollment, 2),
+        added_p50_ms: round(hardFail.p50_ms - off.p50_ms, 1),
+        crl_fetches: crlFetches,
+      },
+    };
+  } finally {
+    if (estRa) await stopEstRa(estRa.child);
+    await ocsp?.stop();
+    await new Promise<void>((done) => crlServer.close(() => done()));
+    rmSync(caDir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------- main
 
 interface Levels {
@@ -945,11 +1072,13 @@ interface RaResults {
   readonly drain: QueueDrain;
 }
 
-function report(measured: Levels, ra: RaResults): Record<string, unknown> {
+function report(measured: Levels, mtls: MtlsResults, ra: RaResults): Record<string, unknown> {
   const { levels, peakRssMb, breakdown } = measured;
   const c32 = levels['c32'];
   return {
     simpleenroll_full_handshake: levels,
+    mtls_simpleenroll: mtls.section,
+    revocation_modes: mtls.modes,
     est_ra_peak_rss_mb: peakRssMb,
     breakdown,
     ra_overhead: ra.overhead,
@@ -964,6 +1093,7 @@ function report(measured: Levels, ra: RaResults): Record<string, unknown> {
       ra_added_p99_ms: ra.overhead.added_p99_ms <= TARGETS.ra_added_p99_ms_max,
       ra_upstream_connections: ra.keepAlive.max_connections_seen <= TARGETS.ra_upstream_connections_max,
       queue_drain_per_s: (ra.drain.drain_per_s ?? 0) >= TARGETS.queue_drain_per_s_min,
+      mtls_c32_enrollments_per_s: mtls.section.enrollments_per_s >= TARGETS.mtls_c32_enrollments_per_s_min,
     },
     node: process.version,
     cores: availableParallelism(),
@@ -985,6 +1115,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   progress(`starting est-ra in ${upstreamDir}`);
   const upstream = await startEstRa(upstreamDir);
   const measured = await benchLevels(upstream, keys, nextCsr);
+  const mtls = await benchMtls(root, nextCsr);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -993,7 +1124,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, { overhead, keepAlive, drain });
+  return report(measured, mtls, { overhead, keepAlive, drain });
 }
 
 async function main(): Promise<void> {
