@@ -1,5 +1,6 @@
 import { EstError } from '../errors.js';
 import { bytes, x509 } from '../pki/x509.js';
+import { certificateExtension } from '../pki/der.js';
 import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
@@ -63,6 +64,7 @@ async function authenticatePasscode(store: Store, profile: Profile, credentials:
 }
 
 const ID_KP_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const ID_CE_EXT_KEY_USAGE = '2.5.29.37';
 
 /**
  * A bootstrap certificate: pinned as it is, or issued by one of the policy's
@@ -80,7 +82,8 @@ async function checkBootstrapCertificate(
   } catch {
     return { ok: false, reason: 'it cannot be parsed' };
   }
-  const eku = certificate.getExtension(x509.ExtendedKeyUsageExtension);
+  const ekuDer = certificateExtension(der, ID_CE_EXT_KEY_USAGE);
+  const eku = ekuDer && new x509.ExtendedKeyUsageExtension(bytes(ekuDer));
   if (eku && !eku.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
   const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(der));
   let note: string | undefined;

@@ -5,6 +5,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { bytes, x509 } from '../pki/x509.js';
 import { decodeDerBody } from '../est/body.js';
+import { certificateExtension } from '../pki/der.js';
 
 pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));
 
@@ -47,7 +48,7 @@ interface CachedCrl {
  */
 export class RevocationChecker {
   private readonly crls = new Map<string, CachedCrl>();
-  private readonly ocspAnswers = new Map<string, { status: 'good' | 'revoked'; until: number }>();
+  private readonly ocspAnswers = new Map<string, { status: 'good' | 'revoked'; url: string; until: number }>();
 
   constructor(
     private readonly settings: RevocationSettings,
@@ -61,6 +62,8 @@ export class RevocationChecker {
   async check(certificate: x509.X509Certificate, issuer: x509.X509Certificate): Promise<RevocationStatus> {
     const reasons: string[] = [];
     if (this.settings.ocsp.enabled) {
+      const cached = this.ocspAnswers.get(ocspCacheKey(certificate, issuer));
+      if (cached && cached.until >= this.now().getTime()) return { status: cached.status, source: `OCSP ${cached.url} (cached)` };
       const url = this.settings.ocsp.responderUrl ?? ocspUrlOf(certificate);
       if (url) {
         try {
@@ -102,10 +105,7 @@ export class RevocationChecker {
 
   /** RFC 6960 request with a nonce; the answer must be signed by the CA or its delegated responder and be current. */
   private async ocsp(url: string, certificate: x509.X509Certificate, issuer: x509.X509Certificate): Promise<RevocationStatus> {
-    const key = `${issuer.serialNumber}/${certificate.serialNumber}`;
     const now = this.now();
-    const cached = this.ocspAnswers.get(key);
-    if (cached && cached.until >= now.getTime()) return { status: cached.status, source: `OCSP ${url} (cached)` };
     const subject = pkijs.Certificate.fromBER(bytes(Buffer.from(certificate.rawData)));
     const ca = pkijs.Certificate.fromBER(bytes(Buffer.from(issuer.rawData)));
     const request = new pkijs.OCSPRequest();
@@ -130,7 +130,7 @@ export class RevocationChecker {
     const { status } = await basic.getCertificateStatus(subject, ca);
     if (status === 2) return { status: 'unknown', reason: `OCSP ${url}: responder does not know the certificate` };
     const verdict = status === 1 ? 'revoked' : 'good';
-    this.ocspAnswers.set(key, { status: verdict, until: single.nextUpdate?.getTime() ?? now.getTime() + DEFAULT_CACHE_MS });
+    this.ocspAnswers.set(ocspCacheKey(certificate, issuer), { status: verdict, url, until: single.nextUpdate?.getTime() ?? now.getTime() + DEFAULT_CACHE_MS });
     return { status: verdict, source: `OCSP ${url}` };
   }
 
@@ -149,13 +149,19 @@ export class RevocationChecker {
   }
 }
 
+function ocspCacheKey(certificate: x509.X509Certificate, issuer: x509.X509Certificate): string {
+  return `${issuer.serialNumber}/${certificate.serialNumber}`;
+}
+
 function ocspUrlOf(certificate: x509.X509Certificate): string | undefined {
-  const aia = certificate.getExtension(x509.AuthorityInfoAccessExtension);
+  const der = certificateExtension(Buffer.from(certificate.rawData), '1.3.6.1.5.5.7.1.1');
+  const aia = der && new x509.AuthorityInfoAccessExtension(bytes(der));
   return aia?.ocsp.find((name) => name.type === 'url')?.value;
 }
 
 function crlUrlsOf(certificate: x509.X509Certificate): string[] {
-  const points = certificate.getExtension(x509.CRLDistributionPointsExtension);
+  const der = certificateExtension(Buffer.from(certificate.rawData), '2.5.29.31');
+  const points = der && new x509.CRLDistributionPointsExtension(bytes(der));
   return (points?.distributionPoints ?? []).flatMap((point) =>
     (point.distributionPoint?.fullName ?? []).flatMap((name) =>
       name.uniformResourceIdentifier && /^https?:\/\//.test(name.uniformResourceIdentifier) ? [name.uniformResourceIdentifier] : [],

@@ -1,6 +1,17 @@
 import { X509Certificate as OpenSslCertificate, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
-import { children, contextTag, objectIdentifier, octetString, readTlv, sequence, smallInteger, time, unsignedInteger } from '../../src/pki/der.js';
+import {
+  certificateExtension,
+  children,
+  contextTag,
+  objectIdentifier,
+  octetString,
+  readTlv,
+  sequence,
+  smallInteger,
+  time,
+  unsignedInteger,
+} from '../../src/pki/der.js';
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../../src/pki/certificate-signer.js';
 import { buildCertsOnly, parseCertsOnly } from '../../src/pki/certs-only.js';
 import { bytes, x509 } from '../../src/pki/x509.js';
@@ -141,5 +152,21 @@ describe('reading DER from an upstream (untrusted)', () => {
 
   it('fail garbage is not a certs-only PKCS#7', () => {
     expect(() => parseCertsOnly(Buffer.from('not pkcs7 at all'))).to.throw();
+  });
+});
+
+describe('finding one extension in a certificate without building them all', () => {
+  it('ok the extension a certificate has, and undefined for one it lacks', async () => {
+    const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+      name: 'CN=ext',
+      keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]), new x509.BasicConstraintsExtension(false)],
+    });
+    const der = Buffer.from(certificate.rawData);
+    const eku = certificateExtension(der, '2.5.29.37');
+    expect(eku && new x509.ExtendedKeyUsageExtension(bytes(eku)).usages).to.deep.equal([x509.ExtendedKeyUsage.clientAuth]);
+    expect(certificateExtension(der, '2.5.29.31')).to.equal(undefined);
   });
 });
