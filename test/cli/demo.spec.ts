@@ -1,22 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { run, sh } from '../helpers/run.js';
+import { freePort } from '../helpers/net.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `est-ra demo` as a newcomer would and collects what it prints until it says how to stop. */
 function startDemo(cwd: string, port: number): Promise<{ child: ChildProcess; output: string }> {

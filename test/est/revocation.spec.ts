@@ -10,17 +10,9 @@ import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 import { makeRevocationCa, type IssuedCert, type OcspResponder, type RevocationCa } from '../helpers/revocation-pki.js';
+import { freePort } from '../helpers/net.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Bootstrap certificates checked against a real `openssl ocsp` responder and real `openssl ca -gencrl` CRLs. */
 describe('revocation of bootstrap certificates: OCSP and CRL, hard_fail and soft_fail', function () {
