@@ -43,7 +43,6 @@ export const set = (...content: readonly Uint8Array[]): Buffer => tlv(TAG.set, .
 export const contextTag = (n: number, ...content: readonly Uint8Array[]): Buffer => tlv(0xa0 | n, ...content);
 export const octetString = (content: Uint8Array): Buffer => tlv(TAG.octetString, content);
 export const bitString = (content: Uint8Array): Buffer => tlv(TAG.bitString, Buffer.from([0]), content);
-export const booleanTrue = Buffer.from([0x01, 0x01, 0xff]);
 
 /** INTEGER from unsigned big-endian magnitude bytes (adds the 0x00 that keeps it positive). */
 export function unsignedInteger(magnitude: Uint8Array): Buffer {

@@ -255,11 +255,6 @@ export class SqliteDatabase {
     return (this.statements.getIssuedCertificate.get(requestId) as { der: Buffer } | undefined)?.der;
   }
 
-  getRequest(id: string): RequestRecord | undefined {
-    const row = this.statements.getRequest.get(id) as RequestRow | undefined;
-    return row && toRequestRecord(row);
-  }
-
   listRequests(limit: number): RequestRecord[] {
     return (this.statements.listRequests.all(limit) as RequestRow[]).map(toRequestRecord);
   }
@@ -319,7 +314,6 @@ function prepareStatements(db: Database.Database) {
        ORDER BY received_at DESC, rowid DESC LIMIT 1`,
     ),
     getIssuedCertificate: db.prepare(`SELECT der FROM certificates WHERE request_id = ?`),
-    getRequest: db.prepare(`SELECT * FROM requests WHERE id = ?`),
     listRequests: db.prepare(`SELECT * FROM requests ORDER BY received_at DESC, rowid DESC LIMIT ?`),
     getCached: db.prepare(`SELECT value FROM cache WHERE key = ?`),
     putCached: db.prepare(

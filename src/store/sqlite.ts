@@ -101,10 +101,6 @@ export class SqliteStore implements Store {
     await this.write({ kind: 'addPasscode', values: passcode });
   }
 
-  async getRequest(id: string): Promise<RequestRecord | undefined> {
-    return this.database.getRequest(id);
-  }
-
   async listRequests(limit: number): Promise<RequestRecord[]> {
     return this.database.listRequests(limit);
   }

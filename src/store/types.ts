@@ -119,7 +119,6 @@ export interface Store {
   findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined>;
   /** The DER certificate issued for a request. */
   getIssuedCertificate(requestId: string): Promise<Buffer | undefined>;
-  getRequest(id: string): Promise<RequestRecord | undefined>;
   listRequests(limit: number): Promise<RequestRecord[]>;
 
   /** A small durable cache (e.g. the upstream's /cacerts), so a restart while the upstream is down still serves it. */

@@ -11,6 +11,7 @@ import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
 import { verifyIssued } from './verify-issued.js';
+import { identityOf } from '../pki/identity.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
@@ -152,11 +153,10 @@ export class EstUpstream implements Upstream {
 
   async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
     const answer = await this.call('post', this.options.reenrollOperation, csr.der);
-    const san = current.getExtension(x509.SubjectAlternativeNameExtension);
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
-      identity: { subject: Buffer.from(current.subjectName.toArrayBuffer()), subjectAltName: san ? Buffer.from(san.rawData) : undefined },
+      identity: identityOf(current),
       now: this.now(),
     });
   }

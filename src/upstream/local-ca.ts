@@ -4,6 +4,7 @@ import { keyFamily } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/certificate-builder.js';
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
+import { identityOf } from '../pki/identity.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
 /** What the embedded CA puts into every certificate it issues for one profile. */
@@ -79,9 +80,8 @@ export class LocalCaUpstream implements Upstream {
   }
 
   async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
-    const currentSan = current.getExtension(x509.SubjectAlternativeNameExtension);
-    const subject = { der: Buffer.from(current.subjectName.toArrayBuffer()), text: current.subject };
-    return this.issue(csr, subject, currentSan ? Buffer.from(currentSan.rawData) : undefined);
+    const identity = identityOf(current);
+    return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
   }
 
   /**

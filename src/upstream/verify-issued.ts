@@ -2,6 +2,7 @@ import { EstError } from '../errors.js';
 import { parseCertsOnly } from '../pki/certs-only.js';
 import { bytes, x509 } from '../pki/x509.js';
 import { checkIssuedBy } from '../auth/client-certificate.js';
+import { identityOf, sameIdentity, type CertificateIdentity } from '../pki/identity.js';
 import type { IssuedCertificate } from './types.js';
 
 export interface IssuedExpectation {
@@ -10,7 +11,7 @@ export interface IssuedExpectation {
   /** The profile's CA certificates: the issued certificate must be signed by one of them. */
   readonly caCertificates: readonly x509.X509Certificate[];
   /** On renewal: the identity the new certificate must keep (RFC 7030 §4.2.2). */
-  readonly identity?: { readonly subject: Buffer; readonly subjectAltName?: Buffer };
+  readonly identity?: CertificateIdentity;
   readonly now: Date;
 }
 
@@ -34,12 +35,8 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
   const chained = chains.find((check) => check.ok);
   if (!chained)
     throw invalid(`the certificate ${chains[0] && !chains[0].ok ? `is not acceptable: ${chains[0].reason}` : "does not chain to the profile's CA"}`);
-  if (expected.identity) {
-    const san = issued.getExtension(x509.SubjectAlternativeNameExtension);
-    const sameSubject = Buffer.from(issued.subjectName.toArrayBuffer()).equals(expected.identity.subject);
-    const sameSan =
-      (san ? Buffer.from(san.rawData) : undefined)?.equals(expected.identity.subjectAltName ?? Buffer.alloc(0)) ?? !expected.identity.subjectAltName;
-    if (!sameSubject || !sameSan) throw invalid('the renewed certificate does not keep the identity of the certificate it renews');
+  if (expected.identity && !sameIdentity(identityOf(issued), expected.identity)) {
+    throw invalid('the renewed certificate does not keep the identity of the certificate it renews');
   }
   return {
     der: Buffer.from(issued.rawData),

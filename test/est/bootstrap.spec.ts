@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
-import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslSelfSigned, type KeyAndCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 
@@ -12,29 +12,13 @@ const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
 /** A manufacturer's CA and the bootstrap certificates it put on devices, made with openssl as a factory would. */
 async function manufacturerPki(dir: string): Promise<{ caFile: string; device: (name: string, eku: string) => Promise<KeyAndCsr & { certFile: string }> }> {
-  const caKey = join(dir, 'mfg-ca.key');
-  const caFile = join(dir, 'mfg-ca.crt');
-  await mustRun('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    caKey,
-    '-out',
-    caFile,
-    '-subj',
-    '/CN=Acme Manufacturing CA',
-    '-days',
-    '3650',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  ]);
+  const ca = await opensslSelfSigned(dir, 'mfg-ca', {
+    subject: '/CN=Acme Manufacturing CA',
+    days: 3650,
+    addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
+  });
+  const caFile = ca.certFile;
+  const caKey = ca.keyFile;
   return {
     caFile,
     async device(name, eku) {
@@ -77,26 +61,7 @@ describe('bootstrap / manufacturer certificates and enroll_authentication', func
     factory = mkdtempSync(join(tmpdir(), 'est-ra-factory-'));
     mfg = await manufacturerPki(factory);
     bootstrap = await mfg.device('bootstrap-1', 'clientAuth');
-    const selfSigned = join(factory, 'pinned.crt');
-    const pinnedKey = join(factory, 'pinned.key');
-    await mustRun('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      pinnedKey,
-      '-out',
-      selfSigned,
-      '-subj',
-      '/CN=pinned-device',
-      '-days',
-      '30',
-    ]);
-    pinned = { certFile: selfSigned, keyFile: pinnedKey };
+    pinned = await opensslSelfSigned(factory, 'pinned', { subject: '/CN=pinned-device' });
     ra = await startEstRa({
       editConfig: (yaml) =>
         editConfig(yaml, (config) => {

@@ -45,3 +45,33 @@ export function withBrokenSignature(csrDer: Buffer): Buffer {
   broken[broken.length - 5]! ^= 0x01;
   return broken;
 }
+
+/** A self-signed P-256 certificate made by `openssl req -x509`: a CA, or a device certificate nobody issued. */
+export async function opensslSelfSigned(
+  dir: string,
+  name: string,
+  options: { subject: string; days?: number; addext?: string[] },
+): Promise<{ certFile: string; keyFile: string }> {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.crt`);
+  const addext = (options.addext ?? []).flatMap((e) => ['-addext', e]);
+  await mustRun('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-subj',
+    options.subject,
+    '-days',
+    String(options.days ?? 30),
+    ...addext,
+  ]);
+  return { certFile, keyFile };
+}

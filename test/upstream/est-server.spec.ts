@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { expect } from 'chai';
-import { opensslCsr, withBrokenSignature, type KeyAndCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslSelfSigned, withBrokenSignature, type KeyAndCsr } from '../helpers/csr.js';
 import { mustRun, run, sh, type RunResult } from '../helpers/run.js';
 import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
 
@@ -198,23 +198,7 @@ describe('test upstream EST server (test/upstream/est-server.ts) driven by curl 
     });
 
     it('fail a client certificate from another CA is refused', async () => {
-      const key = join(tmp, 'stranger.key');
-      const cert = join(tmp, 'stranger.crt');
-      await mustRun('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-subj',
-        '/CN=est-ra RA',
-        '-out',
-        cert,
-      ]);
+      const { certFile: cert, keyFile: key } = await opensslSelfSigned(tmp, 'stranger', { subject: '/CN=est-ra RA' });
       const answer = await curl(up, '/cacerts', ['--cert', cert, '--key', key]);
       expect(answer.status).to.equal(0);
       expect(answer.result.code).not.to.equal(0);

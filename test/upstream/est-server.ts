@@ -172,13 +172,20 @@ async function makeRootCa(dir: string, config: string, subject: string): Promise
   return { cert, key };
 }
 
-/** A P-256 key and a certificate for it signed by `signer` with the [section] of openssl.cnf. */
-async function makeSigned(dir: string, name: string, config: string, signer: Signer, subject: string, section: string): Promise<Signer> {
-  const key = join(dir, `${name}.key`);
-  const csr = join(dir, `${name}.csr`);
-  const cert = join(dir, `${name}.pem`);
-  await newP256Key(key);
-  await openssl(['req', '-new', '-config', config, '-key', key, '-subj', subject, '-out', csr]);
+/**
+ * `openssl x509 -req`: signs a CSR with `signer`, extensions from [section] of
+ * `config`; `extra` adds flags such as -copy_extensions or -force_pubkey.
+ */
+async function signCsr(options: {
+  csr: string;
+  cert: string;
+  signer: Signer;
+  days: number;
+  config: string;
+  section: string;
+  extra?: readonly string[];
+}): Promise<void> {
+  const { csr, cert, signer, days, config, section, extra = [] } = options;
   await openssl([
     'x509',
     '-req',
@@ -191,7 +198,8 @@ async function makeSigned(dir: string, name: string, config: string, signer: Sig
     '-set_serial',
     randomSerial(),
     '-days',
-    '3650',
+    String(days),
+    ...extra,
     '-extfile',
     config,
     '-extensions',
@@ -199,6 +207,16 @@ async function makeSigned(dir: string, name: string, config: string, signer: Sig
     '-out',
     cert,
   ]);
+}
+
+/** A P-256 key and a certificate for it signed by `signer` with the [section] of openssl.cnf. */
+async function makeSigned(dir: string, name: string, config: string, signer: Signer, subject: string, section: string): Promise<Signer> {
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const cert = join(dir, `${name}.pem`);
+  await newP256Key(key);
+  await openssl(['req', '-new', '-config', config, '-key', key, '-subj', subject, '-out', csr]);
+  await signCsr({ csr, cert, signer, days: 3650, config, section });
   rmSync(csr);
   return { cert, key };
 }
@@ -501,29 +519,15 @@ class Upstream {
         forceKey.push('-force_pubkey', otherPub);
       }
       // -copy_extensions copy keeps the CSR's subjectAltName; [device] then replaces what an end entity must not choose.
-      await openssl([
-        'x509',
-        '-req',
-        '-in',
+      await signCsr({
         csr,
-        '-CA',
-        signer.cert,
-        '-CAkey',
-        signer.key,
-        '-set_serial',
-        randomSerial(),
-        '-days',
-        String(this.options.days),
-        '-copy_extensions',
-        'copy',
-        '-extfile',
-        this.pki.config,
-        '-extensions',
-        'device',
-        ...forceKey,
-        '-out',
         cert,
-      ]);
+        signer,
+        days: this.options.days,
+        config: this.pki.config,
+        section: 'device',
+        extra: ['-copy_extensions', 'copy', ...forceKey],
+      });
       return certsOnly(dir, [cert]);
     });
   }
