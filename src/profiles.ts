@@ -39,6 +39,7 @@ export async function buildProfiles(config: LoadedConfig, services: ProfileServi
         enableUsernameForPasscode: policy.enable_username_for_passcode,
         authenticationCas: policy.authentication_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         pinnedCertificates: policy.pinned_certificates.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
+        downstreamRaCas: policy.downstream_ra_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         revocation:
           policy.revocation.mode === 'off'
             ? undefined

@@ -69,6 +69,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
             ...(await p.upstream.caCertificates().catch(() => [])),
             ...p.authenticationPolicy.authenticationCas,
             ...p.authenticationPolicy.pinnedCertificates,
+            ...p.authenticationPolicy.downstreamRaCas,
           ]),
         )
       )

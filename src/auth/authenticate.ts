@@ -4,7 +4,7 @@ import { certificateExtension } from '../pki/der.js';
 import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
-import { checkIssuedBy } from './client-certificate.js';
+import { findCertificatePath } from './certificate-path.js';
 import { verifyPasscode } from './passcode.js';
 
 /** What the listener knows about the client, independent of HTTP framing. */
@@ -13,6 +13,8 @@ export interface ClientCredentials {
   readonly authorization?: string;
   /** DER of the TLS client certificate, if the client sent one. */
   readonly clientCertificate?: Buffer;
+  /** DER of the certificates the client sent after its own (intermediates), read on demand. */
+  readonly clientChain?: () => readonly Buffer[];
   /** This TLS connection's channel binding (RFC 5929 tls-unique on TLS 1.2, RFC 9266 tls-exporter on TLS 1.3). */
   readonly channelBinding?: ChannelBinding;
 }
@@ -33,17 +35,23 @@ export const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="est-ra"' } as
  * its authentication policy by HTTP Basic (RFC 7030 §3.2.3), a TLS client
  * certificate from the policy's authentication CAs or pinned certificates
  * (RFC 7030 §3.3.2, a bootstrap or manufacturer certificate), or both. A
- * wrong passcode and a wrong username get the same answer, so a client
- * learns nothing about which part was wrong.
+ * downstream RA's certificate (id-kp-cmcRA from one of the policy's
+ * downstream_ra_cas, RFC 7030 §3.7) authenticates on its own. A wrong
+ * passcode and a wrong username get the same answer, so a client learns
+ * nothing about which part was wrong.
  */
 export async function authenticateEnroll(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal> {
+  const policy = profile.authenticationPolicy;
   const { methods, requireAll } = profile.enrollAuthentication;
   const byCertificate = methods.includes('client_certificate');
   const byPasscode = methods.includes('passcode');
-  const certificate =
-    byCertificate && credentials.clientCertificate
-      ? await checkBootstrapCertificate(profile.authenticationPolicy, credentials.clientCertificate, now)
-      : undefined;
+  const client = parseClientCertificate(credentials);
+  const ra = client && !('error' in client) ? await checkDownstreamRa(policy, client, now) : undefined;
+  if (ra) {
+    if (!ra.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', ra.reason);
+    return ra.principal;
+  }
+  const certificate = byCertificate && client ? ('error' in client ? { ok: false as const, reason: client.error } : await checkBootstrapCertificate(policy, client, now)) : undefined;
   if (certificate?.ok && !(requireAll && byPasscode)) return certificate.principal;
   if (byCertificate && (requireAll || !byPasscode)) {
     if (!certificate) throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simpleenroll requires a TLS client certificate of the authentication policy');
@@ -64,82 +72,113 @@ async function authenticatePasscode(store: Store, profile: Profile, credentials:
 }
 
 const ID_KP_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+/** id-kp-cmcRA (RFC 6402 §2.10): the certificate of a registration authority (RFC 7030 §3.7). */
+const ID_KP_CMC_RA = '1.3.6.1.5.5.7.3.28';
 const ID_CE_EXT_KEY_USAGE = '2.5.29.37';
 
-/**
- * A bootstrap certificate: pinned as it is, or issued by one of the policy's
- * authentication CAs; valid now; with clientAuth among its extended key
- * usages when it has any (RFC 5280 §4.2.1.12).
- */
-async function checkBootstrapCertificate(
-  policy: AuthenticationPolicy,
-  der: Buffer,
-  now: Date,
-): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
-  let certificate: x509.X509Certificate;
+type CertificateVerdict = { ok: true; principal: Principal } | { ok: false; reason: string };
+
+/** A TLS client certificate, parsed once, with its extended key usages (undefined: no EKU extension). */
+interface ClientCertificate {
+  readonly der: Buffer;
+  readonly certificate: x509.X509Certificate;
+  readonly usages?: readonly string[];
+  /** The intermediates the client sent after it, read only when a path needs them. */
+  readonly sentChain?: () => readonly Buffer[];
+}
+
+function parseClientCertificate(credentials: ClientCredentials): ClientCertificate | { error: string } | undefined {
+  const der = credentials.clientCertificate;
+  if (!der) return undefined;
   try {
-    certificate = new x509.X509Certificate(bytes(der));
+    const ekuDer = certificateExtension(der, ID_CE_EXT_KEY_USAGE);
+    return {
+      der,
+      certificate: new x509.X509Certificate(bytes(der)),
+      usages: ekuDer && new x509.ExtendedKeyUsageExtension(bytes(ekuDer)).usages.map(String),
+      sentChain: credentials.clientChain,
+    };
   } catch {
-    return { ok: false, reason: 'it cannot be parsed' };
+    return { error: 'it cannot be parsed' };
   }
-  const ekuDer = certificateExtension(der, ID_CE_EXT_KEY_USAGE);
-  const eku = ekuDer && new x509.ExtendedKeyUsageExtension(bytes(ekuDer));
-  if (eku && !eku.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
-  const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(der));
+}
+
+/**
+ * A downstream RA (RFC 7030 §3.7): its certificate carries id-kp-cmcRA and
+ * chains to one of the policy's downstream_ra_cas. It enrolls and renews on
+ * behalf of devices it has authenticated itself, so its certificate alone
+ * authenticates the request. Undefined when the certificate is not an RA's
+ * or the policy trusts no RA.
+ */
+async function checkDownstreamRa(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict | undefined> {
+  if (policy.downstreamRaCas.length === 0 || !client.usages?.includes(ID_KP_CMC_RA)) return undefined;
+  const path = await findCertificatePath(client.certificate, policy.downstreamRaCas, client.sentChain, now);
+  if (!path.ok) return { ok: false, reason: `RA certificate not accepted: ${path.noIssuer ? 'it was not issued by a downstream RA CA of the policy' : path.reason}` };
+  const revocation = await revocationVerdict(policy, client.certificate, path.issuer);
+  if (!revocation.ok) return { ok: false, reason: `RA certificate not accepted: ${revocation.reason}` };
+  return { ok: true, principal: { kind: 'ra', ...certificateIdentity(client.certificate), revocation: revocation.note } };
+}
+
+/**
+ * A bootstrap certificate: pinned as it is, or with a path to one of the
+ * policy's authentication CAs; valid now; with clientAuth among its extended
+ * key usages when it has any (RFC 5280 §4.2.1.12).
+ */
+async function checkBootstrapCertificate(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict> {
+  const { certificate } = client;
+  if (client.usages && !client.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
+  const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(client.der));
   let note: string | undefined;
   if (pinned) {
     if (now < certificate.notBefore || now > certificate.notAfter) {
       return { ok: false, reason: `pinned certificate outside its validity (${certificate.notAfter.toISOString()})` };
     }
   } else {
-    const checks = await Promise.all(policy.authenticationCas.map((ca) => checkIssuedBy(certificate, ca, now)));
-    const issuer = policy.authenticationCas[checks.findIndex((check) => check.ok)];
-    if (!issuer) {
-      const named = checks.find((check) => !check.ok && !check.reason.startsWith('certificate was not issued'));
-      return { ok: false, reason: named && !named.ok ? named.reason : 'it was not issued by an authentication CA of the policy and is not pinned' };
-    }
-    const revocation = await revocationVerdict(policy, certificate, issuer);
+    const path = await findCertificatePath(certificate, policy.authenticationCas, client.sentChain, now);
+    if (!path.ok) return { ok: false, reason: path.noIssuer ? 'it was not issued by an authentication CA of the policy and is not pinned' : path.reason };
+    const revocation = await revocationVerdict(policy, certificate, path.issuer);
     if (!revocation.ok) return revocation;
     note = revocation.note;
   }
-  return {
-    ok: true,
-    principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer, revocation: note },
-  };
+  return { ok: true, principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: note } };
+}
+
+function certificateIdentity(certificate: x509.X509Certificate): { subject: string; serial: string; issuer: string } {
+  return { subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer };
 }
 
 /**
  * /simplereenroll: the client presents the certificate it renews as its TLS
- * client certificate (RFC 7030 §4.2.2), and that certificate must have been
- * issued by the profile's CA.
+ * client certificate (RFC 7030 §4.2.2), and that certificate must chain to
+ * the profile's CA. A downstream RA presents its own certificate instead and
+ * vouches for the identity in the CSR (RFC 7030 §3.7): `certificate` is then
+ * undefined.
  */
 export async function authenticateReenroll(
   profile: Profile,
   credentials: ClientCredentials,
   now: Date,
-): Promise<{ principal: Principal; certificate: x509.X509Certificate }> {
-  if (!credentials.clientCertificate) {
+): Promise<{ principal: Principal; certificate: x509.X509Certificate | undefined }> {
+  const client = parseClientCertificate(credentials);
+  if (!client) {
     throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simplereenroll requires the certificate being renewed as the TLS client certificate');
   }
-  let certificate: x509.X509Certificate;
-  try {
-    certificate = new x509.X509Certificate(bytes(credentials.clientCertificate));
-  } catch (cause) {
-    throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', 'TLS client certificate cannot be parsed', cause);
+  if ('error' in client) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', 'TLS client certificate cannot be parsed');
+  const ra = await checkDownstreamRa(profile.authenticationPolicy, client, now);
+  if (ra) {
+    if (!ra.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', ra.reason);
+    return { principal: ra.principal, certificate: undefined };
   }
-  const cas = await profile.upstream.caCertificates();
-  const checks = await Promise.all(cas.map((ca) => checkIssuedBy(certificate, ca, now, { validityDecidedByCaller: true })));
-  const issuer = cas[checks.findIndex((check) => check.ok)];
-  if (!issuer) {
-    const failed = checks.find((check) => !check.ok) ?? { reason: "certificate was not issued by this profile's CA" };
-    throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${failed.reason}`);
+  const { certificate } = client;
+  // Renewal decides about expired certificates itself (renewal_settings).
+  const path = await findCertificatePath(certificate, await profile.upstream.caCertificates(), client.sentChain, now, { validityDecidedByCaller: true });
+  if (!path.ok) {
+    const reason = path.noIssuer ? "certificate was not issued by this profile's CA" : path.reason;
+    throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${reason}`);
   }
-  const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, issuer, profile.renewRevokedCert);
+  const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, path.issuer, profile.renewRevokedCert);
   if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);
-  return {
-    principal: { kind: 'certificate', subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer, revocation: revocation.note },
-    certificate,
-  };
+  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate };
 }
 
 /**
@@ -177,6 +216,8 @@ export function describePrincipal(principal: Principal | undefined): string | un
       return `passcode:${principal.passcodeId}${principal.username ? ` user:${principal.username}` : ''}`;
     case 'certificate':
       return `certificate:${principal.serial} ${principal.subject}`;
+    case 'ra':
+      return `ra:${principal.serial} ${principal.subject}${principal.device ? ` for ${principal.device}` : ''}`;
     default:
       return undefined;
   }

@@ -48,6 +48,7 @@ function unreadableFiles(config: LoadedConfig): string[] {
   for (const [name, policy] of Object.entries(config.authentication_policies)) {
     policy.authentication_cas.forEach((file, i) => files.push([`authentication_policies.${name}.authentication_cas.${i}`, file]));
     policy.pinned_certificates.forEach((file, i) => files.push([`authentication_policies.${name}.pinned_certificates.${i}`, file]));
+    policy.downstream_ra_cas.forEach((file, i) => files.push([`authentication_policies.${name}.downstream_ra_cas.${i}`, file]));
     policy.revocation.crl_files.forEach((file, i) => files.push([`authentication_policies.${name}.revocation.crl_files.${i}`, file]));
   }
   for (const [name, profile] of Object.entries(config.profiles)) {
@@ -149,6 +150,7 @@ function resolvePaths(config: Config, base: string): void {
   for (const policy of Object.values(config.authentication_policies)) {
     policy.authentication_cas = policy.authentication_cas.map(abs);
     policy.pinned_certificates = policy.pinned_certificates.map(abs);
+    policy.downstream_ra_cas = policy.downstream_ra_cas.map(abs);
     policy.revocation.crl_files = policy.revocation.crl_files.map(abs);
   }
   for (const profile of Object.values(config.profiles)) {

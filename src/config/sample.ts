@@ -41,6 +41,7 @@ authentication_policies:
     enable_username_for_passcode: false   # true: the Basic username must match the passcode's
     authentication_cas: []                # bootstrap / manufacturer CAs (PEM) for client_certificate
     pinned_certificates: []               # individual client certificates accepted as they are
+    downstream_ra_cas: []                 # CAs of RAs in front of est-ra: their id-kp-cmcRA certificates enroll for devices
     revocation:                           # of bootstrap and renewal certificates
       mode: off                           # off | soft_fail (log, count, allow when unknown) | hard_fail (403 when unknown)
       ocsp: true                          # the responder in the certificate's AIA, or ocsp_responder_url

@@ -232,6 +232,11 @@ const authenticationPolicy = z
     authentication_cas: z.array(filePath).default([]),
     /** Individual client certificates accepted as they are (e.g. self-signed device certificates). */
     pinned_certificates: z.array(filePath).default([]),
+    /**
+     * CAs of downstream RAs (RFC 7030 §3.7): a client certificate with id-kp-cmcRA from one of them
+     * enrolls and renews on behalf of the devices the RA has authenticated, whatever enroll_authentication says.
+     */
+    downstream_ra_cas: z.array(filePath).default([]),
     /** Revocation of bootstrap and renewal certificates: off, soft_fail (log and allow when unknown) or hard_fail. */
     revocation: section(
       z

@@ -121,7 +121,10 @@ export class EnrollmentService {
   ): Promise<IssuedCertificate> {
     const context = { requestId: record.id, profile: profile.name };
     try {
-      const issued = current ? await profile.upstream.simpleReenroll(current, csr, context) : await profile.upstream.simpleEnroll(csr, context);
+      const issued =
+        record.operation === 'simplereenroll'
+          ? await profile.upstream.simpleReenroll(current, csr, context)
+          : await profile.upstream.simpleEnroll(csr, context);
       if (this.health.succeeded(profile.name)) this.logger.info(LOG_EVENT.upstreamRecovered, { profile: profile.name });
       await this.store.recordIssued(record.id, this.now(), {
         serial: issued.serialNumber,

@@ -63,10 +63,12 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     record.principal = state.principal = identity.principal;
     record.csr = decodeDerBody(request.body);
     const csr = await parseAndVerifyCsr(record.csr);
+    // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
+    if (identity.principal.kind === 'ra') record.principal = state.principal = { ...identity.principal, device: csr.subject };
     applyRules(profile.rules, {
       operation,
       csr,
-      principal: identity.principal,
+      principal: record.principal,
       current: identity.certificate,
       channelBinding: request.credentials.channelBinding,
       now,

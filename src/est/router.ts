@@ -196,8 +196,20 @@ function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredent
   return {
     authorization: req.headers.authorization,
     clientCertificate: socket.getPeerX509Certificate()?.raw,
+    clientChain: () => sentChainOf(socket),
     channelBinding: wantChannelBinding ? channelBindingOf(socket) : undefined,
   };
+}
+
+/** The certificates a client sent after its own, as OpenSSL linked them: intermediates (and an anchor, when sent). */
+function sentChainOf(socket: TLSSocket): Buffer[] {
+  const chain: Buffer[] = [];
+  let link = socket.getPeerCertificate(true);
+  while (link?.issuerCertificate && link.issuerCertificate !== link && chain.length < 8) {
+    link = link.issuerCertificate;
+    if (link.raw) chain.push(link.raw);
+  }
+  return chain;
 }
 
 /**

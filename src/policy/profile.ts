@@ -12,6 +12,8 @@ export interface AuthenticationPolicy {
   readonly authenticationCas: readonly x509.X509Certificate[];
   /** Client certificates accepted as they are. */
   readonly pinnedCertificates: readonly x509.X509Certificate[];
+  /** CAs of downstream RAs (RFC 7030 §3.7) whose id-kp-cmcRA certificates enroll and renew on behalf of devices. */
+  readonly downstreamRaCas: readonly x509.X509Certificate[];
   /** Revocation checking of bootstrap and renewal certificates; undefined when off. */
   readonly revocation?: RevocationChecker;
   /** soft_fail: called when a status is unknown and the request is let through. */

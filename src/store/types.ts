@@ -23,6 +23,16 @@ export type Principal =
       /** The revocation decision, when the policy checks it: good, revoked (renewal allowed) or unknown (soft_fail). */
       readonly revocation?: string;
     }
+  | {
+      /** A downstream RA (RFC 7030 §3.7) enrolling on behalf of a device: the RA's certificate, and the device the CSR names. */
+      readonly kind: 'ra';
+      readonly subject: string;
+      readonly serial: string;
+      readonly issuer: string;
+      readonly revocation?: string;
+      /** The device's subject as the CSR gives it (RFC 4514). */
+      readonly device?: string;
+    }
   | { readonly kind: 'none' };
 
 export interface NewRequest {

@@ -151,12 +151,12 @@ export class EstUpstream implements Upstream {
     return verifyIssued(answer, { subjectPublicKeyInfo: csr.subjectPublicKeyInfo, caCertificates: await this.caCertificates(), now: this.now() });
   }
 
-  async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
+  async simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
     const answer = await this.call('post', this.options.reenrollOperation, csr.der);
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
-      identity: identityOf(current),
+      identity: current && identityOf(current),
       now: this.now(),
     });
   }

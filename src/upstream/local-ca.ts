@@ -79,7 +79,8 @@ export class LocalCaUpstream implements Upstream {
     return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
   }
 
-  async simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr): Promise<IssuedCertificate> {
+  async simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
+    if (!current) return this.simpleEnroll(csr);
     const identity = identityOf(current);
     return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
   }

@@ -50,8 +50,10 @@ export interface Upstream {
   /**
    * Renew `current`, which the client proved it holds over TLS (RFC 7030 §4.2.2):
    * the new certificate keeps its subject and subjectAltName, whatever the CSR says.
+   * Undefined when a downstream RA renews on a device's behalf (RFC 7030 §3.7):
+   * the RA has checked the CSR's identity against the old certificate and vouches for it.
    */
-  simpleReenroll(current: x509.X509Certificate, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
+  simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
   /** The upstream's own CSR attributes (RFC 7030 §4.5), DER, or undefined for none. */
   csrAttrs?(): Promise<Buffer | undefined>;
   /** Stops background work (cache refresh) and closes connections. */
