@@ -195,7 +195,9 @@ function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredent
   const socket = req.socket;
   return {
     authorization: req.headers.authorization,
-    clientCertificate: socket.getPeerX509Certificate()?.raw,
+    // Not getPeerX509Certificate(): on Node 20 it takes the client's certificate out of the
+    // peer chain, and a later getPeerCertificate(true) then finds no intermediates.
+    clientCertificate: socket.getPeerCertificate(false).raw as Buffer | undefined,
     clientChain: () => sentChainOf(socket),
     channelBinding: wantChannelBinding ? channelBindingOf(socket) : undefined,
   };

@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
-import { opensslCsr, opensslSelfSigned, type KeyAndCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslIssue, opensslSelfSigned, type KeyAndCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 
@@ -17,34 +17,15 @@ async function manufacturerPki(dir: string): Promise<{ caFile: string; device: (
     days: 3650,
     addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
   });
-  const caFile = ca.certFile;
-  const caKey = ca.keyFile;
   return {
-    caFile,
-    async device(name, eku) {
-      const csr = await opensslCsr(dir, name, { subject: `/CN=${name}/serialNumber=SN-${name}` });
-      const ext = join(dir, `${name}.ext`);
-      writeFileSync(ext, `basicConstraints=CA:FALSE\nextendedKeyUsage=${eku}\n`);
-      const certFile = join(dir, `${name}.crt`);
-      await mustRun('openssl', [
-        'x509',
-        '-req',
-        '-in',
-        csr.csrPemFile,
-        '-CA',
-        caFile,
-        '-CAkey',
-        caKey,
-        '-CAcreateserial',
-        '-days',
-        '3650',
-        '-extfile',
-        ext,
-        '-out',
-        certFile,
-      ]);
-      return { ...csr, certFile };
-    },
+    caFile: ca.certFile,
+    device: (name, eku) =>
+      opensslIssue(dir, name, {
+        subject: `/CN=${name}/serialNumber=SN-${name}`,
+        caFile: ca.certFile,
+        caKeyFile: ca.keyFile,
+        extensions: ['basicConstraints=CA:FALSE', `extendedKeyUsage=${eku}`],
+      }),
   };
 }
 

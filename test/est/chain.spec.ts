@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { makeRaIdentity } from '../helpers/upstream.js';
-import { editProfile } from '../helpers/config.js';
+import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
@@ -21,9 +21,13 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-chain-'));
     const identity = await makeRaIdentity(dir);
-    upstream = await startEstRa();
-    const passcodeFile = join(dir, 'upstream.passcode');
-    writeFileSync(passcodeFile, `${upstream.passcode}\n`, { mode: 0o600 });
+    // The plant-level est-ra trusts the line RA's CA: its id-kp-cmcRA certificate enrolls and renews for devices.
+    upstream = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          (config.authentication_policies as Record<string, Record<string, unknown>>).demo = { downstream_ra_cas: [identity.caFile] };
+        }),
+    });
     ra = await startEstRa({
       editConfig: (yaml) =>
         editProfile(yaml, 'demo', (profile) => {
@@ -35,10 +39,7 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
             ra_certificate: identity.certFile,
             ra_key: identity.keyFile,
             trust_anchors: [upstream.rootCaFile],
-            passcode: { file: passcodeFile },
-            // The upstream est-ra authenticates renewals by the device's own TLS certificate,
-            // which an RA cannot present: renewals go up as simpleenroll with the RA's passcode.
-            reenroll_operation: 'simpleenroll',
+            reenroll_operation: 'simplereenroll',
           };
         }),
     });
@@ -69,6 +70,8 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     const [atUpstream] = await upstream.server.store.listRequests(1);
     expect(atRa?.serial).to.equal(atUpstream?.serial);
     expect(atUpstream?.peerAddress).to.equal('127.0.0.1');
+    expect(atRa?.principal).to.include({ kind: 'passcode' });
+    expect(atUpstream?.principal).to.include({ kind: 'ra', subject: 'CN=est-ra RA', device: 'CN=chain-device' });
   });
 
   it('ok renewal through the chain keeps the identity', async () => {
@@ -84,6 +87,8 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     const renewed = await certsFromP7(ra.dir, answer.body, 'chain-renewed');
     expect(await verifyAtUpstream(renewed)).to.contain(': OK');
     expect(await x509Field(renewed, '-subject')).to.equal('subject=CN=chain-renew');
+    const [atUpstream] = await upstream.server.store.listRequests(1);
+    expect(atUpstream).to.deep.include({ operation: 'simplereenroll', state: 'issued' });
   });
 
   it("ok csrattrs merged: the profile's and the upstream's, each once", async () => {

@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { mustRun } from './run.js';
@@ -74,4 +75,40 @@ export async function opensslSelfSigned(
     ...addext,
   ]);
   return { certFile, keyFile };
+}
+
+/**
+ * A new P-256 key and certificate signed by `caFile` with `openssl x509 -req`,
+ * its extensions given as openssl config lines (e.g. `extendedKeyUsage=clientAuth`),
+ * as an admin signs a device, RA or intermediate certificate.
+ */
+export async function opensslIssue(
+  dir: string,
+  name: string,
+  options: { subject?: string; caFile: string; caKeyFile: string; extensions: readonly string[]; days?: number },
+): Promise<KeyAndCsr & { certFile: string }> {
+  const csr = await opensslCsr(dir, name, { subject: options.subject });
+  const extFile = join(dir, `${name}.ext`);
+  writeFileSync(extFile, `${options.extensions.join('\n')}\n`);
+  const certFile = join(dir, `${name}.crt`);
+  const serial = `0x${randomBytes(16).toString('hex').replace(/^./, '4')}`;
+  await mustRun('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr.csrPemFile,
+    '-CA',
+    options.caFile,
+    '-CAkey',
+    options.caKeyFile,
+    '-set_serial',
+    serial,
+    '-days',
+    String(options.days ?? 3650),
+    '-extfile',
+    extFile,
+    '-out',
+    certFile,
+  ]);
+  return { ...csr, certFile };
 }

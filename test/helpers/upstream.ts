@@ -190,7 +190,7 @@ export interface RaIdentity {
   /** The test "RA CA": give it to the upstream as clientCaFile. */
   readonly caFile: string;
   readonly caKeyFile: string;
-  /** The RA's client certificate (CN=est-ra RA, P-256, EKU clientAuth) and its key, PEM. */
+  /** The RA's client certificate (CN=est-ra RA, P-256, EKU clientAuth and id-kp-cmcRA, RFC 7030 §3.7) and its key, PEM. */
   readonly certFile: string;
   readonly keyFile: string;
   /** The same certificate and key as PKCS#12, for `tls.createSecureContext({ pfx, passphrase })`. */
@@ -210,7 +210,7 @@ authorityKeyIdentifier = keyid:always
 [ra_client]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
+extendedKeyUsage = clientAuth, 1.3.6.1.5.5.7.3.28
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 `;
