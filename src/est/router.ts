@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TLSSocket } from 'node:tls';
+import { TLSSocket, type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { EstError } from '../errors.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
@@ -197,7 +197,7 @@ function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredent
     authorization: req.headers.authorization,
     // Not getPeerX509Certificate(): on Node 20 it takes the client's certificate out of the
     // peer chain, and a later getPeerCertificate(true) then finds no intermediates.
-    clientCertificate: socket.getPeerCertificate(false).raw as Buffer | undefined,
+    clientCertificate: (socket.getPeerCertificate(false) as Partial<PeerCertificate>).raw,
     clientChain: () => sentChainOf(socket),
     channelBinding: wantChannelBinding ? channelBindingOf(socket) : undefined,
   };
@@ -206,8 +206,10 @@ function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredent
 /** The certificates a client sent after its own, as OpenSSL linked them: intermediates (and an anchor, when sent). */
 function sentChainOf(socket: TLSSocket): Buffer[] {
   const chain: Buffer[] = [];
-  let link = socket.getPeerCertificate(true);
-  while (link?.issuerCertificate && link.issuerCertificate !== link && chain.length < 8) {
+  // Node returns {} without a certificate and ends the links at a self-signed one or at nothing.
+  type Link = Partial<Omit<DetailedPeerCertificate, 'issuerCertificate'>> & { issuerCertificate?: Link };
+  let link: Link = socket.getPeerCertificate(true);
+  while (link.issuerCertificate && link.issuerCertificate !== link && chain.length < 8) {
     link = link.issuerCertificate;
     if (link.raw) chain.push(link.raw);
   }
