@@ -51,7 +51,12 @@ export async function authenticateEnroll(store: Store, profile: Profile, credent
     if (!ra.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', ra.reason);
     return ra.principal;
   }
-  const certificate = byCertificate && client ? ('error' in client ? { ok: false as const, reason: client.error } : await checkBootstrapCertificate(policy, client, now)) : undefined;
+  const certificate =
+    byCertificate && client
+      ? 'error' in client
+        ? { ok: false as const, reason: client.error }
+        : await checkBootstrapCertificate(policy, client, now)
+      : undefined;
   if (certificate?.ok && !(requireAll && byPasscode)) return certificate.principal;
   if (byCertificate && (requireAll || !byPasscode)) {
     if (!certificate) throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simpleenroll requires a TLS client certificate of the authentication policy');
@@ -113,7 +118,8 @@ function parseClientCertificate(credentials: ClientCredentials): ClientCertifica
 async function checkDownstreamRa(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict | undefined> {
   if (policy.downstreamRaCas.length === 0 || !client.usages?.includes(ID_KP_CMC_RA)) return undefined;
   const path = await findCertificatePath(client.certificate, policy.downstreamRaCas, client.sentChain, now);
-  if (!path.ok) return { ok: false, reason: `RA certificate not accepted: ${path.noIssuer ? 'it was not issued by a downstream RA CA of the policy' : path.reason}` };
+  if (!path.ok)
+    return { ok: false, reason: `RA certificate not accepted: ${path.noIssuer ? 'it was not issued by a downstream RA CA of the policy' : path.reason}` };
   const revocation = await revocationVerdict(policy, client.certificate, path.issuer);
   if (!revocation.ok) return { ok: false, reason: `RA certificate not accepted: ${revocation.reason}` };
   return { ok: true, principal: { kind: 'ra', ...certificateIdentity(client.certificate), revocation: revocation.note } };
