@@ -129,6 +129,21 @@ export function expectTags(der: Uint8Array, parent: TlvHeader, tags: readonly nu
   return found;
 }
 
+/** An OBJECT IDENTIFIER's content as dotted text (X.690 §8.19). */
+export function dottedOid(der: Buffer, oid: TlvHeader): string {
+  const arcs: number[] = [];
+  let value = 0;
+  for (let i = oid.start; i < oid.end; i++) {
+    value = value * 128 + (der[i]! & 0x7f);
+    if ((der[i]! & 0x80) === 0) {
+      if (arcs.length === 0) arcs.push(value < 80 ? Math.floor(value / 40) : 2, value < 80 ? value % 40 : value - 80);
+      else arcs.push(value);
+      value = 0;
+    }
+  }
+  return arcs.join('.');
+}
+
 /**
  * The DER of one extension (the whole Extension SEQUENCE) of a certificate,
  * found by walking Certificate → TBSCertificate → [3] extensions. Why not

@@ -71,4 +71,34 @@ describe('CSR signature verification', () => {
     expect(csr.subjectAltName?.toString('hex')).to.match(/^30..0603551d11/);
     expect(csr.subject).to.equal('CN=san, O=Plant');
   });
+
+  it('ok a key outside the DigiCert names is described, so a refusal can say what was sent', async () => {
+    const secp256k1 = await opensslCsr(dir, 'k1', { keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1'] });
+    expect((await parseAndVerifyCsr(secp256k1.csrDer)).keyType).to.equal('ecdsa_secp256k1');
+    const rsa3072 = await opensslCsr(dir, 'rsa3072', { keyArgs: ['-newkey', 'rsa:3072'] });
+    expect((await parseAndVerifyCsr(rsa3072.csrDer)).keyType).to.equal('rsa_3072');
+  });
+
+  it('ok challengePassword as a BMPString (UTF-16, made by node-forge) comes out as text', async () => {
+    // node-forge's typings call the string type a tag class; at run time it is the universal tag number.
+    const keys = forge.pki.rsa.generateKeyPair(1024);
+    const csr = forge.pki.createCertificationRequest();
+    csr.publicKey = keys.publicKey;
+    csr.setSubject([{ name: 'commonName', value: 'bmp' }]);
+    csr.setAttributes([{ name: 'challengePassword', value: 'pässwort', valueTagClass: forge.asn1.Type.BMPSTRING as unknown as forge.asn1.Class }]);
+    csr.sign(keys.privateKey, forge.md.sha256.create());
+    const der = Buffer.from(forge.asn1.toDer(forge.pki.certificationRequestToAsn1(csr)).getBytes(), 'binary');
+    expect((await parseAndVerifyCsr(der)).challengePassword).to.equal('pässwort');
+  });
+
+  it('fail bytes after the request, and BER indefinite lengths, are a malformed request', async () => {
+    const der = (await opensslCsr(dir, 'trailing')).csrDer;
+    for (const bad of [Buffer.concat([der, Buffer.from([0])]), Buffer.concat([Buffer.from([0x30, 0x80]), der.subarray(4), Buffer.from([0, 0])])]) {
+      const error = await parseAndVerifyCsr(bad).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect((error as EstError).code).to.equal('EST_CSR_MALFORMED');
+    }
+  });
 });
