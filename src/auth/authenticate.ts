@@ -1,6 +1,6 @@
 import { EstError } from '../errors.js';
-import { bytes, x509 } from '../pki/x509.js';
-import { certificateExtension } from '../pki/der.js';
+import type { x509 } from '../pki/x509.js';
+import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
@@ -79,14 +79,12 @@ async function authenticatePasscode(store: Store, profile: Profile, credentials:
 const ID_KP_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 /** id-kp-cmcRA (RFC 6402 §2.10): the certificate of a registration authority (RFC 7030 §3.7). */
 const ID_KP_CMC_RA = '1.3.6.1.5.5.7.3.28';
-const ID_CE_EXT_KEY_USAGE = '2.5.29.37';
 
 type CertificateVerdict = { ok: true; principal: Principal } | { ok: false; reason: string };
 
-/** A TLS client certificate, parsed once, with its extended key usages (undefined: no EKU extension). */
+/** A TLS client certificate, read once, with its extended key usages (undefined: no EKU extension). */
 interface ClientCertificate {
-  readonly der: Buffer;
-  readonly certificate: x509.X509Certificate;
+  readonly certificate: CertificateView;
   readonly usages?: readonly string[];
   /** The intermediates the client sent after it, read only when a path needs them. */
   readonly sentChain?: () => readonly Buffer[];
@@ -96,13 +94,8 @@ function parseClientCertificate(credentials: ClientCredentials): ClientCertifica
   const der = credentials.clientCertificate;
   if (!der) return undefined;
   try {
-    const ekuDer = certificateExtension(der, ID_CE_EXT_KEY_USAGE);
-    return {
-      der,
-      certificate: new x509.X509Certificate(bytes(der)),
-      usages: ekuDer && new x509.ExtendedKeyUsageExtension(bytes(ekuDer)).usages.map(String),
-      sentChain: credentials.clientChain,
-    };
+    const certificate = CertificateView.parse(der);
+    return { certificate, usages: certificate.extendedKeyUsages(), sentChain: credentials.clientChain };
   } catch {
     return { error: 'it cannot be parsed' };
   }
@@ -117,7 +110,7 @@ function parseClientCertificate(credentials: ClientCredentials): ClientCertifica
  */
 async function checkDownstreamRa(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict | undefined> {
   if (policy.downstreamRaCas.length === 0 || !client.usages?.includes(ID_KP_CMC_RA)) return undefined;
-  const path = await findCertificatePath(client.certificate, policy.downstreamRaCas, client.sentChain, now);
+  const path = await findCertificatePath(client.certificate, policy.downstreamRaCas.map(viewOf), client.sentChain, now);
   if (!path.ok)
     return { ok: false, reason: `RA certificate not accepted: ${path.noIssuer ? 'it was not issued by a downstream RA CA of the policy' : path.reason}` };
   const revocation = await revocationVerdict(policy, client.certificate, path.issuer);
@@ -133,14 +126,14 @@ async function checkDownstreamRa(policy: AuthenticationPolicy, client: ClientCer
 async function checkBootstrapCertificate(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict> {
   const { certificate } = client;
   if (client.usages && !client.usages.includes(ID_KP_CLIENT_AUTH)) return { ok: false, reason: 'it has no clientAuth extended key usage' };
-  const pinned = policy.pinnedCertificates.some((pin) => Buffer.from(pin.rawData).equals(client.der));
+  const pinned = policy.pinnedCertificates.some((pin) => viewOf(pin).der.equals(certificate.der));
   let note: string | undefined;
   if (pinned) {
     if (now < certificate.notBefore || now > certificate.notAfter) {
       return { ok: false, reason: `pinned certificate outside its validity (${certificate.notAfter.toISOString()})` };
     }
   } else {
-    const path = await findCertificatePath(certificate, policy.authenticationCas, client.sentChain, now);
+    const path = await findCertificatePath(certificate, policy.authenticationCas.map(viewOf), client.sentChain, now);
     if (!path.ok) return { ok: false, reason: path.noIssuer ? 'it was not issued by an authentication CA of the policy and is not pinned' : path.reason };
     const revocation = await revocationVerdict(policy, certificate, path.issuer);
     if (!revocation.ok) return revocation;
@@ -149,7 +142,7 @@ async function checkBootstrapCertificate(policy: AuthenticationPolicy, client: C
   return { ok: true, principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: note } };
 }
 
-function certificateIdentity(certificate: x509.X509Certificate): { subject: string; serial: string; issuer: string } {
+function certificateIdentity(certificate: CertificateView): { subject: string; serial: string; issuer: string } {
   return { subject: certificate.subject, serial: certificate.serialNumber, issuer: certificate.issuer };
 }
 
@@ -177,14 +170,15 @@ export async function authenticateReenroll(
   }
   const { certificate } = client;
   // Renewal decides about expired certificates itself (renewal_settings).
-  const path = await findCertificatePath(certificate, await profile.upstream.caCertificates(), client.sentChain, now, { validityDecidedByCaller: true });
+  const cas = (await profile.upstream.caCertificates()).map(viewOf);
+  const path = await findCertificatePath(certificate, cas, client.sentChain, now, { validityDecidedByCaller: true });
   if (!path.ok) {
     const reason = path.noIssuer ? "certificate was not issued by this profile's CA" : path.reason;
     throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${reason}`);
   }
   const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, path.issuer, profile.renewRevokedCert);
   if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);
-  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate };
+  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate: certificate.x509 };
 }
 
 /**
@@ -194,8 +188,8 @@ export async function authenticateReenroll(
  */
 async function revocationVerdict(
   policy: AuthenticationPolicy,
-  certificate: x509.X509Certificate,
-  issuer: x509.X509Certificate,
+  certificate: CertificateView,
+  issuer: CertificateView,
   allowRevoked = false,
 ): Promise<{ ok: true; note?: string } | { ok: false; reason: string }> {
   const checker = policy.revocation;

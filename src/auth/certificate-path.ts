@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { bytes, x509 } from '../pki/x509.js';
+import { CertificateView } from '../pki/certificate-view.js';
 import { checkIssuedBy } from './client-certificate.js';
 
 /** A path from a TLS client certificate to a configured trust anchor. */
@@ -7,10 +7,10 @@ export type PathCheck =
   | {
       readonly ok: true;
       /** The certificate that signed the client's: the anchor itself, or the first intermediate (revocation is checked against it). */
-      readonly issuer: x509.X509Certificate;
-      readonly anchor: x509.X509Certificate;
+      readonly issuer: CertificateView;
+      readonly anchor: CertificateView;
       /** CA certificates between the client's and the anchor, nearest first. */
-      readonly intermediates: readonly x509.X509Certificate[];
+      readonly intermediates: readonly CertificateView[];
     }
   /** `noIssuer`: no anchor and no sent intermediate even names the certificate's issuer; the caller words that case. */
   | { readonly ok: false; readonly reason: string; readonly noIssuer?: true };
@@ -19,7 +19,7 @@ export type PathCheck =
 const MAX_INTERMEDIATES = 4;
 /** Intermediates parsed once and kept by their DER: every device of a line sends the same ones. */
 const PARSED_CACHE_LIMIT = 256;
-const parsed = new Map<string, x509.X509Certificate | null>();
+const parsed = new Map<string, CertificateView | null>();
 
 const NO_ISSUER: PathCheck = { ok: false, reason: 'no path to a trust anchor', noIssuer: true };
 
@@ -37,8 +37,8 @@ const NO_ISSUER: PathCheck = { ok: false, reason: 'no path to a trust anchor', n
  * the caller (renewal of an expired certificate).
  */
 export async function findCertificatePath(
-  certificate: x509.X509Certificate,
-  anchors: readonly x509.X509Certificate[],
+  certificate: CertificateView,
+  anchors: readonly CertificateView[],
   sentChain: (() => readonly Buffer[]) | undefined,
   now: Date,
   options: { validityDecidedByCaller?: boolean } = {},
@@ -48,18 +48,18 @@ export async function findCertificatePath(
   if (direct.named || !sentChain) return direct.named ? { ok: false, reason: direct.reason! } : NO_ISSUER;
   const candidates = sentChain()
     .map(parseOnce)
-    .filter((c): c is x509.X509Certificate => c !== null && isCa(c) && !c.equal(certificate));
+    .filter((c): c is CertificateView => c !== null && isCa(c) && !c.der.equals(certificate.der));
   return (await climb(certificate, [], candidates, anchors, now, options)) ?? NO_ISSUER;
 }
 
 type AnchorCheck =
-  | { readonly ok: true; readonly issuer: x509.X509Certificate; readonly anchor: x509.X509Certificate }
+  | { readonly ok: true; readonly issuer: CertificateView; readonly anchor: CertificateView }
   | { readonly ok: false; readonly reason?: string; readonly named: boolean };
 
 /** One of the anchors signed it; `named` when an anchor of the right name refused it for a reason worth telling. */
 async function signedByAnchor(
-  certificate: x509.X509Certificate,
-  anchors: readonly x509.X509Certificate[],
+  certificate: CertificateView,
+  anchors: readonly CertificateView[],
   now: Date,
   options: { validityDecidedByCaller?: boolean },
 ): Promise<AnchorCheck> {
@@ -72,10 +72,10 @@ async function signedByAnchor(
 
 /** Depth-first up the sent intermediates until one is signed by an anchor. */
 async function climb(
-  current: x509.X509Certificate,
-  path: readonly x509.X509Certificate[],
-  candidates: readonly x509.X509Certificate[],
-  anchors: readonly x509.X509Certificate[],
+  current: CertificateView,
+  path: readonly CertificateView[],
+  candidates: readonly CertificateView[],
+  anchors: readonly CertificateView[],
   now: Date,
   options: { validityDecidedByCaller?: boolean },
 ): Promise<PathCheck | undefined> {
@@ -103,19 +103,18 @@ async function climb(
   return refusal;
 }
 
-function isCa(certificate: x509.X509Certificate): boolean {
-  if (certificate.getExtension(x509.BasicConstraintsExtension)?.ca !== true) return false;
-  const keyUsage = certificate.getExtension(x509.KeyUsagesExtension);
-  return !keyUsage || (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) !== 0;
+/** basicConstraints cA, and keyCertSign where there is a keyUsage (RFC 5280 §4.2.1.3, §4.2.1.9). */
+function isCa(certificate: CertificateView): boolean {
+  return certificate.isCa() && certificate.keyUsage()?.keyCertSign !== false;
 }
 
 /** Parses a sent certificate once; null for one that does not parse (it is then simply not a candidate). */
-function parseOnce(der: Buffer): x509.X509Certificate | null {
+function parseOnce(der: Buffer): CertificateView | null {
   const key = createHash('sha256').update(der).digest('hex');
   let certificate = parsed.get(key);
   if (certificate === undefined) {
     try {
-      certificate = new x509.X509Certificate(bytes(der));
+      certificate = CertificateView.parse(der);
     } catch {
       certificate = null;
     }

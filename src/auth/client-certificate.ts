@@ -1,27 +1,27 @@
-import type { x509 } from '../pki/x509.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import { issuerKey, verifySignedDer } from '../pki/signature.js';
 
 export type CertificateCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /**
- * Checks that a TLS client certificate was issued by `issuer` and is within
- * its validity at `now` (RFC 5280 §6.1.3 (a)(1)-(2) for a one-step path).
- * The TLS handshake has already proved the client holds its private key.
- * Returns a result; the caller decides the status. `validityDecidedByCaller`
- * leaves the validity period to a caller with its own rules (renewal).
+ * Checks that a certificate was issued by `issuer` and is within its
+ * validity at `now` (RFC 5280 §6.1.3 (a)(1)-(2) for one step of a path).
+ * For a TLS client certificate the handshake has already proved the client
+ * holds its private key. Returns a result; the caller decides the status.
+ * `validityDecidedByCaller` leaves the validity period to a caller with its
+ * own rules (renewal).
  */
 export async function checkIssuedBy(
-  certificate: x509.X509Certificate,
-  issuer: x509.X509Certificate,
+  certificate: CertificateView,
+  issuer: CertificateView,
   now: Date,
   options: { validityDecidedByCaller?: boolean } = {},
 ): Promise<CertificateCheck> {
-  if (!Buffer.from(certificate.issuerName.toArrayBuffer()).equals(Buffer.from(issuer.subjectName.toArrayBuffer()))) {
+  if (!certificate.issuerDer.equals(issuer.subjectDer)) {
     return { ok: false, reason: "certificate was not issued by this profile's CA" };
   }
   const signed =
-    (await verifySignedDer(Buffer.from(certificate.rawData), issuerKey(issuer))) ??
-    (await certificate.verify({ publicKey: issuer.publicKey, signatureOnly: true }));
+    (await verifySignedDer(certificate.der, issuerKey(issuer))) ?? (await certificate.x509.verify({ publicKey: issuer.x509.publicKey, signatureOnly: true }));
   if (!signed) {
     return { ok: false, reason: "certificate signature does not verify against this profile's CA" };
   }

@@ -4,8 +4,8 @@ import axios from 'axios';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { bytes, x509 } from '../pki/x509.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import { decodeDerBody } from '../est/body.js';
-import { certificateExtension } from '../pki/der.js';
 
 pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));
 
@@ -59,7 +59,7 @@ export class RevocationChecker {
     return this.settings.mode;
   }
 
-  async check(certificate: x509.X509Certificate, issuer: x509.X509Certificate): Promise<RevocationStatus> {
+  async check(certificate: CertificateView, issuer: CertificateView): Promise<RevocationStatus> {
     const reasons: string[] = [];
     if (this.settings.ocsp.enabled) {
       const cached = this.ocspAnswers.get(ocspCacheKey(certificate, issuer));
@@ -77,7 +77,7 @@ export class RevocationChecker {
     for (const source of sources) {
       try {
         const crl = await this.crl(source, issuer);
-        const revoked = crl.findRevoked(certificate) !== null;
+        const revoked = crl.findRevoked(certificate.x509) !== null;
         return { status: revoked ? 'revoked' : 'good', source: `CRL ${source}` };
       } catch (err) {
         reasons.push(`CRL ${source}: ${message(err)}`);
@@ -88,7 +88,7 @@ export class RevocationChecker {
   }
 
   /** A verified, current CRL from a file or URL, from the cache while it is fresh. */
-  private async crl(source: string, issuer: x509.X509Certificate): Promise<x509.X509Crl> {
+  private async crl(source: string, issuer: CertificateView): Promise<x509.X509Crl> {
     const isUrl = /^https?:\/\//.test(source);
     const mtimeMs = isUrl ? undefined : statSync(source).mtimeMs;
     const cached = this.crls.get(source);
@@ -96,18 +96,18 @@ export class RevocationChecker {
     if (cached && cached.mtimeMs === mtimeMs && (!cached.crl.nextUpdate || cached.crl.nextUpdate >= now)) return cached.crl;
     const raw = isUrl ? await this.fetch(source) : readFileSync(source);
     const crl = new x509.X509Crl(bytes(decodeDerBody(raw)));
-    if (!Buffer.from(crl.issuerName.toArrayBuffer()).equals(Buffer.from(issuer.subjectName.toArrayBuffer()))) throw new Error('issued by another CA');
-    if (!(await crl.verify({ publicKey: issuer.publicKey }))) throw new Error('signature does not verify against the CA');
+    if (!Buffer.from(crl.issuerName.toArrayBuffer()).equals(issuer.subjectDer)) throw new Error('issued by another CA');
+    if (!(await crl.verify({ publicKey: issuer.x509.publicKey }))) throw new Error('signature does not verify against the CA');
     if (crl.nextUpdate && crl.nextUpdate < now) throw new Error(`stale: nextUpdate ${crl.nextUpdate.toISOString()}`);
     this.crls.set(source, { crl, mtimeMs });
     return crl;
   }
 
   /** RFC 6960 request with a nonce; the answer must be signed by the CA or its delegated responder and be current. */
-  private async ocsp(url: string, certificate: x509.X509Certificate, issuer: x509.X509Certificate): Promise<RevocationStatus> {
+  private async ocsp(url: string, certificate: CertificateView, issuer: CertificateView): Promise<RevocationStatus> {
     const now = this.now();
-    const subject = pkijs.Certificate.fromBER(bytes(Buffer.from(certificate.rawData)));
-    const ca = pkijs.Certificate.fromBER(bytes(Buffer.from(issuer.rawData)));
+    const subject = pkijs.Certificate.fromBER(bytes(certificate.der));
+    const ca = pkijs.Certificate.fromBER(bytes(issuer.der));
     const request = new pkijs.OCSPRequest();
     await request.createForCertificate(subject, { hashAlgorithm: 'SHA-1', issuerCertificate: ca });
     const nonce = randomBytes(16);
@@ -149,18 +149,18 @@ export class RevocationChecker {
   }
 }
 
-function ocspCacheKey(certificate: x509.X509Certificate, issuer: x509.X509Certificate): string {
+function ocspCacheKey(certificate: CertificateView, issuer: CertificateView): string {
   return `${issuer.serialNumber}/${certificate.serialNumber}`;
 }
 
-function ocspUrlOf(certificate: x509.X509Certificate): string | undefined {
-  const der = certificateExtension(Buffer.from(certificate.rawData), '1.3.6.1.5.5.7.1.1');
+function ocspUrlOf(certificate: CertificateView): string | undefined {
+  const der = certificate.extension('1.3.6.1.5.5.7.1.1');
   const aia = der && new x509.AuthorityInfoAccessExtension(bytes(der));
   return aia?.ocsp.find((name) => name.type === 'url')?.value;
 }
 
-function crlUrlsOf(certificate: x509.X509Certificate): string[] {
-  const der = certificateExtension(Buffer.from(certificate.rawData), '2.5.29.31');
+function crlUrlsOf(certificate: CertificateView): string[] {
+  const der = certificate.extension('2.5.29.31');
   const points = der && new x509.CRLDistributionPointsExtension(bytes(der));
   return (points?.distributionPoints ?? []).flatMap((point) =>
     (point.distributionPoint?.fullName ?? []).flatMap((name) =>

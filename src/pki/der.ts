@@ -143,24 +143,3 @@ export function dottedOid(der: Buffer, oid: TlvHeader): string {
   }
   return arcs.join('.');
 }
-
-/**
- * The DER of one extension (the whole Extension SEQUENCE) of a certificate,
- * found by walking Certificate → TBSCertificate → [3] extensions. Why not
- * @peculiar/x509's getExtension(): it builds an object for every extension
- * of the certificate first, which a CPU profile of mTLS enrollment showed
- * as its largest cost (~14 % of est-ra's time at c32).
- */
-export function certificateExtension(certificate: Uint8Array, oid: string): Buffer | undefined {
-  const der = Buffer.from(certificate.buffer, certificate.byteOffset, certificate.byteLength);
-  const [tbs] = children(der);
-  const extensions = children(der, tbs).find((field) => field.tag === 0xa3);
-  if (!extensions) return undefined;
-  const [list] = children(der, extensions);
-  const wanted = objectIdentifier(oid);
-  for (const extension of children(der, list)) {
-    const [id] = children(der, extension);
-    if (id && der.subarray(id.offset, id.end).equals(wanted)) return der.subarray(extension.offset, extension.end);
-  }
-  return undefined;
-}

@@ -1,5 +1,4 @@
-import type { x509 } from './x509.js';
-import { certificateExtension } from './der.js';
+import type { CertificateView } from './certificate-view.js';
 
 const ID_CE_SUBJECT_ALT_NAME = '2.5.29.17';
 
@@ -10,11 +9,8 @@ export interface CertificateIdentity {
   readonly subjectAltName?: Buffer;
 }
 
-export function identityOf(certificate: x509.X509Certificate): CertificateIdentity {
-  return {
-    subject: Buffer.from(certificate.subjectName.toArrayBuffer()),
-    subjectAltName: certificateExtension(Buffer.from(certificate.rawData), ID_CE_SUBJECT_ALT_NAME),
-  };
+export function identityOf(certificate: CertificateView): CertificateIdentity {
+  return { subject: certificate.subjectDer, subjectAltName: certificate.extension(ID_CE_SUBJECT_ALT_NAME) };
 }
 
 /** Byte-equal subjects, and subjectAltNames that are both absent or byte-equal. */

@@ -51,11 +51,11 @@ export function verifySignedDer(der: Uint8Array, publicKey: KeyObject | { key: B
 
 const issuerKeys = new WeakMap<object, KeyObject>();
 
-/** An issuer's public key as a KeyObject, parsed once per certificate object (CA certificates are long-lived). */
-export function issuerKey(issuer: { publicKey: { rawData: ArrayBuffer } }): KeyObject {
+/** An issuer's public key as a KeyObject, imported once per certificate object (CA certificates are long-lived). */
+export function issuerKey(issuer: { readonly subjectPublicKeyInfo: Buffer }): KeyObject {
   let key = issuerKeys.get(issuer);
   if (!key) {
-    key = createPublicKey({ key: Buffer.from(issuer.publicKey.rawData), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: issuer.subjectPublicKeyInfo, format: 'der', type: 'spki' });
     issuerKeys.set(issuer, key);
   }
   return key;

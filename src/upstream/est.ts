@@ -12,6 +12,7 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
 import { verifyIssued } from './verify-issued.js';
 import { identityOf } from '../pki/identity.js';
+import { viewOf } from '../pki/certificate-view.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
@@ -156,7 +157,7 @@ export class EstUpstream implements Upstream {
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
-      identity: current && identityOf(current),
+      identity: current && identityOf(viewOf(current)),
       now: this.now(),
     });
   }

@@ -5,6 +5,7 @@ import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type 
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
+import { viewOf } from '../pki/certificate-view.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
 /** What the embedded CA puts into every certificate it issues for one profile. */
@@ -81,7 +82,7 @@ export class LocalCaUpstream implements Upstream {
 
   async simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
     if (!current) return this.simpleEnroll(csr);
-    const identity = identityOf(current);
+    const identity = identityOf(viewOf(current));
     return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
   }
 

@@ -1,6 +1,7 @@
 import { EstError } from '../errors.js';
 import { parseCertsOnly } from '../pki/certs-only.js';
-import { bytes, x509 } from '../pki/x509.js';
+import type { x509 } from '../pki/x509.js';
+import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import { checkIssuedBy } from '../auth/client-certificate.js';
 import { identityOf, sameIdentity, type CertificateIdentity } from '../pki/identity.js';
 import type { IssuedCertificate } from './types.js';
@@ -23,15 +24,15 @@ const invalid = (reason: string, cause?: unknown): EstError => new EstError('EST
  * profile's CA and is valid now, and on renewal it keeps the old identity.
  */
 export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectation): Promise<IssuedCertificate> {
-  let certificates: x509.X509Certificate[];
+  let certificates: CertificateView[];
   try {
-    certificates = parseCertsOnly(certsOnly).map((der) => new x509.X509Certificate(bytes(der)));
+    certificates = parseCertsOnly(certsOnly).map((der) => CertificateView.parse(der));
   } catch (cause) {
     throw invalid('not a certs-only PKCS#7', cause);
   }
-  const issued = certificates.find((c) => Buffer.from(c.publicKey.rawData).equals(expected.subjectPublicKeyInfo));
+  const issued = certificates.find((c) => c.subjectPublicKeyInfo.equals(expected.subjectPublicKeyInfo));
   if (!issued) throw invalid(certificates.length === 0 ? 'no certificate in it' : "the certificate is not for the CSR's key");
-  const chains = await Promise.all(expected.caCertificates.map((ca) => checkIssuedBy(issued, ca, expected.now)));
+  const chains = await Promise.all(expected.caCertificates.map((ca) => checkIssuedBy(issued, viewOf(ca), expected.now)));
   const chained = chains.find((check) => check.ok);
   if (!chained)
     throw invalid(`the certificate ${chains[0] && !chains[0].ok ? `is not acceptable: ${chains[0].reason}` : "does not chain to the profile's CA"}`);
@@ -39,7 +40,7 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
     throw invalid('the renewed certificate does not keep the identity of the certificate it renews');
   }
   return {
-    der: Buffer.from(issued.rawData),
+    der: issued.der,
     serialNumber: issued.serialNumber,
     subject: issued.subject,
     notBefore: issued.notBefore,

@@ -1,17 +1,7 @@
 import { X509Certificate as OpenSslCertificate, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
-import {
-  certificateExtension,
-  children,
-  contextTag,
-  objectIdentifier,
-  octetString,
-  readTlv,
-  sequence,
-  smallInteger,
-  time,
-  unsignedInteger,
-} from '../../src/pki/der.js';
+import { CertificateView } from '../../src/pki/certificate-view.js';
+import { children, contextTag, objectIdentifier, octetString, readTlv, sequence, smallInteger, time, unsignedInteger } from '../../src/pki/der.js';
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../../src/pki/certificate-signer.js';
 import { buildCertsOnly, parseCertsOnly } from '../../src/pki/certs-only.js';
 import { bytes, x509 } from '../../src/pki/x509.js';
@@ -155,18 +145,50 @@ describe('reading DER from an upstream (untrusted)', () => {
   });
 });
 
-describe('finding one extension in a certificate without building them all', () => {
-  it('ok the extension a certificate has, and undefined for one it lacks', async () => {
+describe('CertificateView: the fields est-ra reads, sliced from the DER', () => {
+  const make = async (options: { serial: string; notAfter: Date; ca: boolean; keyCertSign: boolean }): Promise<x509.X509Certificate> => {
     const keys = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
-    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-      name: 'CN=ext',
+    return x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: options.serial,
+      name: 'CN=view, O=Plant, 2.5.4.5=SN-1',
+      notBefore: new Date('2020-01-02T03:04:05Z'),
+      notAfter: options.notAfter,
       keys,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]), new x509.BasicConstraintsExtension(false)],
+      extensions: [
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth, '1.3.6.1.5.5.7.3.28']),
+        new x509.BasicConstraintsExtension(options.ca),
+        new x509.KeyUsagesExtension(options.keyCertSign ? x509.KeyUsageFlags.keyCertSign : x509.KeyUsageFlags.digitalSignature),
+      ],
     });
-    const der = Buffer.from(certificate.rawData);
-    const eku = certificateExtension(der, '2.5.29.37');
-    expect(eku && new x509.ExtendedKeyUsageExtension(bytes(eku)).usages).to.deep.equal([x509.ExtendedKeyUsage.clientAuth]);
-    expect(certificateExtension(der, '2.5.29.31')).to.equal(undefined);
+  };
+
+  for (const [name, options] of [
+    ['serial with the high bit set, UTCTime', { serial: '80a1b2c3', notAfter: new Date('2049-12-31T23:59:59Z'), ca: false, keyCertSign: false }],
+    ['small serial, GeneralizedTime (2050 and later), a CA', { serial: '01', notAfter: new Date('2051-06-07T08:09:10Z'), ca: true, keyCertSign: true }],
+  ] as const) {
+    it(`ok ${name}: the same as @peculiar/x509 and node:crypto read`, async () => {
+      const certificate = await make(options);
+      const der = Buffer.from(certificate.rawData);
+      const view = CertificateView.parse(der);
+      const openssl = new OpenSslCertificate(der);
+      expect(view.serialNumber).to.equal(certificate.serialNumber);
+      expect(view.serialNumber).to.equal(openssl.serialNumber.toLowerCase());
+      expect(view.subject).to.equal(certificate.subject);
+      expect(view.issuer).to.equal(certificate.issuer);
+      expect(view.notBefore.getTime()).to.equal(certificate.notBefore.getTime());
+      expect(view.notAfter.getTime()).to.equal(certificate.notAfter.getTime());
+      expect(view.subjectPublicKeyInfo.equals(Buffer.from(certificate.publicKey.rawData))).to.equal(true);
+      expect(view.subjectDer.equals(Buffer.from(certificate.subjectName.toArrayBuffer()))).to.equal(true);
+      expect(view.extendedKeyUsages()).to.deep.equal(['1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.28']);
+      expect(view.isCa()).to.equal(options.ca);
+      expect(view.keyUsage()).to.deep.equal({ keyCertSign: options.keyCertSign });
+      expect(view.extension('2.5.29.31')).to.equal(undefined);
+    });
+  }
+
+  it('fail bytes that are not a certificate', () => {
+    expect(() => CertificateView.parse(Buffer.from('30030201', 'hex'))).to.throw();
+    expect(() => CertificateView.parse(Buffer.from('not a certificate'))).to.throw();
   });
 });
