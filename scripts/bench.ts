@@ -968,8 +968,8 @@ function mtlsProfile(caFile: string, mode: RevocationMode): (stateDir: string) =
 /** Warm-up, then LEVEL_ROUNDS rounds at MTLS_CONCURRENCY: the median one. */
 async function mtlsRounds(estRa: EstRa, target: Target, nextCsr: () => string, mode: RevocationMode): Promise<RoundResult> {
   await checkOneEnrollment(target, nextCsr());
-  progress(`mTLS ${mode} warm-up: ${WARMUP_SECONDS} s at c8`);
-  await runLevel(target, estRa.pid, nextCsr, 8, WARMUP_SECONDS);
+  progress(`mTLS ${mode} warm-up: ${WARMUP_SECONDS} s at c${MTLS_CONCURRENCY}`);
+  await runLevel(target, estRa.pid, nextCsr, MTLS_CONCURRENCY, WARMUP_SECONDS);
   const rounds: LevelResult[] = [];
   for (let round = 1; round <= LEVEL_ROUNDS; round++) {
     progress(`mTLS ${mode} c${MTLS_CONCURRENCY} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);

@@ -2,7 +2,7 @@ import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
 import { keyTypeOfSpki } from './key-type.js';
 import { children, dottedOid, expectTags, readTlv, TAG, type TlvHeader } from './der.js';
-import { verifySignedDer } from './signature.js';
+import { importSpki, verifySignedDer } from './signature.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
 export interface VerifiedCsr {
@@ -52,8 +52,7 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
   if (options.signatureVerified !== true) {
     let signatureValid: boolean;
     try {
-      const publicKey = { key: fields.subjectPublicKeyInfo, format: 'der', type: 'spki' } as const;
-      signatureValid = (await verifySignedDer(der, publicKey)) ?? (await new x509.Pkcs10CertificateRequest(bytes(der)).verify());
+      signatureValid = (await verifySignedDer(der, importSpki(fields.subjectPublicKeyInfo))) ?? (await new x509.Pkcs10CertificateRequest(bytes(der)).verify());
     } catch (cause) {
       // A key the crypto library cannot load (unknown curve, point not on the
       // curve) is still the client's request at fault.

@@ -49,13 +49,40 @@ export function verifySignedDer(der: Uint8Array, publicKey: KeyObject | { key: B
   });
 }
 
+const JWK_CURVES = new Map([
+  [objectIdentifier('1.2.840.10045.3.1.7').toString('hex'), { crv: 'P-256', size: 32 }],
+  [objectIdentifier('1.3.132.0.34').toString('hex'), { crv: 'P-384', size: 48 }],
+  [objectIdentifier('1.3.132.0.35').toString('hex'), { crv: 'P-521', size: 66 }],
+]);
+const ID_EC_PUBLIC_KEY = objectIdentifier('1.2.840.10045.2.1');
+
+/**
+ * Imports a DER SubjectPublicKeyInfo. An EC key on a NIST curve with an
+ * uncompressed point goes in as a JWK: OpenSSL 3's DER decoders take ~0.12 ms
+ * per key on these cores, the JWK path ~0.065 ms, and a CSR's key is new
+ * on every enrollment. Anything else goes in as DER. Throws on a key that
+ * cannot be loaded.
+ */
+export function importSpki(spki: Buffer): KeyObject {
+  const [algorithm, key] = children(spki);
+  const [oid, curveOid] = algorithm ? children(spki, algorithm) : [];
+  const curve = curveOid && JWK_CURVES.get(spki.subarray(curveOid.offset, curveOid.end).toString('hex'));
+  const point = key && spki.subarray(key.start + 1, key.end); // after the unused-bits byte
+  if (oid && curve && point?.length === 1 + 2 * curve.size && point[0] === 0x04 && spki.subarray(oid.offset, oid.end).equals(ID_EC_PUBLIC_KEY)) {
+    const x = point.subarray(1, 1 + curve.size).toString('base64url');
+    const y = point.subarray(1 + curve.size).toString('base64url');
+    return createPublicKey({ key: { kty: 'EC', crv: curve.crv, x, y }, format: 'jwk' });
+  }
+  return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+}
+
 const issuerKeys = new WeakMap<object, KeyObject>();
 
 /** An issuer's public key as a KeyObject, imported once per certificate object (CA certificates are long-lived). */
 export function issuerKey(issuer: { readonly subjectPublicKeyInfo: Buffer }): KeyObject {
   let key = issuerKeys.get(issuer);
   if (!key) {
-    key = createPublicKey({ key: issuer.subjectPublicKeyInfo, format: 'der', type: 'spki' });
+    key = importSpki(issuer.subjectPublicKeyInfo);
     issuerKeys.set(issuer, key);
   }
   return key;

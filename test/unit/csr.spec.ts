@@ -22,6 +22,11 @@ describe('CSR signature verification', () => {
       'p_384',
       async () => (await opensslCsr(dir, 'p384', { keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-sha384'] })).csrDer,
     ],
+    [
+      'ECDSA P-521 with SHA-512',
+      'p_521',
+      async () => (await opensslCsr(dir, 'p521', { keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-521', '-sha512'] })).csrDer,
+    ],
     ['RSA 2048 PKCS#1 v1.5 with SHA-256', 'rsa_2048', async () => (await opensslCsr(dir, 'rsa', { keyArgs: ['-newkey', 'rsa:2048'] })).csrDer],
     [
       'RSA-PSS (verified by the library)',
