@@ -19,8 +19,8 @@ interface PendingWrite {
  * enrollment. Under load, commits are also spaced at least
  * MIN_COMMIT_INTERVAL_MS apart, so more writes share each fsync: a CPU
  * profile at c32 (mTLS) had commits blocking the event loop ~17 % of the
- * time with one per loop turn. A lone write is committed at once, so light
- * load pays no extra latency. (A writer thread was tried: it cost ~15 MB of
+ * time with one per loop turn. "Under load" is when the last commit carried
+ * more than one write; one device at a time pays no extra latency. (A writer thread was tried: it cost ~15 MB of
  * RSS for its own V8 heap and did not measurably improve p99; see issue #3's note.)
  */
 const MIN_COMMIT_INTERVAL_MS = 4;
@@ -29,6 +29,7 @@ export class SqliteStore implements Store {
   private readonly database: SqliteDatabase;
   private pending: PendingWrite[] = [];
   private lastCommitAt = 0;
+  private lastBatchSize = 0;
 
   constructor(path: string) {
     this.database = new SqliteDatabase(path);
@@ -38,8 +39,9 @@ export class SqliteStore implements Store {
     return new Promise((resolve, reject) => {
       this.pending.push({ operation, resolve, reject });
       if (this.pending.length > 1) return;
-      // Let every write made in this turn of the loop, or until the interval is over, join the commit.
-      const wait = this.lastCommitAt + MIN_COMMIT_INTERVAL_MS - performance.now();
+      // Let every write made in this turn of the loop join the commit, and under load
+      // (the last commit carried several writes) every write until the interval is over.
+      const wait = this.lastBatchSize > 1 ? this.lastCommitAt + MIN_COMMIT_INTERVAL_MS - performance.now() : 0;
       if (wait > 0) setTimeout(() => this.commitPending(), wait);
       else setImmediate(() => this.commitPending());
     });
@@ -50,6 +52,7 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return; // already committed by close()
     this.pending = [];
     this.lastCommitAt = performance.now();
+    this.lastBatchSize = batch.length;
     let results: WriteResult[];
     try {
       results = this.database.applyWrites(batch.map((write) => write.operation));

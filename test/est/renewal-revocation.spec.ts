@@ -5,8 +5,8 @@ import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
-import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
-import { mustRun, run } from '../helpers/run.js';
+import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.js';
+import { mustRun } from '../helpers/run.js';
 import { freePort } from '../helpers/net.js';
 import { makeRevocationCa, type IssuedCert, type OcspResponder, type RevocationCa } from '../helpers/revocation-pki.js';
 
@@ -63,24 +63,10 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
   };
   const verify = (certFile: string): Promise<string> => mustRun('openssl', ['verify', '-CAfile', ca.caFile, certFile]);
   const latest = async (): Promise<Record<string, unknown>> => (await ra.server.store.listRequests(1))[0] as unknown as Record<string, unknown>;
-  const pkiRenew = (cert: IssuedCert, name: string) =>
-    opensslCsr(ra.dir, name).then((csr) =>
-      run('pki', [
-        '--est',
-        '--url',
-        `${ra.url}/`,
-        '--cacert',
-        ra.rootCaFile,
-        '--in',
-        csr.csrDerFile,
-        '--cert',
-        cert.certFile,
-        '--key',
-        cert.keyFile,
-        '--outform',
-        'pem',
-      ]),
-    );
+  const pkiRenew = async (cert: IssuedCert, name: string) => {
+    const csr = await opensslCsr(ra.dir, name);
+    return strongswanPki(ra, ['--est', '--in', csr.csrDerFile, '--cert', cert.certFile, '--key', cert.keyFile, '--outform', 'pem']);
+  };
 
   it('ok a good certificate renews; the OCSP answer is recorded with the request', async () => {
     const answer = await reenroll('strict', certs.good!);

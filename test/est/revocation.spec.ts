@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
-import { opensslCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslIssue } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
-import { mustRun } from '../helpers/run.js';
 import { makeRevocationCa, type IssuedCert, type OcspResponder, type RevocationCa } from '../helpers/revocation-pki.js';
 import { freePort } from '../helpers/net.js';
 
@@ -89,25 +88,14 @@ describe('revocation of bootstrap certificates: OCSP and CRL, hard_fail and soft
   });
 
   it('fail OCSP unknown: a certificate the responder has never heard of', async () => {
-    const csr = await opensslCsr(dir, 'not-in-index');
-    const certFile = join(dir, 'not-in-index.crt');
-    await mustRun('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      csr.csrPemFile,
-      '-CA',
-      ca.caFile,
-      '-CAkey',
-      ca.caKeyFile,
-      '-set_serial',
-      '0x7e57',
-      '-days',
-      '1',
-      '-out',
-      certFile,
-    ]);
-    const answer = await enroll('ocsp-hard', { certFile, keyFile: csr.keyFile, serial: '7e57' });
+    // Signed with the CA's key by plain `openssl x509 -req`, so the CA's index.txt never saw it.
+    const stranger = await opensslIssue(dir, 'not-in-index', {
+      caFile: ca.caFile,
+      caKeyFile: ca.caKeyFile,
+      extensions: ['basicConstraints=CA:FALSE'],
+      days: 1,
+    });
+    const answer = await enroll('ocsp-hard', { ...stranger, serial: '' });
     expect(answer.status).to.equal(403);
     expect(answer.body).to.contain('revocation status unknown');
   });

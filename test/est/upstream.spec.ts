@@ -6,8 +6,8 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
 import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
-import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
-import { mustRun, run } from '../helpers/run.js';
+import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.js';
+import { mustRun } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
@@ -155,12 +155,8 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     try {
       const device = await opensslCsr(ra.dir, 'fw-ss');
       const approveSoon = new Promise((resolve) => setTimeout(resolve, 1500)).then(() => upstream.approve());
-      const result = await run('pki', [
+      const result = await strongswanPki(ra, [
         '--est',
-        '--url',
-        `${ra.url}/`,
-        '--cacert',
-        ra.rootCaFile,
         '--in',
         device.csrDerFile,
         '--userpass',

@@ -34,6 +34,14 @@ export async function curl(
 }
 
 /**
+ * strongSwan's `pki` against est-ra, trusting its root CA. pki's --url is the
+ * server root: it appends /.well-known/est/<op>, so it reaches the default profile.
+ */
+export function strongswanPki(ra: TestEstRa, args: readonly string[]): Promise<RunResult> {
+  return run('pki', [...args, '--url', `${ra.url}/`, '--cacert', ra.rootCaFile]);
+}
+
+/**
  * Decodes a certs-only answer as an admin would:
  * `openssl base64 -d -A | openssl pkcs7 -inform DER -print_certs`.
  */
