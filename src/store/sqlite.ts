@@ -12,24 +12,23 @@ interface PendingWrite {
  * The embedded store: one SQLite file (WAL, synchronous=FULL), so a recorded
  * request survives a crash of the process or the machine.
  *
- * Writes are group-committed: those made during one turn of the event loop
- * share one transaction and so one fsync, and each promise settles only after
- * that commit. better-sqlite3 is synchronous, so an fsync per write (~0.3 ms
- * here, more under load) would otherwise stall every connection twice per
- * enrollment. Under load, commits are also spaced at least
- * MIN_COMMIT_INTERVAL_MS apart, so more writes share each fsync: a CPU
- * profile at c32 (mTLS) had commits blocking the event loop ~17 % of the
- * time with one per loop turn. "Under load" is when the last commit carried
- * more than one write; one device at a time pays no extra latency. (A writer thread was tried: it cost ~15 MB of
- * RSS for its own V8 heap and did not measurably improve p99; see issue #3's note.)
+ * Writes are group-committed: those made while a commit is gathering share
+ * one transaction and so one fsync, and each promise settles only after that
+ * commit. A commit gathers for one turn of the event loop, and for more turns
+ * while each turn brings more writes, up to MAX_GATHER_MS: one device at a
+ * time pays no extra latency, while under load more writes share each fsync
+ * (a CPU profile at c32, mTLS, had commits of one or two writes blocking the
+ * event loop ~17 % of the time). better-sqlite3 is synchronous, so an fsync
+ * per write (~0.3 ms here, more under load) would otherwise stall every
+ * connection twice per enrollment. (A writer thread was tried: it cost ~15 MB
+ * of RSS for its own V8 heap and did not measurably improve p99; see issue #3's note.)
  */
-const MIN_COMMIT_INTERVAL_MS = 4;
+const MAX_GATHER_MS = 4;
 
 export class SqliteStore implements Store {
   private readonly database: SqliteDatabase;
   private pending: PendingWrite[] = [];
-  private lastCommitAt = 0;
-  private lastBatchSize = 0;
+  private gatherStartedAt = 0;
 
   constructor(path: string) {
     this.database = new SqliteDatabase(path);
@@ -39,20 +38,22 @@ export class SqliteStore implements Store {
     return new Promise((resolve, reject) => {
       this.pending.push({ operation, resolve, reject });
       if (this.pending.length > 1) return;
-      // Let every write made in this turn of the loop join the commit, and under load
-      // (the last commit carried several writes) every write until the interval is over.
-      const wait = this.lastBatchSize > 1 ? this.lastCommitAt + MIN_COMMIT_INTERVAL_MS - performance.now() : 0;
-      if (wait > 0) setTimeout(() => this.commitPending(), wait);
-      else setImmediate(() => this.commitPending());
+      this.gatherStartedAt = performance.now();
+      setImmediate(() => this.commitWhenQuiet(1));
     });
+  }
+
+  /** Commits, unless the last turn of the loop brought more writes and there is time to gather them too. */
+  private commitWhenQuiet(seen: number): void {
+    const count = this.pending.length;
+    if (count > seen && performance.now() - this.gatherStartedAt < MAX_GATHER_MS) setImmediate(() => this.commitWhenQuiet(count));
+    else this.commitPending();
   }
 
   private commitPending(): void {
     const batch = this.pending;
     if (batch.length === 0) return; // already committed by close()
     this.pending = [];
-    this.lastCommitAt = performance.now();
-    this.lastBatchSize = batch.length;
     let results: WriteResult[];
     try {
       results = this.database.applyWrites(batch.map((write) => write.operation));
