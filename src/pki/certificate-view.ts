@@ -78,8 +78,18 @@ export class CertificateView {
     return (this.subjectText ??= new x509.Name(bytes(this.subjectDer)).toString());
   }
 
+  /** RFC 4514 string of the issuer; a CA's name is written once and remembered, as every device of a line repeats it. */
   get issuer(): string {
-    return (this.issuerText ??= new x509.Name(bytes(this.issuerDer)).toString());
+    if (this.issuerText === undefined) {
+      const key = this.issuerDer.toString('latin1');
+      this.issuerText = issuerNames.get(key);
+      if (this.issuerText === undefined) {
+        this.issuerText = new x509.Name(bytes(this.issuerDer)).toString();
+        if (issuerNames.size >= ISSUER_NAMES_LIMIT) issuerNames.clear();
+        issuerNames.set(key, this.issuerText);
+      }
+    }
+    return this.issuerText;
   }
 
   /** The whole Extension SEQUENCE with this OID, as encoded, or undefined. */
@@ -128,6 +138,9 @@ export class CertificateView {
     return (this.full ??= new x509.X509Certificate(bytes(this.der)));
   }
 }
+
+const ISSUER_NAMES_LIMIT = 1024;
+const issuerNames = new Map<string, string>();
 
 const views = new WeakMap<x509.X509Certificate, CertificateView>();
 
