@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -58,6 +59,11 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       cert: readFileSync(config.tls.certificate),
       key: readFileSync(config.tls.key),
       minVersion: config.tls.min_version,
+      // No session tickets: a device enrolls once in months, so a ticket is
+      // never used, while making one (sealing the session, client certificate
+      // included) cost ~0.3 ms of the event loop per mTLS handshake, about a
+      // fifth of the handshake (measured with a bare node:https server).
+      secureOptions: constants.SSL_OP_NO_TICKET,
       // Ask for a client certificate without requiring one, so passcode
       // clients still connect; each operation decides what it accepts.
       requestCert: true,
