@@ -12,11 +12,16 @@ export class UpstreamHealth {
 
   /** Records a failure and returns when to try this upstream next. */
   failed(profile: string, now: Date): Date {
-    const failures = (this.failing.get(profile)?.failures ?? 0) + 1;
+    const current = this.failing.get(profile);
+    // Requests that were already on their way when the upstream went away fail
+    // together: one step of the backoff, not one each (32 of them would take the
+    // next probe straight to the 60 s ceiling). Only a failed probe steps it up.
+    if (current && now.getTime() < current.nextProbeAt) return new Date(current.nextProbeAt);
+    const failures = (current?.failures ?? 0) + 1;
     const ceiling = Math.min(MAX_PROBE_MS, FIRST_PROBE_MS * 2 ** (failures - 1));
     // Full jitter between half and all of the ceiling: RA nodes that lost the same upstream do not retry in step.
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    const nextProbeAt = now.getTime() + delay;
+    const nextProbeAt = Math.ceil(now.getTime() + delay);
     this.failing.set(profile, { failures, nextProbeAt });
     return new Date(nextProbeAt);
   }
