@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import axios from 'axios';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -149,8 +149,16 @@ export class RevocationChecker {
   }
 }
 
+const issuerKeyHashes = new WeakMap<CertificateView, string>();
+
+/** An answer is about one serial number of one issuing key (RFC 6960 CertID): serials alone repeat across CAs. */
 function ocspCacheKey(certificate: CertificateView, issuer: CertificateView): string {
-  return `${issuer.serialNumber}/${certificate.serialNumber}`;
+  let keyHash = issuerKeyHashes.get(issuer);
+  if (keyHash === undefined) {
+    keyHash = createHash('sha256').update(issuer.subjectPublicKeyInfo).digest('base64');
+    issuerKeyHashes.set(issuer, keyHash);
+  }
+  return `${keyHash}/${certificate.serialNumber}`;
 }
 
 function ocspUrlOf(certificate: CertificateView): string | undefined {
