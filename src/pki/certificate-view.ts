@@ -1,5 +1,5 @@
 import { bytes, x509 } from './x509.js';
-import { children, dottedOid, expectTags, readTlv, TAG, type TlvHeader } from './der.js';
+import { children, dottedOid, expectTags, readTime, readTlv, TAG, type TlvHeader } from './der.js';
 
 /**
  * The fields of an X.509 certificate (RFC 5280 §4.1) that est-ra reads on
@@ -157,19 +157,4 @@ export function viewOf(certificate: x509.X509Certificate): CertificateView {
 
 function slice(der: Buffer, field: TlvHeader): Buffer {
   return der.subarray(field.offset, field.end);
-}
-
-/** UTCTime (YYMMDDHHMMSSZ, years 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSS[.f]Z), RFC 5280 §4.1.2.5. */
-function readTime(der: Buffer, field: TlvHeader | undefined): Date {
-  const text = field ? der.toString('latin1', field.start, field.end) : '';
-  const match =
-    field?.tag === TAG.utcTime
-      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
-      : field?.tag === TAG.generalizedTime
-        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z$/.exec(text)
-        : null;
-  if (!match) throw new Error('malformed certificate: bad validity time');
-  const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [number, number, number, number, number, number];
-  const fullYear = field!.tag === TAG.utcTime ? (year < 50 ? 2000 + year : 1900 + year) : year;
-  return new Date(Date.UTC(fullYear, month - 1, day, hour, minute, second));
 }

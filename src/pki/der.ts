@@ -76,6 +76,37 @@ export function time(date: Date): Buffer {
   return date.getUTCFullYear() < 2050 ? tlv(TAG.utcTime, Buffer.from(digits.slice(2), 'latin1')) : tlv(TAG.generalizedTime, Buffer.from(digits, 'latin1'));
 }
 
+/**
+ * Reads a UTCTime or GeneralizedTime. RFC 5280 §4.1.2.5 asks for
+ * YYMMDDHHMMSSZ (years 1950-2049) and YYYYMMDDHHMMSSZ; older manufacturer
+ * certificates that OpenSSL still accepts also leave out the seconds, add
+ * fractions or give an offset from UTC, so those forms are read too.
+ */
+export function readTime(der: Uint8Array, field: TlvHeader | undefined): Date {
+  const text = field ? Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1', field.start, field.end) : '';
+  const pattern =
+    field?.tag === TAG.utcTime
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?()(Z|[+-]\d{4})$/
+      : field?.tag === TAG.generalizedTime
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(\.\d+)?(Z|[+-]\d{4})$/
+        : undefined;
+  const match = pattern?.exec(text);
+  if (!match) throw new Error('malformed DER: bad time');
+  const [year, month, day, hour, minute, second = '0', fraction = '', zone = 'Z'] = match.slice(1);
+  const fullYear = field!.tag === TAG.utcTime ? (Number(year) < 50 ? 2000 : 1900) + Number(year) : Number(year);
+  const offsetMinutes = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5)));
+  const utc = Date.UTC(
+    fullYear,
+    Number(month) - 1,
+    Number(day),
+    Number(hour),
+    Number(minute),
+    Number(second),
+    Math.floor(Number(`0${fraction || '.0'}`) * 1000),
+  );
+  return new Date(utc - offsetMinutes * 60_000);
+}
+
 /** Header of one TLV. */
 export interface TlvHeader {
   /** Offset of the tag: the whole TLV is [offset, end). */

@@ -1,7 +1,20 @@
 import { X509Certificate as OpenSslCertificate, generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
 import { CertificateView } from '../../src/pki/certificate-view.js';
-import { children, contextTag, objectIdentifier, octetString, readTlv, sequence, smallInteger, time, unsignedInteger } from '../../src/pki/der.js';
+import {
+  children,
+  contextTag,
+  objectIdentifier,
+  octetString,
+  readTime,
+  readTlv,
+  sequence,
+  smallInteger,
+  TAG,
+  time,
+  tlv,
+  unsignedInteger,
+} from '../../src/pki/der.js';
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../../src/pki/certificate-signer.js';
 import { buildCertsOnly, parseCertsOnly } from '../../src/pki/certs-only.js';
 import { bytes, x509 } from '../../src/pki/x509.js';
@@ -190,5 +203,27 @@ describe('CertificateView: the fields est-ra reads, sliced from the DER', () => 
   it('fail bytes that are not a certificate', () => {
     expect(() => CertificateView.parse(Buffer.from('30030201', 'hex'))).to.throw();
     expect(() => CertificateView.parse(Buffer.from('not a certificate'))).to.throw();
+  });
+});
+
+describe('readTime: the time forms certificates carry', () => {
+  const read = (tag: number, text: string): string =>
+    readTime(tlv(tag, Buffer.from(text, 'latin1')), readTlv(tlv(tag, Buffer.from(text, 'latin1')), 0)).toISOString();
+
+  const cases: [string, number, string, string][] = [
+    ['UTCTime as RFC 5280 asks', TAG.utcTime, '491231235959Z', '2049-12-31T23:59:59.000Z'],
+    ['UTCTime in the last century', TAG.utcTime, '991231235959Z', '1999-12-31T23:59:59.000Z'],
+    ['UTCTime without seconds', TAG.utcTime, '2001020304Z', '2020-01-02T03:04:00.000Z'],
+    ['UTCTime with an offset', TAG.utcTime, '200102030405+0130', '2020-01-02T01:34:05.000Z'],
+    ['GeneralizedTime as RFC 5280 asks', TAG.generalizedTime, '20510607080910Z', '2051-06-07T08:09:10.000Z'],
+    ['GeneralizedTime with a fraction', TAG.generalizedTime, '20510607080910.25Z', '2051-06-07T08:09:10.250Z'],
+  ];
+  for (const [name, tag, text, iso] of cases) {
+    it(`ok ${name}: ${text}`, () => expect(read(tag, text)).to.equal(iso));
+  }
+
+  it('fail text that is no time, or another tag', () => {
+    expect(() => read(TAG.utcTime, '2001020304')).to.throw('bad time');
+    expect(() => read(TAG.octetString, '491231235959Z')).to.throw('bad time');
   });
 });
