@@ -1,13 +1,14 @@
 import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { LoadedConfig } from './config/load.js';
 import { EstError } from './errors.js';
 import { buildEstRouter } from './est/router.js';
 import { sendError } from './est/respond.js';
-import { ProfileDirectory } from './policy/profile.js';
+import { ProfileDirectory, type Profile } from './policy/profile.js';
 import { buildProfiles } from './profiles.js';
 import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
@@ -34,8 +35,25 @@ export interface RunningServer {
   readonly metrics: Metrics;
   /** The /metrics and /healthz listener, when configured. */
   readonly opsUrl?: string;
+  /**
+   * Serves `config` from now on without dropping a connection (SIGHUP,
+   * `systemctl reload`): profiles, authentication policies, the TLS
+   * certificate and CAs, timeouts and the log level. Throws, keeping the
+   * running configuration, when the new one cannot be built. Returns the
+   * changed settings that only a restart applies.
+   */
+  reload(config: LoadedConfig): Promise<{ readonly restartNeeded: readonly string[] }>;
   close(): Promise<void>;
 }
+
+/** Settings a reload cannot apply to a running server: listeners, the store, the log format, the body limit the router was built with. */
+const RESTART_ONLY: readonly ((config: LoadedConfig) => [string, unknown])[] = [
+  (c) => ['listen', c.listen],
+  (c) => ['store', c.store],
+  (c) => ['ops', c.ops],
+  (c) => ['log.format', c.log.format],
+  (c) => ['limits.max_body_bytes', c.limits.max_body_bytes],
+];
 
 /** Composition root: builds every part from the configuration, wires them and listens. */
 export async function startServer(config: LoadedConfig, options: ServerOptions = {}): Promise<RunningServer> {
@@ -56,31 +74,11 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
 
   const server = createServer(
     {
-      cert: readFileSync(config.tls.certificate),
-      key: readFileSync(config.tls.key),
-      minVersion: config.tls.min_version,
-      // No session tickets: a device enrolls once in months, so a ticket is
-      // never used, while making one (sealing the session, client certificate
-      // included) cost ~0.3 ms of the event loop per mTLS handshake, about a
-      // fifth of the handshake (measured with a bare node:https server).
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      ...(await tlsContextOptions(config, profiles.profiles)),
       // Ask for a client certificate without requiring one, so passcode
       // clients still connect; each operation decides what it accepts.
       requestCert: true,
       rejectUnauthorized: false,
-      // The CAs a client certificate may come from, named in the TLS CertificateRequest.
-      ca: (
-        await Promise.all(
-          profiles.profiles.map(async (p) => [
-            ...(await p.upstream.caCertificates().catch(() => [])),
-            ...p.authenticationPolicy.authenticationCas,
-            ...p.authenticationPolicy.pinnedCertificates,
-            ...p.authenticationPolicy.downstreamRaCas,
-          ]),
-        )
-      )
-        .flat()
-        .map((c) => c.toString('pem')),
       // A client that connects and never finishes the handshake is dropped as one that never sends headers.
       handshakeTimeout: config.limits.headers_timeout_ms,
       headersTimeout: config.limits.headers_timeout_ms,
@@ -98,6 +96,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let running = config;
+  const retired: Profile[] = [];
   const ops = config.ops && (await startOpsListener(metrics, config.ops.listen.host, config.ops.listen.port));
   logger.info(LOG_EVENT.listening, { url, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
 
@@ -109,6 +109,33 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     retryWorker,
     metrics,
     opsUrl: ops?.url,
+    async reload(next) {
+      const built = await buildProfiles(next, { store, logger, metrics, now });
+      let secure: SecureContextOptions;
+      try {
+        secure = await tlsContextOptions(next, built);
+        server.setSecureContext(secure);
+      } catch (err) {
+        for (const profile of built) profile.upstream.close?.();
+        throw err;
+      }
+      const restartNeeded = RESTART_ONLY.flatMap((setting) => {
+        const [name, before] = setting(running);
+        return JSON.stringify(before) === JSON.stringify(setting(next)[1]) ? [] : [name];
+      });
+      const previous = profiles.profiles;
+      profiles.replace(built);
+      server.maxConnections = next.limits.max_connections;
+      server.headersTimeout = next.limits.headers_timeout_ms;
+      server.requestTimeout = next.limits.request_timeout_ms;
+      server.keepAliveTimeout = next.limits.keep_alive_timeout_ms;
+      logger.level = next.log.level;
+      running = next;
+      // Requests already routed to the old profiles finish on their upstreams first.
+      retired.push(...previous);
+      setTimeout(() => closeUpstreams(retired.splice(0, previous.length)), next.limits.request_timeout_ms).unref();
+      return { restartNeeded };
+    },
     async close() {
       ops?.server.close();
       await new Promise<void>((resolve) => {
@@ -116,10 +143,41 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
         server.closeAllConnections();
       });
       await retryWorker.stop();
-      for (const profile of profiles.profiles) profile.upstream.close?.();
+      closeUpstreams([...profiles.profiles, ...retired.splice(0)]);
       await store.close();
     },
   };
+}
+
+/**
+ * The TLS identity and the CAs a client certificate may come from, named in
+ * the TLS CertificateRequest: every profile's CA certificates (renewals),
+ * authentication CAs, pinned certificates and downstream RA CAs.
+ */
+async function tlsContextOptions(config: LoadedConfig, profiles: readonly Profile[]): Promise<SecureContextOptions> {
+  const cas = await Promise.all(
+    profiles.map(async (p) => [
+      ...(await p.upstream.caCertificates().catch(() => [])),
+      ...p.authenticationPolicy.authenticationCas,
+      ...p.authenticationPolicy.pinnedCertificates,
+      ...p.authenticationPolicy.downstreamRaCas,
+    ]),
+  );
+  return {
+    cert: readFileSync(config.tls.certificate),
+    key: readFileSync(config.tls.key),
+    minVersion: config.tls.min_version,
+    // No session tickets: a device enrolls once in months, so a ticket is
+    // never used, while making one (sealing the session, client certificate
+    // included) cost ~0.3 ms of the event loop per mTLS handshake, about a
+    // fifth of the handshake (measured with a bare node:https server).
+    secureOptions: constants.SSL_OP_NO_TICKET,
+    ca: cas.flat().map((c) => c.toString('pem')),
+  };
+}
+
+function closeUpstreams(profiles: readonly Profile[]): void {
+  for (const profile of profiles) profile.upstream.close?.();
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -40,6 +40,27 @@ function stopOnSignals(server: RunningServer): void {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/**
+ * Reloads the configuration file on SIGHUP (systemctl reload): checked whole
+ * first, applied only when it builds, one reload at a time. A bad file is
+ * logged with every problem and the running configuration stays.
+ */
+function reloadOnHangup(server: RunningServer, file: string): void {
+  let reloading: Promise<void> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      try {
+        const config = loadConfig(file);
+        const { restartNeeded } = await server.reload(config);
+        const profiles = Object.keys(config.profiles);
+        server.logger.info(LOG_EVENT.reloaded, { profiles, ...(restartNeeded.length > 0 ? { restart_needed: restartNeeded } : {}) });
+      } catch (err) {
+        server.logger.error(LOG_EVENT.reloadFailed, { error: err instanceof Error ? err.message : String(err) });
+      }
+    });
+  });
+}
+
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(version).showHelpAfterError();
 
@@ -69,7 +90,9 @@ program
   .description('serve EST over HTTPS')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .action(async (options: { config: string }) => {
-    stopOnSignals(await startServer(loadConfig(options.config)));
+    const server = await startServer(loadConfig(options.config));
+    stopOnSignals(server);
+    reloadOnHangup(server, options.config);
   });
 
 program

@@ -4,6 +4,8 @@ export const LOG_EVENT = {
   internalError: 'internal error',
   listening: 'listening',
   stopping: 'stopping',
+  reloaded: 'configuration reloaded',
+  reloadFailed: 'reload failed; still serving the previous configuration',
   startFailed: 'start failed',
   clientError: 'client connection error',
   upstreamUnavailable: 'upstream unavailable',

@@ -45,14 +45,29 @@ export interface Profile {
 
 /** Finds the profile a label path selects (RFC 7030 §3.2.2: one or more path segments). */
 export class ProfileDirectory {
-  private readonly byLabel = new Map<string, Profile>();
-  private readonly byName = new Map<string, Profile>();
+  private byLabel = new Map<string, Profile>();
+  private byName = new Map<string, Profile>();
+  private current: readonly Profile[] = [];
 
-  constructor(readonly profiles: readonly Profile[]) {
+  constructor(profiles: readonly Profile[]) {
+    this.replace(profiles);
+  }
+
+  get profiles(): readonly Profile[] {
+    return this.current;
+  }
+
+  /** Serves `profiles` from now on (a reload); requests already past routing keep the profile they resolved. */
+  replace(profiles: readonly Profile[]): void {
+    const byLabel = new Map<string, Profile>();
+    const byName = new Map<string, Profile>();
     for (const profile of profiles) {
-      this.byName.set(profile.name, profile);
-      for (const label of profile.labels) this.byLabel.set(label, profile);
+      byName.set(profile.name, profile);
+      for (const label of profile.labels) byLabel.set(label, profile);
     }
+    this.byLabel = byLabel;
+    this.byName = byName;
+    this.current = profiles;
   }
 
   /** The profile a stored request names. */
