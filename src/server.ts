@@ -97,7 +97,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let running = config;
-  const retired: Profile[] = [];
+  /** Profiles replaced by a reload, kept until requests routed to them are done. */
+  const retired = new Set<Profile>();
   const ops = config.ops && (await startOpsListener(metrics, config.ops.listen.host, config.ops.listen.port));
   logger.info(LOG_EVENT.listening, { url, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
 
@@ -132,8 +133,11 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       logger.level = next.log.level;
       running = next;
       // Requests already routed to the old profiles finish on their upstreams first.
-      retired.push(...previous);
-      setTimeout(() => closeUpstreams(retired.splice(0, previous.length)), next.limits.request_timeout_ms).unref();
+      for (const profile of previous) retired.add(profile);
+      setTimeout(() => {
+        for (const profile of previous) retired.delete(profile);
+        closeUpstreams(previous);
+      }, next.limits.request_timeout_ms).unref();
       return { restartNeeded };
     },
     async close() {
@@ -143,7 +147,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
         server.closeAllConnections();
       });
       await retryWorker.stop();
-      closeUpstreams([...profiles.profiles, ...retired.splice(0)]);
+      closeUpstreams([...profiles.profiles, ...retired]);
+      retired.clear();
       await store.close();
     },
   };
