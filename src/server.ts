@@ -112,12 +112,10 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     opsUrl: ops?.url,
     async reload(next) {
       const built = await buildProfiles(next, { store, logger, metrics, now });
-      let secure: SecureContextOptions;
       try {
-        secure = await tlsContextOptions(next, built);
-        server.setSecureContext(secure);
+        server.setSecureContext(await tlsContextOptions(next, built));
       } catch (err) {
-        for (const profile of built) profile.upstream.close?.();
+        closeUpstreams(built);
         throw err;
       }
       const restartNeeded = RESTART_ONLY.flatMap((setting) => {

@@ -1,5 +1,4 @@
 import { EstError } from '../errors.js';
-import type { x509 } from '../pki/x509.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
@@ -157,7 +156,7 @@ export async function authenticateReenroll(
   profile: Profile,
   credentials: ClientCredentials,
   now: Date,
-): Promise<{ principal: Principal; certificate: x509.X509Certificate | undefined }> {
+): Promise<{ principal: Principal; certificate: CertificateView | undefined }> {
   const client = parseClientCertificate(credentials);
   if (!client) {
     throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simplereenroll requires the certificate being renewed as the TLS client certificate');
@@ -178,7 +177,7 @@ export async function authenticateReenroll(
   }
   const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, path.issuer, profile.renewRevokedCert);
   if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);
-  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate: certificate.x509 };
+  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate };
 }
 
 /**

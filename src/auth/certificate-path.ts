@@ -6,11 +6,8 @@ import { checkIssuedBy } from './client-certificate.js';
 export type PathCheck =
   | {
       readonly ok: true;
-      /** The certificate that signed the client's: the anchor itself, or the first intermediate (revocation is checked against it). */
+      /** The certificate that signed the client's: an anchor, or the first intermediate (revocation is checked against it). */
       readonly issuer: CertificateView;
-      readonly anchor: CertificateView;
-      /** CA certificates between the client's and the anchor, nearest first. */
-      readonly intermediates: readonly CertificateView[];
     }
   /** `noIssuer`: no anchor and no sent intermediate even names the certificate's issuer; the caller words that case. */
   | { readonly ok: false; readonly reason: string; readonly noIssuer?: true };
@@ -44,19 +41,18 @@ export async function findCertificatePath(
   options: { validityDecidedByCaller?: boolean } = {},
 ): Promise<PathCheck> {
   const direct = await signedByAnchor(certificate, anchors, now, options);
-  if (direct.ok) return { ...direct, intermediates: [] };
-  if (direct.named || !sentChain) return direct.named ? { ok: false, reason: direct.reason! } : NO_ISSUER;
+  if (direct.ok) return direct;
+  if (direct.reason !== undefined) return { ok: false, reason: direct.reason };
+  if (!sentChain) return NO_ISSUER;
   const candidates = sentChain()
     .map(parseOnce)
     .filter((c): c is CertificateView => c !== null && isCa(c) && !c.der.equals(certificate.der));
   return (await climb(certificate, [], candidates, anchors, now, options)) ?? NO_ISSUER;
 }
 
-type AnchorCheck =
-  | { readonly ok: true; readonly issuer: CertificateView; readonly anchor: CertificateView }
-  | { readonly ok: false; readonly reason?: string; readonly named: boolean };
+type AnchorCheck = { readonly ok: true; readonly issuer: CertificateView } | { readonly ok: false; readonly reason?: string };
 
-/** One of the anchors signed it; `named` when an anchor of the right name refused it for a reason worth telling. */
+/** One of the anchors signed it; a `reason` when an anchor of the right name refused it for a reason worth telling. */
 async function signedByAnchor(
   certificate: CertificateView,
   anchors: readonly CertificateView[],
@@ -65,9 +61,9 @@ async function signedByAnchor(
 ): Promise<AnchorCheck> {
   const checks = await Promise.all(anchors.map((anchor) => checkIssuedBy(certificate, anchor, now, options)));
   const index = checks.findIndex((check) => check.ok);
-  if (index >= 0) return { ok: true, issuer: anchors[index]!, anchor: anchors[index]! };
+  if (index >= 0) return { ok: true, issuer: anchors[index]! };
   const named = checks.find((check) => !check.ok && !check.reason.startsWith('certificate was not issued'));
-  return named && !named.ok ? { ok: false, reason: named.reason, named: true } : { ok: false, named: false };
+  return named && !named.ok ? { ok: false, reason: named.reason } : { ok: false };
 }
 
 /** Depth-first up the sent intermediates until one is signed by an anchor. */
@@ -91,9 +87,9 @@ async function climb(
     }
     const up = [...path, intermediate];
     const anchored = await signedByAnchor(intermediate, anchors, now, {});
-    if (anchored.ok) return { ok: true, issuer: up[0]!, anchor: anchored.anchor, intermediates: up };
-    if (anchored.named) {
-      refusal ??= { ok: false, reason: `intermediate CA ${intermediate.subject}: ${anchored.reason!}` };
+    if (anchored.ok) return { ok: true, issuer: up[0]! };
+    if (anchored.reason !== undefined) {
+      refusal ??= { ok: false, reason: `intermediate CA ${intermediate.subject}: ${anchored.reason}` };
       continue;
     }
     const higher = await climb(intermediate, up, candidates, anchors, now, options);

@@ -77,7 +77,7 @@ export class RevocationChecker {
     for (const source of sources) {
       try {
         const crl = await this.crl(source, issuer);
-        const revoked = crl.findRevoked(certificate.x509) !== null;
+        const revoked = crl.findRevoked(certificate.serialNumber) !== null;
         return { status: revoked ? 'revoked' : 'good', source: `CRL ${source}` };
       } catch (err) {
         reasons.push(`CRL ${source}: ${message(err)}`);

@@ -1,5 +1,5 @@
 import { parseAndVerifyCsr } from '../pki/csr.js';
-import { bytes, x509 } from '../pki/x509.js';
+import { CertificateView } from '../pki/certificate-view.js';
 import type { ProfileDirectory } from '../policy/profile.js';
 import type { NewRequest, Store, WaitingRequest } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
@@ -117,7 +117,7 @@ export class RetryWorker {
       }
       // Its signature was checked when the device sent it; only the parse is needed again.
       const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
-      const current = request.clientCertificate ? new x509.X509Certificate(bytes(request.clientCertificate)) : undefined;
+      const current = request.clientCertificate ? CertificateView.parse(request.clientCertificate) : undefined;
       await this.service.forward(profile, record, csr, current, request.attempts);
     } catch {
       // forward() recorded the outcome (waiting again, or refused); nothing more to do here.

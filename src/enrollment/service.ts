@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
-import { bytes, x509 } from '../pki/x509.js';
+import { CertificateView } from '../pki/certificate-view.js';
 import type { Profile } from '../policy/profile.js';
 import type { NewRequest, Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
@@ -28,7 +28,7 @@ function failureKind(err: unknown): string {
 export interface AcceptedRequest extends Omit<NewRequest, 'csrSha256' | 'csr'> {
   readonly csr: VerifiedCsr;
   /** simplereenroll: the certificate being renewed. */
-  readonly current?: x509.X509Certificate;
+  readonly current?: CertificateView;
 }
 
 /** What became of a request: a certificate, or (thrown) EstError.pending or a refusal. */
@@ -62,7 +62,7 @@ export class EnrollmentService {
       const answer = await this.answerRetry(earlier.id, earlier.state, earlier.nextAttemptAt);
       if (answer) return answer;
     }
-    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current && Buffer.from(request.current.rawData) };
+    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
     // A passcode use is taken by a new request only: a device polling after 202 spends none.
     if (request.principal.kind === 'passcode' && !(await this.store.consumePasscodeUse(request.principal.passcodeId, request.receivedAt))) {
       const reason = `authentication failed: passcode ${request.principal.passcodeId} is used up, expired or disabled`;
@@ -93,18 +93,9 @@ export class EnrollmentService {
     }
     const der = state === 'issued' ? await this.store.getIssuedCertificate(id) : undefined;
     if (!der) return undefined;
-    const certificate = new x509.X509Certificate(bytes(der));
+    const certificate = CertificateView.parse(der);
     if (this.now() > certificate.notAfter) return undefined;
-    return {
-      certificate: {
-        der,
-        serialNumber: certificate.serialNumber,
-        subject: certificate.subject,
-        notBefore: certificate.notBefore,
-        notAfter: certificate.notAfter,
-      },
-      replayed: true,
-    };
+    return { certificate, replayed: true };
   }
 
   /**
@@ -112,13 +103,7 @@ export class EnrollmentService {
    * EstError.pending when it must wait (upstream 202, or unreachable and
    * queued), or the refusal.
    */
-  async forward(
-    profile: Profile,
-    record: NewRequest,
-    csr: VerifiedCsr,
-    current: x509.X509Certificate | undefined,
-    attempts: number,
-  ): Promise<IssuedCertificate> {
+  async forward(profile: Profile, record: NewRequest, csr: VerifiedCsr, current: CertificateView | undefined, attempts: number): Promise<IssuedCertificate> {
     const context = { requestId: record.id, profile: profile.name };
     try {
       const issued =

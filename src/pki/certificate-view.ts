@@ -1,5 +1,5 @@
 import { bytes, x509 } from './x509.js';
-import { children, dottedOid, expectTags, readTime, readTlv, TAG, type TlvHeader } from './der.js';
+import { children, dottedOid, expectTags, extensionByOid, readTime, readTlv, sliceTlv, TAG, type TlvHeader } from './der.js';
 
 /**
  * The fields of an X.509 certificate (RFC 5280 §4.1) that est-ra reads on
@@ -63,12 +63,12 @@ export class CertificateView {
     const extensions = extensionsField ? children(der, children(der, extensionsField)[0]) : [];
     return new CertificateView(
       der,
-      slice(der, issuer),
-      slice(der, subject),
+      sliceTlv(der, issuer),
+      sliceTlv(der, subject),
       der.subarray(serial.start + (serial.end - serial.start > 1 && der[serial.start] === 0 ? 1 : 0), serial.end).toString('hex'),
       readTime(der, notBefore),
       readTime(der, notAfter),
-      slice(der, spki),
+      sliceTlv(der, spki),
       extensions,
     );
   }
@@ -94,11 +94,16 @@ export class CertificateView {
 
   /** The whole Extension SEQUENCE with this OID, as encoded, or undefined. */
   extension(oid: string): Buffer | undefined {
-    for (const extension of this.extensions) {
-      const [id] = children(this.der, extension);
-      if (id?.tag === TAG.oid && dottedOid(this.der, id) === oid) return slice(this.der, extension);
-    }
-    return undefined;
+    return extensionByOid(this.der, this.extensions, oid);
+  }
+
+  /** The value an extension's extnValue OCTET STRING holds, with the bytes to read it in; undefined without the extension. */
+  private extensionValue(oid: string, name: string): { readonly der: Buffer; readonly value: TlvHeader } | undefined {
+    const extension = this.extension(oid);
+    if (!extension) return undefined;
+    const extnValue = children(extension, readTlv(extension, 0)).at(-1)!;
+    if (extnValue.tag !== TAG.octetString) throw new Error(`malformed ${name}`);
+    return { der: extension, value: readTlv(extension, extnValue.start, extnValue.end) };
   }
 
   /**
@@ -106,31 +111,25 @@ export class CertificateView {
    * undefined when the certificate has none (any usage).
    */
   extendedKeyUsages(): string[] | undefined {
-    const extension = this.extension('2.5.29.37');
-    if (!extension) return undefined;
-    const value = children(extension, readTlv(extension, 0)).at(-1)!;
-    if (value.tag !== TAG.octetString) throw new Error('malformed extendedKeyUsage');
-    return children(extension, readTlv(extension, value.start, value.end)).map((oid) => dottedOid(extension, oid));
+    const found = this.extensionValue('2.5.29.37', 'extendedKeyUsage');
+    return found && children(found.der, found.value).map((oid) => dottedOid(found.der, oid));
   }
 
   /** Whether this is a CA certificate: basicConstraints cA TRUE (RFC 5280 §4.2.1.9). */
   isCa(): boolean {
-    const extension = this.extension('2.5.29.19');
-    if (!extension) return false;
-    const value = children(extension, readTlv(extension, 0)).at(-1)!;
-    const [cA] = children(extension, readTlv(extension, value.start, value.end));
-    return cA?.tag === 0x01 && extension[cA.start] !== 0;
+    const found = this.extensionValue('2.5.29.19', 'basicConstraints');
+    const [cA] = found ? children(found.der, found.value) : [];
+    return cA?.tag === 0x01 && found!.der[cA.start] !== 0;
   }
 
   /** The keyUsage bits this code looks at (RFC 5280 §4.2.1.3), or undefined without the extension. */
   keyUsage(): { readonly keyCertSign: boolean } | undefined {
-    const extension = this.extension('2.5.29.15');
-    if (!extension) return undefined;
-    const value = children(extension, readTlv(extension, 0)).at(-1)!;
-    const bits = readTlv(extension, value.start, value.end);
+    const found = this.extensionValue('2.5.29.15', 'keyUsage');
+    if (!found) return undefined;
+    const bits = found.value;
     if (bits.tag !== TAG.bitString) throw new Error('malformed keyUsage');
     // BIT STRING: unused-bits byte, then digitalSignature (bit 0) … keyCertSign (bit 5) in the first byte.
-    return { keyCertSign: bits.end - bits.start > 1 && (extension[bits.start + 1]! & 0x04) !== 0 };
+    return { keyCertSign: bits.end - bits.start > 1 && (found.der[bits.start + 1]! & 0x04) !== 0 };
   }
 
   /** The full parse, for the paths that need more than these fields; made once. */
@@ -153,8 +152,4 @@ export function viewOf(certificate: x509.X509Certificate): CertificateView {
     views.set(certificate, view);
   }
   return view;
-}
-
-function slice(der: Buffer, field: TlvHeader): Buffer {
-  return der.subarray(field.offset, field.end);
 }

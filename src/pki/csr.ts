@@ -1,7 +1,8 @@
 import { bytes, x509 } from './x509.js';
 import { EstError } from '../errors.js';
 import { keyTypeOfSpki } from './key-type.js';
-import { children, dottedOid, expectTags, readTlv, TAG, type TlvHeader } from './der.js';
+import { children, dottedOid, expectTags, extensionByOid, readTlv, sliceTlv, TAG, type TlvHeader } from './der.js';
+import { ID_CE_SUBJECT_ALT_NAME } from './identity.js';
 import { importSpki, verifySignedDer } from './signature.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
@@ -23,7 +24,6 @@ export interface VerifiedCsr {
 
 const ID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 const ID_CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
-const ID_CE_SUBJECT_ALT_NAME = '2.5.29.17';
 
 /**
  * Parses a DER PKCS#10 request (RFC 2986) and checks its self-signature, which
@@ -103,8 +103,8 @@ function readCsr(der: Buffer): CsrFields {
     }
   }
   return {
-    subjectDer: slice(der, subject!),
-    subjectPublicKeyInfo: slice(der, spki!),
+    subjectDer: sliceTlv(der, subject!),
+    subjectPublicKeyInfo: sliceTlv(der, spki!),
     subjectAltName,
     challengePassword,
   };
@@ -113,11 +113,7 @@ function readCsr(der: Buffer): CsrFields {
 /** One extension (the whole Extension SEQUENCE, as the device encoded it) of an extensionRequest's Extensions (RFC 2985 §5.4.2). */
 function requestedExtension(der: Buffer, extensions: TlvHeader, oid: string): Buffer | undefined {
   if (extensions.tag !== TAG.sequence) throw new Error('malformed PKCS#10: extensionRequest is not a SEQUENCE');
-  for (const extension of children(der, extensions)) {
-    const [id] = children(der, extension);
-    if (id?.tag === TAG.oid && dottedOid(der, id) === oid) return slice(der, extension);
-  }
-  return undefined;
+  return extensionByOid(der, children(der, extensions), oid);
 }
 
 /** DirectoryString (RFC 5280 §4.1.2.4) in whichever string type the client chose, as challengePassword allows (RFC 2985 §5.4.1). */
@@ -137,8 +133,4 @@ function directoryString(der: Buffer, value: TlvHeader): string {
     default:
       throw new Error('malformed PKCS#10: challengePassword is not a DirectoryString');
   }
-}
-
-function slice(der: Buffer, field: TlvHeader): Buffer {
-  return der.subarray(field.offset, field.end);
 }

@@ -174,3 +174,21 @@ export function dottedOid(der: Buffer, oid: TlvHeader): string {
   }
   return arcs.join('.');
 }
+
+/** The bytes of a whole TLV (tag, length and content), as encoded. */
+export function sliceTlv(der: Buffer, field: TlvHeader): Buffer {
+  return der.subarray(field.offset, field.end);
+}
+
+/**
+ * The Extension (RFC 5280 §4.1, the whole SEQUENCE as encoded) with this OID
+ * among `extensions`, the Extension TLVs of a certificate or of a CSR's
+ * extensionRequest; undefined when none has it.
+ */
+export function extensionByOid(der: Buffer, extensions: readonly TlvHeader[], oid: string): Buffer | undefined {
+  for (const extension of extensions) {
+    const [id] = children(der, extension);
+    if (id?.tag === TAG.oid && dottedOid(der, id) === oid) return sliceTlv(der, extension);
+  }
+  return undefined;
+}

@@ -1,6 +1,6 @@
 import type { CertificateView } from './certificate-view.js';
 
-const ID_CE_SUBJECT_ALT_NAME = '2.5.29.17';
+export const ID_CE_SUBJECT_ALT_NAME = '2.5.29.17';
 
 /** What a renewal must keep (RFC 7030 §4.2.2): the subject and the subjectAltName extension, as DER. */
 export interface CertificateIdentity {

@@ -7,12 +7,15 @@ import { children, dottedOid, expectTags, readTlv, TAG } from './der.js';
 export const KEY_TYPES = ['rsa_2048', 'rsa_3072', 'rsa_4096', 'p_256', 'p_384', 'p_521', 'ed_25519', 'ed_448'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
-const EC_CURVES: Record<string, string> = {
-  '1.2.840.10045.3.1.7': 'p_256',
-  '1.3.132.0.34': 'p_384',
-  '1.3.132.0.35': 'p_521',
-  '1.3.132.0.10': 'ecdsa_secp256k1',
-};
+export const ID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+
+/** Named curves by OID: the key type name, and for the NIST curves the JWK name and coordinate size (pki/signature.ts). */
+export const EC_CURVES: ReadonlyMap<string, { readonly keyType: string; readonly jwk?: { readonly crv: string; readonly size: number } }> = new Map([
+  ['1.2.840.10045.3.1.7', { keyType: 'p_256', jwk: { crv: 'P-256', size: 32 } }],
+  ['1.3.132.0.34', { keyType: 'p_384', jwk: { crv: 'P-384', size: 48 } }],
+  ['1.3.132.0.35', { keyType: 'p_521', jwk: { crv: 'P-521', size: 66 } }],
+  ['1.3.132.0.10', { keyType: 'ecdsa_secp256k1' }],
+]);
 
 /**
  * Names the key type of a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7): a
@@ -28,9 +31,9 @@ export function keyTypeOfSpki(spki: Buffer): string {
   if (oid?.tag !== TAG.oid) throw new Error('malformed SubjectPublicKeyInfo');
   const algorithmOid = dottedOid(spki, oid);
   switch (algorithmOid) {
-    case '1.2.840.10045.2.1': {
+    case ID_EC_PUBLIC_KEY: {
       const curve = parameters?.tag === TAG.oid ? dottedOid(spki, parameters) : 'unknown';
-      return EC_CURVES[curve] ?? `ecdsa_${curve}`;
+      return EC_CURVES.get(curve)?.keyType ?? `ecdsa_${curve}`;
     }
     case '1.2.840.113549.1.1.1':
     case '1.2.840.113549.1.1.10': {

@@ -1,5 +1,6 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { children, objectIdentifier, TAG } from './der.js';
+import { children, dottedOid, objectIdentifier, TAG } from './der.js';
+import { EC_CURVES, ID_EC_PUBLIC_KEY } from './key-type.js';
 
 /**
  * Signature algorithms checked straight with node:crypto, keyed by the DER of
@@ -49,13 +50,6 @@ export function verifySignedDer(der: Uint8Array, publicKey: KeyObject | { key: B
   });
 }
 
-const JWK_CURVES = new Map([
-  [objectIdentifier('1.2.840.10045.3.1.7').toString('hex'), { crv: 'P-256', size: 32 }],
-  [objectIdentifier('1.3.132.0.34').toString('hex'), { crv: 'P-384', size: 48 }],
-  [objectIdentifier('1.3.132.0.35').toString('hex'), { crv: 'P-521', size: 66 }],
-]);
-const ID_EC_PUBLIC_KEY = objectIdentifier('1.2.840.10045.2.1');
-
 /**
  * Imports a DER SubjectPublicKeyInfo. An EC key on a NIST curve with an
  * uncompressed point goes in as a JWK: OpenSSL 3's DER decoders take ~0.12 ms
@@ -66,9 +60,10 @@ const ID_EC_PUBLIC_KEY = objectIdentifier('1.2.840.10045.2.1');
 export function importSpki(spki: Buffer): KeyObject {
   const [algorithm, key] = children(spki);
   const [oid, curveOid] = algorithm ? children(spki, algorithm) : [];
-  const curve = curveOid && JWK_CURVES.get(spki.subarray(curveOid.offset, curveOid.end).toString('hex'));
+  const curve =
+    oid?.tag === TAG.oid && dottedOid(spki, oid) === ID_EC_PUBLIC_KEY && curveOid?.tag === TAG.oid ? EC_CURVES.get(dottedOid(spki, curveOid))?.jwk : undefined;
   const point = key && spki.subarray(key.start + 1, key.end); // after the unused-bits byte
-  if (oid && curve && point?.length === 1 + 2 * curve.size && point[0] === 0x04 && spki.subarray(oid.offset, oid.end).equals(ID_EC_PUBLIC_KEY)) {
+  if (curve && point?.length === 1 + 2 * curve.size && point[0] === 0x04) {
     const x = point.subarray(1, 1 + curve.size).toString('base64url');
     const y = point.subarray(1 + curve.size).toString('base64url');
     return createPublicKey({ key: { kty: 'EC', crv: curve.crv, x, y }, format: 'jwk' });

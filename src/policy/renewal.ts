@@ -41,7 +41,7 @@ export function renewalAllowed(settings: RenewalSettings): CsrRule {
           if (now > closed) throw refuse(`renewal closed ${expired} days after expiry: ${day(closed)}`);
         }
       }
-      const sameKey = Buffer.from(current.publicKey.rawData).equals(csr.subjectPublicKeyInfo);
+      const sameKey = current.subjectPublicKeyInfo.equals(csr.subjectPublicKeyInfo);
       if (sameKey && settings.renewal_key_pair === 'new_key_required') throw refuse("renewal needs a new key pair: the CSR reuses the certificate's key");
       if (!sameKey && settings.renewal_key_pair === 'same_key_only') throw refuse('renewal must keep the key pair: the CSR has a new key');
     },

@@ -1,6 +1,6 @@
 import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
-import type { x509 } from '../pki/x509.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import type { Operation, Principal } from '../store/types.js';
 import type { ChannelBinding } from '../auth/authenticate.js';
 
@@ -10,7 +10,7 @@ export interface RuleContext {
   readonly csr: VerifiedCsr;
   readonly principal: Principal;
   /** simplereenroll: the certificate being renewed (authenticated by TLS). */
-  readonly current?: x509.X509Certificate;
+  readonly current?: CertificateView;
   /** This TLS connection's channel binding, when the profile asks for it. */
   readonly channelBinding?: ChannelBinding;
   readonly now: Date;

@@ -12,7 +12,7 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
 import { verifyIssued } from './verify-issued.js';
 import { identityOf } from '../pki/identity.js';
-import { viewOf } from '../pki/certificate-view.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
@@ -152,12 +152,12 @@ export class EstUpstream implements Upstream {
     return verifyIssued(answer, { subjectPublicKeyInfo: csr.subjectPublicKeyInfo, caCertificates: await this.caCertificates(), now: this.now() });
   }
 
-  async simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
+  async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
     const answer = await this.call('post', this.options.reenrollOperation, csr.der);
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
-      identity: current && identityOf(viewOf(current)),
+      identity: current && identityOf(current),
       now: this.now(),
     });
   }

@@ -5,7 +5,7 @@ import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type 
 import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
-import { viewOf } from '../pki/certificate-view.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
 /** What the embedded CA puts into every certificate it issues for one profile. */
@@ -80,9 +80,9 @@ export class LocalCaUpstream implements Upstream {
     return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
   }
 
-  async simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
+  async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
     if (!current) return this.simpleEnroll(csr);
-    const identity = identityOf(viewOf(current));
+    const identity = identityOf(current);
     return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
   }
 

@@ -1,5 +1,6 @@
 import { EstError } from '../errors.js';
 import type { x509 } from '../pki/x509.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 
 /** What a request carries to the upstream besides the CSR, for its records and logs. */
@@ -53,7 +54,7 @@ export interface Upstream {
    * Undefined when a downstream RA renews on a device's behalf (RFC 7030 §3.7):
    * the RA has checked the CSR's identity against the old certificate and vouches for it.
    */
-  simpleReenroll(current: x509.X509Certificate | undefined, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
+  simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
   /** The upstream's own CSR attributes (RFC 7030 §4.5), DER, or undefined for none. */
   csrAttrs?(): Promise<Buffer | undefined>;
   /** Stops background work (cache refresh) and closes connections. */

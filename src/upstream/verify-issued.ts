@@ -39,11 +39,5 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
   if (expected.identity && !sameIdentity(identityOf(issued), expected.identity)) {
     throw invalid('the renewed certificate does not keep the identity of the certificate it renews');
   }
-  return {
-    der: issued.der,
-    serialNumber: issued.serialNumber,
-    subject: issued.subject,
-    notBefore: issued.notBefore,
-    notAfter: issued.notAfter,
-  };
+  return issued;
 }
