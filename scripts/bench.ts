@@ -42,6 +42,12 @@ import { newSerialNumber } from '../src/pki/serial.js';
 import { hashPasscode } from '../src/auth/passcode.js';
 import { LocalCaUpstream, type IssuancePolicy } from '../src/upstream/local-ca.js';
 import { verifyIssued } from '../src/upstream/verify-issued.js';
+import { configSchema } from '../src/config/schema.js';
+import { sampleConfig } from '../src/config/sample.js';
+import { namePolicyConfig } from '../src/profiles.js';
+import { NamePolicy } from '../src/policy/name-policy.js';
+import { readNames } from '../src/pki/names.js';
+import type { VerifiedCsr } from '../src/pki/csr.js';
 import { makeRevocationCa } from '../test/helpers/revocation-pki.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -650,7 +656,11 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
   const verified = await parseAndVerifyCsr(der);
   const issuer = await makeIssuer();
   const upstream = await LocalCaUpstream.create(issuer.keyPem, [issuer.certificate], BENCH_POLICY, () => new Date());
-  const issuedDer = (await upstream.simpleEnroll(verified)).der;
+  // The subject policy of the demo profile that `est-ra init` writes, as the enrollment runs above use it.
+  const demoNames = new NamePolicy(namePolicyConfig(configSchema.parse(parseYaml(sampleConfig({ port: 8443, host: '127.0.0.1' }))).profiles.demo!));
+  const decideNames = (csr: VerifiedCsr) => demoNames.decide(readNames(csr.subjectDer, csr.subjectAltName));
+  const names = decideNames(verified);
+  const issuedDer = (await upstream.simpleEnroll(verified, { requestId: 'bench', profile: 'bench' }, names)).der;
   const answer = buildCertsOnly([issuedDer]);
   const expectation = { subjectPublicKeyInfo: verified.subjectPublicKeyInfo, caCertificates: [issuer.certificate], now: new Date() };
   const librarySign = await librarySignOp(csr, issuer);
@@ -659,7 +669,8 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
 
   const estRaSteps = {
     csr_parse_and_verify_p256: await measure(() => parseAndVerifyCsr(der)),
-    certificate_sign_p256: await measure(() => upstream.simpleEnroll(verified)),
+    subject_policy: await measure(() => decideNames(verified)),
+    certificate_sign_p256: await measure(() => upstream.simpleEnroll(verified, { requestId: 'bench', profile: 'bench' }, names)),
     certs_only_pkcs7_build: await measure(() => buildCertsOnly([issuedDer])),
     passcode_sha256: await measure(() => hashPasscode(estRa.passcode)),
     ra_certs_only_parse: await measure(() => parseCertsOnly(answer)),

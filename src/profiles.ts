@@ -18,6 +18,9 @@ import type { Logger } from './ops/logger.js';
 import type { Metrics } from './ops/metrics.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { RevocationChecker } from './auth/revocation.js';
+import { NamePolicy, type NamePolicyConfig, type SanRule } from './policy/name-policy.js';
+import { EXTENDED_KEY_USAGE } from './pki/certificate-builder.js';
+import { SAN_TYPES, type SanType } from './pki/names.js';
 
 const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, years: 365 * 86_400_000 } as const;
 
@@ -40,6 +43,7 @@ export async function buildProfiles(config: LoadedConfig, services: ProfileServi
         authenticationCas: policy.authentication_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         pinnedCertificates: policy.pinned_certificates.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         downstreamRaCas: policy.downstream_ra_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
+        renewalCas: policy.renewal_cas.flatMap((file) => certificatesIn(readFileSync(file, 'utf8'))),
         revocation:
           policy.revocation.mode === 'off'
             ? undefined
@@ -84,6 +88,10 @@ async function buildProfile(
       renewalAllowed(config.renewal_settings),
       ...(config.channel_binding ? [channelBindingMatches()] : []),
     ],
+    names: new NamePolicy(namePolicyConfig(config)),
+    allowSha1ProofOfPossession: config.allow_sha1_proof_of_possession,
+    forwardsCsrUnchanged: config.upstream === 'est',
+    extendedKeyUsageOids: config.extended_key_usage.map((name) => EXTENDED_KEY_USAGE[name]),
     allowlist: compileAllowlist(config.allowed_ip_addresses),
     channelBinding: config.channel_binding,
     renewRevokedCert: config.renewal_settings.renew_revoked_cert,
@@ -164,4 +172,14 @@ function certificatesIn(pem: string): x509.X509Certificate[] {
 /** The CA certificates in a PEM bundle (the TLS certificate file: leaf, then its chain). */
 function caCertificatesIn(pem: string): x509.X509Certificate[] {
   return certificatesIn(pem).filter((c) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true);
+}
+
+/** The subject.* and san.* settings as the name policy takes them. */
+export function namePolicyConfig(config: ProfileConfig): NamePolicyConfig {
+  const san = {} as Record<SanType, SanRule>;
+  for (const type of SAN_TYPES) {
+    const { auto_include_cn, ...rule } = config.san[type];
+    san[type] = { ...rule, autoIncludeCn: auto_include_cn };
+  }
+  return { subject: config.subject, san };
 }

@@ -5,6 +5,7 @@ import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
 import { findCertificatePath } from './certificate-path.js';
 import { verifyPasscode } from './passcode.js';
+import { readNames } from '../pki/names.js';
 
 /** What the listener knows about the client, independent of HTTP framing. */
 export interface ClientCredentials {
@@ -72,7 +73,14 @@ async function authenticatePasscode(store: Store, profile: Profile, credentials:
   const policy = profile.authenticationPolicy;
   const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode, now);
   if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}`, headers: BASIC_CHALLENGE });
-  return { kind: 'passcode', passcodeId: check.record.id, policy: policy.name, ...(basic.username ? { username: basic.username } : {}) };
+  const registered = check.record.registeredValues;
+  return {
+    kind: 'passcode',
+    passcodeId: check.record.id,
+    policy: policy.name,
+    ...(basic.username ? { username: basic.username } : {}),
+    ...(Object.keys(registered).length > 0 ? { registeredValues: registered } : {}),
+  };
 }
 
 const ID_KP_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -138,7 +146,27 @@ async function checkBootstrapCertificate(policy: AuthenticationPolicy, client: C
     if (!revocation.ok) return revocation;
     note = revocation.note;
   }
-  return { ok: true, principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: note } };
+  return {
+    ok: true,
+    principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: note, registeredValues: bootstrapValues(certificate) },
+  };
+}
+
+/**
+ * What a bootstrap / manufacturer certificate registers for the name
+ * policy's user_supplied source (the IDevID → LDevID pattern): its subject
+ * serialNumber, which is also the common name when it has one, else its CN.
+ */
+function bootstrapValues(certificate: CertificateView): Record<string, string[]> {
+  let subject;
+  try {
+    subject = readNames(certificate.subjectDer, undefined).subject;
+  } catch {
+    return {}; // a subject the library cannot read registers nothing
+  }
+  const serial = subject.find((e) => e.kind === 'serial_number')?.value;
+  const commonName = serial ?? subject.find((e) => e.kind === 'common_name')?.value;
+  return { ...(commonName !== undefined ? { common_name: [commonName] } : {}), ...(serial !== undefined ? { serial_number: [serial] } : {}) };
 }
 
 function certificateIdentity(certificate: CertificateView): { subject: string; serial: string; issuer: string } {
@@ -169,7 +197,8 @@ export async function authenticateReenroll(
   }
   const { certificate } = client;
   // Renewal decides about expired certificates itself (renewal_settings).
-  const cas = (await profile.upstream.caCertificates()).map(viewOf);
+  // The profile's CA, and the CAs of certificates est-ra did not issue that the policy lets it renew (policy/renewal-origin.ts).
+  const cas = [...(await profile.upstream.caCertificates()), ...profile.authenticationPolicy.renewalCas].map(viewOf);
   const path = await findCertificatePath(certificate, cas, client.sentChain, now, { validityDecidedByCaller: true });
   if (!path.ok) {
     const reason = path.noIssuer ? "certificate was not issued by this profile's CA" : path.reason;

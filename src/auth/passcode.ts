@@ -42,6 +42,8 @@ export interface PasscodeOptions {
   /** DigiCert's number_of_usage: how many enrollments it may authenticate. */
   readonly maxUses?: number;
   readonly expiresAt?: Date;
+  /** Values registered with it: `common_name`, `san.dns_name`, ... (see policy/name-policy.ts). */
+  readonly registeredValues?: Readonly<Record<string, readonly string[]>>;
   readonly now: Date;
 }
 
@@ -58,6 +60,7 @@ export async function createPasscode(store: Store, policy: string, options: Pass
     maxUses: options.maxUses ?? null,
     uses: 0,
     expiresAt: options.expiresAt?.toISOString() ?? null,
+    registeredValues: options.registeredValues ?? {},
   };
   await store.addPasscode(record);
   return { record, passcode };

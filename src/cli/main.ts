@@ -10,6 +10,7 @@
 // `node dist/src/cli/main.js` runs without these settings.
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
+import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { startServer, type RunningServer } from '../server.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -138,6 +139,17 @@ function futureDate(value: string): Date {
   return date;
 }
 
+/** `--value common_name=sensor-17` (or subject.common_name=, san.dns_name=), collected per key. */
+function registeredValue(text: string, collected: Record<string, string[]>): Record<string, string[]> {
+  const match = /^([a-z_.]+)=(.+)$/.exec(text);
+  const key = match?.[1]?.replace(/^subject\./, '');
+  const valid = key !== undefined && ((SUBJECT_ATTRIBUTE_NAMES as readonly string[]).includes(key) || SAN_TYPES.some((type) => key === `san.${type}`));
+  if (!valid) {
+    throw new InvalidArgumentError(`must be key=value with a key among ${SUBJECT_ATTRIBUTE_NAMES.join(', ')}, ${SAN_TYPES.map((t) => `san.${t}`).join(', ')}`);
+  }
+  return { ...collected, [key]: [...(collected[key] ?? []), match![2]!] };
+}
+
 passcodes
   .command('create')
   .description('create a passcode and print it once')
@@ -147,13 +159,34 @@ passcodes
   .option('--max-uses <n>', 'enrollments it may authenticate (DigiCert number_of_usage)', positiveCount)
   .option('--expires <date>', 'when it stops working', futureDate)
   .option('--description <text>', 'what it is for')
-  .action(async (options: { config: string; policy: string; username?: string; maxUses?: number; expires?: Date; description?: string }) => {
-    await withStore(options.config, async (store, config) => {
-      if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
-      const { record, passcode } = await createPasscode(store, options.policy, { ...options, expiresAt: options.expires, now: new Date() });
-      print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
-    });
-  });
+  .option(
+    '--value <key=value>',
+    'a value registered with it, for profiles whose subject/san rules take user_supplied (repeatable): common_name=sensor-17, san.dns_name=sensor-17.line3.plant.local',
+    registeredValue,
+    {} as Record<string, string[]>,
+  )
+  .action(
+    async (options: {
+      config: string;
+      policy: string;
+      username?: string;
+      maxUses?: number;
+      expires?: Date;
+      description?: string;
+      value: Record<string, string[]>;
+    }) => {
+      await withStore(options.config, async (store, config) => {
+        if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
+        const { record, passcode } = await createPasscode(store, options.policy, {
+          ...options,
+          expiresAt: options.expires,
+          registeredValues: options.value,
+          now: new Date(),
+        });
+        print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
+      });
+    },
+  );
 
 passcodes
   .command('list')

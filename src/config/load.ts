@@ -49,6 +49,7 @@ function unreadableFiles(config: LoadedConfig): string[] {
     policy.authentication_cas.forEach((file, i) => files.push([`authentication_policies.${name}.authentication_cas.${i}`, file]));
     policy.pinned_certificates.forEach((file, i) => files.push([`authentication_policies.${name}.pinned_certificates.${i}`, file]));
     policy.downstream_ra_cas.forEach((file, i) => files.push([`authentication_policies.${name}.downstream_ra_cas.${i}`, file]));
+    policy.renewal_cas.forEach((file, i) => files.push([`authentication_policies.${name}.renewal_cas.${i}`, file]));
     policy.revocation.crl_files.forEach((file, i) => files.push([`authentication_policies.${name}.revocation.crl_files.${i}`, file]));
   }
   for (const [name, profile] of Object.entries(config.profiles)) {
@@ -151,6 +152,7 @@ function resolvePaths(config: Config, base: string): void {
     policy.authentication_cas = policy.authentication_cas.map(abs);
     policy.pinned_certificates = policy.pinned_certificates.map(abs);
     policy.downstream_ra_cas = policy.downstream_ra_cas.map(abs);
+    policy.renewal_cas = policy.renewal_cas.map(abs);
     policy.revocation.crl_files = policy.revocation.crl_files.map(abs);
   }
   for (const profile of Object.values(config.profiles)) {

@@ -81,6 +81,31 @@ profiles:
       ecdsa: [digital_signature, key_agreement]
       eddsa: [digital_signature]
     extended_key_usage: [client_authentication]
+    # What the certificate may say (DigiCert's subject.* and san.*). Each entry: enabled / include,
+    # sources tried in order (csr: the device's value, checked against patterns; fixed_value: value;
+    # user_supplied: values registered with the passcode (passcodes create --value common_name=...)
+    # or the bootstrap certificate's serialNumber / CN), patterns (globs: * is one DNS label or word;
+    # /regular expressions/; for ip_address any allowed_ip_addresses notation). Anything else a CSR
+    # asks for is refused with the rule named: 403 subject.common_name www.bank.example does not match ...
+    subject:
+      common_name: { optional: false, sources: [csr], patterns: ['/[A-Za-z0-9][A-Za-z0-9_-]{0,63}/'] }  # a device name, no dots
+      organization_name: { enabled: true, sources: [csr] }
+      organization_unit: { enabled: true, sources: [csr] }
+      # organization_name: { sources: [fixed_value], value: ACME Plant 7 }
+      street_address: { enabled: false }
+      postal_code: { enabled: false }
+      locality: { enabled: false }
+      state: { enabled: false }
+      country: { enabled: false }
+      email: { enabled: false }
+      serial_number: { enabled: true, sources: [csr] }
+    san:
+      dns_name: { include: optional, sources: [csr], patterns: ['*.local', '*.*.local'], auto_include_cn: no }
+      ip_address: { include: optional, sources: [csr], patterns: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 'fc00::/7'] }
+      email: { include: 'no' }
+      user_principal_name: { include: 'no' }
+      uri: { include: 'no' }
+    allow_sha1_proof_of_possession: false
     enroll_authentication:      # simpleenroll: passcode and/or a client certificate of the policy
       methods: [passcode]       # passcode | client_certificate
       require_all: false        # true: both at once

@@ -3,6 +3,8 @@ import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
 import { KEY_TYPES } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
+import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES, type SanType, type SubjectAttribute } from '../pki/names.js';
+import { patternToRegExp } from '../policy/name-policy.js';
 
 /**
  * The whole configuration file, strict (an unknown key is an error, so a typo
@@ -112,6 +114,83 @@ const estUpstream = z
     if (p12 && est.ra_pkcs12_passphrase === undefined) ctx.addIssue({ code: 'custom', path: ['ra_pkcs12_passphrase'], message: 'is required with ra_pkcs12' });
   });
 
+const nameSources = z
+  .array(z.enum(['csr', 'fixed_value', 'user_supplied'], { errorMap: () => ({ message: 'must be csr, fixed_value or user_supplied' }) }))
+  .min(1, 'must list at least one source');
+/** One value or a list of them. */
+const nameValues = z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === 'string' ? [v] : v));
+/** Globs (`*.line3.plant.local`) or `/regular expressions/`; checked at load so a bad one names its field. */
+const namePatterns = z
+  .array(
+    z.string().superRefine((pattern, ctx) => {
+      try {
+        patternToRegExp(pattern, false);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `is not a valid pattern: ${err instanceof Error ? err.message : String(err)}` });
+      }
+    }),
+  )
+  .default([]);
+/** DigiCert writes yes/no where YAML has booleans. */
+const yesNo = z.union([z.boolean(), z.enum(['yes', 'no'])]).transform((v) => v === true || v === 'yes');
+const fixedNeedsValue = (rule: { sources: readonly string[]; value: readonly string[] }, ctx: z.RefinementCtx): void => {
+  if (rule.sources.includes('fixed_value') && rule.value.length === 0)
+    ctx.addIssue({ code: 'custom', path: ['value'], message: 'is required with the fixed_value source' });
+};
+
+/** A subject attribute (DigiCert's `subject.<attribute>`: enabled, optional, sources, value), plus acceptable patterns. */
+const subjectAttribute = (enabled: boolean, optional: boolean) =>
+  z
+    .object({
+      enabled: z.boolean({ invalid_type_error: 'must be true or false' }).default(enabled),
+      optional: z.boolean({ invalid_type_error: 'must be true or false' }).default(optional),
+      sources: nameSources.default(['csr']),
+      value: nameValues.default([]),
+      patterns: namePatterns,
+    })
+    .strict()
+    .superRefine(fixedNeedsValue)
+    .default({});
+
+/** A subjectAltName type (DigiCert's `san.<type>`: include, sources, value; dns_name also auto_include_cn), plus patterns. */
+const sanRule = (include: 'no' | 'optional') =>
+  z
+    .object({
+      include: z.enum(['no', 'optional', 'required'], { errorMap: () => ({ message: 'must be no, optional or required' }) }).default(include),
+      sources: nameSources.default(['csr']),
+      value: nameValues.default([]),
+      patterns: namePatterns,
+      auto_include_cn: yesNo.default(false),
+    })
+    .strict()
+    .superRefine(fixedNeedsValue)
+    .default({});
+
+/**
+ * Defaults when a profile says nothing: the common name is required, the
+ * other DigiCert attributes, DNS, IP and URI SANs are taken from the CSR as
+ * asked, email and UPN SANs are refused. `est-ra init` writes a tighter
+ * sample.
+ */
+const subjectRules = z
+  .object(
+    Object.fromEntries(SUBJECT_ATTRIBUTE_NAMES.map((name) => [name, subjectAttribute(true, name !== 'common_name')])) as Record<
+      SubjectAttribute,
+      ReturnType<typeof subjectAttribute>
+    >,
+  )
+  .strict()
+  .default({});
+const sanRules = z
+  .object(
+    Object.fromEntries(SAN_TYPES.map((type) => [type, sanRule(type === 'email' || type === 'user_principal_name' ? 'no' : 'optional')])) as Record<
+      SanType,
+      ReturnType<typeof sanRule>
+    >,
+  )
+  .strict()
+  .default({});
+
 const csrattrs = z
   .object({
     /** Asks the device for this key type (RFC 7030 §4.5.2 attribute with the curve or size). */
@@ -220,6 +299,12 @@ const profile = z
         .default({}),
     ),
     extended_key_usage: z.array(extendedKeyUsageName).default(['client_authentication']),
+    /** What the certificate may say: DigiCert's certificate profile subject.* keys, with patterns. */
+    subject: section(subjectRules),
+    /** DigiCert's san.* keys, plus ip_address and uri. */
+    san: section(sanRules),
+    /** A CSR signed with SHA-1 proves possession with a broken hash; refused unless this is set. */
+    allow_sha1_proof_of_possession: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
     csrattrs: section(csrattrs.default({})),
   })
   .strict();
@@ -237,6 +322,11 @@ const authenticationPolicy = z
      * enrolls and renews on behalf of the devices the RA has authenticated, whatever enroll_authentication says.
      */
     downstream_ra_cas: z.array(filePath).default([]),
+    /**
+     * CAs whose certificates est-ra did not issue but may renew under profiles of this policy (devices moving in
+     * from another RA). A certificate est-ra issued is renewed only under the profile that issued it.
+     */
+    renewal_cas: z.array(filePath).default([]),
     /** Revocation of bootstrap and renewal certificates: off, soft_fail (log and allow when unknown) or hard_fail. */
     revocation: section(
       z

@@ -1,4 +1,6 @@
 import { parseAndVerifyCsr } from '../pki/csr.js';
+import { EstError } from '../errors.js';
+import { namesForRecorded } from '../policy/decide.js';
 import { CertificateView } from '../pki/certificate-view.js';
 import type { ProfileDirectory } from '../policy/profile.js';
 import type { NewRequest, Store, WaitingRequest } from '../store/types.js';
@@ -106,7 +108,7 @@ export class RetryWorker {
       receivedAt: this.now(),
       profile: request.profile,
       peerAddress: '',
-      principal: { kind: 'none' },
+      principal: request.principal,
       operation: request.operation,
     };
     const profile = this.profiles.named(request.profile);
@@ -118,7 +120,16 @@ export class RetryWorker {
       // Its signature was checked when the device sent it; only the parse is needed again.
       const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
       const current = request.clientCertificate ? CertificateView.parse(request.clientCertificate) : undefined;
-      await this.service.forward(profile, record, csr, current, request.attempts);
+      let names;
+      try {
+        names = namesForRecorded(profile.names, csr, request.principal, current);
+      } catch (err) {
+        // The profile's name rules changed while it waited: refused as a new request would be.
+        const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+        await this.store.recordRefused(record, this.now(), error.status, error.reason);
+        return;
+      }
+      await this.service.forward(profile, record, csr, current, names, request.attempts);
     } catch {
       // forward() recorded the outcome (waiting again, or refused); nothing more to do here.
     } finally {

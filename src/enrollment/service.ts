@@ -10,6 +10,7 @@ import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/ty
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import { BASIC_CHALLENGE } from '../auth/authenticate.js';
+import type { IssuedNames } from '../policy/name-policy.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -29,6 +30,8 @@ export interface AcceptedRequest extends Omit<NewRequest, 'csrSha256' | 'csr'> {
   readonly csr: VerifiedCsr;
   /** simplereenroll: the certificate being renewed. */
   readonly current?: CertificateView;
+  /** The names the policy step decided. */
+  readonly names: IssuedNames;
 }
 
 /** What became of a request: a certificate, or (thrown) EstError.pending or a refusal. */
@@ -79,7 +82,7 @@ export class EnrollmentService {
         'the upstream CA is unreachable; the request is queued and will be forwarded',
       );
     }
-    return { certificate: await this.forward(profile, record, request.csr, request.current, 0), replayed: false };
+    return { certificate: await this.forward(profile, record, request.csr, request.current, request.names, 0), replayed: false };
   }
 
   /**
@@ -103,13 +106,20 @@ export class EnrollmentService {
    * EstError.pending when it must wait (upstream 202, or unreachable and
    * queued), or the refusal.
    */
-  async forward(profile: Profile, record: NewRequest, csr: VerifiedCsr, current: CertificateView | undefined, attempts: number): Promise<IssuedCertificate> {
+  async forward(
+    profile: Profile,
+    record: NewRequest,
+    csr: VerifiedCsr,
+    current: CertificateView | undefined,
+    names: IssuedNames,
+    attempts: number,
+  ): Promise<IssuedCertificate> {
     const context = { requestId: record.id, profile: profile.name };
     try {
       const issued =
         record.operation === 'simplereenroll'
           ? await profile.upstream.simpleReenroll(current, csr, context)
-          : await profile.upstream.simpleEnroll(csr, context);
+          : await profile.upstream.simpleEnroll(csr, context, names);
       if (this.health.succeeded(profile.name)) this.logger.info(LOG_EVENT.upstreamRecovered, { profile: profile.name });
       await this.store.recordIssued(record.id, this.now(), {
         serial: issued.serialNumber,
@@ -135,6 +145,8 @@ export class EnrollmentService {
       }
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
       await this.store.recordRefused(record, this.now(), error.status, error.reason);
+      // The device got no certificate for this use of its passcode: give it back.
+      if (record.principal.kind === 'passcode') await this.store.refundPasscodeUse(record.principal.passcodeId);
       throw error;
     }
   }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import type { Profile } from '../policy/profile.js';
-import { applyRules } from '../policy/rules.js';
+import type { Profile, ProfileDirectory } from '../policy/profile.js';
+import { checkRenewalOrigin } from '../policy/renewal-origin.js';
+import { decide } from '../policy/decide.js';
 import { parseAndVerifyCsr } from '../pki/csr.js';
 import { buildCertsOnly } from '../pki/certs-only.js';
 import type { NewRequest, Operation, Store } from '../store/types.js';
@@ -13,6 +14,7 @@ import type { EstRequestState } from './router.js';
 
 export interface HandlerDependencies {
   readonly store: Store;
+  readonly profiles: ProfileDirectory;
   readonly enrollment: EnrollmentService;
   readonly now: () => Date;
 }
@@ -61,11 +63,12 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
         ? await authenticateReenroll(profile, request.credentials, now)
         : { principal: await authenticateEnroll(deps.store, profile, request.credentials, now), certificate: undefined };
     record.principal = state.principal = identity.principal;
+    if (identity.certificate) await checkRenewalOrigin(deps.store, deps.profiles, profile, identity.certificate);
     record.csr = decodeDerBody(request.body);
     const csr = await parseAndVerifyCsr(record.csr);
     // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
     if (identity.principal.kind === 'ra') record.principal = state.principal = { ...identity.principal, device: csr.subject };
-    applyRules(profile.rules, {
+    const decision = decide(profile, {
       operation,
       csr,
       principal: record.principal,
@@ -74,7 +77,7 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
       now,
     });
     decided = true;
-    const { certificate, replayed } = await deps.enrollment.enroll(profile, { ...record, csr, current: identity.certificate });
+    const { certificate, replayed } = await deps.enrollment.enroll(profile, { ...record, csr, current: identity.certificate, names: decision.names });
     state.outcome = replayed ? 'issued earlier' : 'issued';
     state.serial = certificate.serialNumber;
     sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]));

@@ -82,3 +82,14 @@ export function issuerKey(issuer: { readonly subjectPublicKeyInfo: Buffer }): Ke
   }
   return key;
 }
+
+/**
+ * The signatureAlgorithm OID of a signed DER structure (a CSR's proof of
+ * possession, RFC 2986 §4); throws on DER that is not one.
+ */
+export function signatureAlgorithmOid(der: Buffer): string {
+  const [, algorithm] = children(der);
+  const [oid] = algorithm ? children(der, algorithm) : [];
+  if (oid?.tag !== TAG.oid) throw new Error('malformed DER: no signature algorithm');
+  return dottedOid(der, oid);
+}

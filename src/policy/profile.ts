@@ -3,6 +3,7 @@ import type { CsrRule } from './rules.js';
 import type { AddressAllowlist } from '../auth/allowlist.js';
 import type { x509 } from '../pki/x509.js';
 import type { RevocationChecker } from '../auth/revocation.js';
+import type { NamePolicy } from './name-policy.js';
 
 /** An authentication policy: its passcodes live in the store, its certificates here. */
 export interface AuthenticationPolicy {
@@ -14,6 +15,8 @@ export interface AuthenticationPolicy {
   readonly pinnedCertificates: readonly x509.X509Certificate[];
   /** CAs of downstream RAs (RFC 7030 §3.7) whose id-kp-cmcRA certificates enroll and renew on behalf of devices. */
   readonly downstreamRaCas: readonly x509.X509Certificate[];
+  /** CAs whose certificates est-ra did not issue but may renew under this policy's profiles (renewal_cas). */
+  readonly renewalCas: readonly x509.X509Certificate[];
   /** Revocation checking of bootstrap and renewal certificates; undefined when off. */
   readonly revocation?: RevocationChecker;
   /** soft_fail: called when a status is unknown and the request is let through. */
@@ -29,6 +32,14 @@ export interface Profile {
   /** How /simpleenroll authenticates (enroll_authentication). */
   readonly enrollAuthentication: { readonly methods: readonly ('passcode' | 'client_certificate')[]; readonly requireAll: boolean };
   readonly rules: readonly CsrRule[];
+  /** What the certificate may say (subject.*, san.*). */
+  readonly names: NamePolicy;
+  /** allow_sha1_proof_of_possession. */
+  readonly allowSha1ProofOfPossession: boolean;
+  /** true for `upstream: est`: the CSR goes up as the device made it, so it may ask only for what the profile issues. */
+  readonly forwardsCsrUnchanged: boolean;
+  /** The extended key usages the profile issues, as OIDs. */
+  readonly extendedKeyUsageOids: readonly string[];
   /** renewal_settings.renew_revoked_cert: a revoked certificate may still be renewed. */
   readonly renewRevokedCert: boolean;
   /** The CSR's challengePassword must carry the TLS channel binding (RFC 7030 §3.5). */

@@ -54,6 +54,8 @@ const MIGRATIONS: readonly string[] = [
      value      BLOB NOT NULL,
      updated_at TEXT NOT NULL
    );`,
+  // Values registered with a passcode (the name policy's user_supplied source), as JSON.
+  `ALTER TABLE passcodes ADD COLUMN registered_values TEXT`,
 ];
 
 interface RequestRow {
@@ -87,6 +89,7 @@ interface PasscodeRow {
   max_uses: number | null;
   uses: number;
   expires_at: string | null;
+  registered_values: string | null;
 }
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
@@ -99,7 +102,8 @@ export type WriteOperation =
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
   | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
-  | { readonly kind: 'consumePasscodeUse'; readonly values: { readonly id: string; readonly now: string } };
+  | { readonly kind: 'consumePasscodeUse'; readonly values: { readonly id: string; readonly now: string } }
+  | { readonly kind: 'refundPasscodeUse'; readonly values: { readonly id: string } };
 
 /** What one write did: the rows it changed, or why it failed. */
 export type WriteResult = { readonly changes: number } | { readonly error: Error };
@@ -223,13 +227,19 @@ export class SqliteDatabase {
       case 'putCached':
         return this.statements.putCached.run(operation.values).changes;
       case 'addPasscode':
-        return this.statements.insertPasscode.run({ ...operation.values, enabled: operation.values.enabled ? 1 : 0 }).changes;
+        return this.statements.insertPasscode.run({
+          ...operation.values,
+          enabled: operation.values.enabled ? 1 : 0,
+          registeredValues: Object.keys(operation.values.registeredValues).length > 0 ? JSON.stringify(operation.values.registeredValues) : null,
+        }).changes;
       case 'setPasscodeEnabled':
         return this.statements.setPasscodeEnabled.run(operation.values).changes;
       case 'rotatePasscode':
         return this.statements.rotatePasscode.run(operation.values).changes;
       case 'consumePasscodeUse':
         return this.statements.consumePasscodeUse.run(operation.values).changes;
+      case 'refundPasscodeUse':
+        return this.statements.refundPasscodeUse.run(operation.values).changes;
     }
   }
 
@@ -253,6 +263,10 @@ export class SqliteDatabase {
 
   getIssuedCertificate(requestId: string): Buffer | undefined {
     return (this.statements.getIssuedCertificate.get(requestId) as { der: Buffer } | undefined)?.der;
+  }
+
+  findIssuedBySerial(serial: string): { profile: string; der: Buffer } | undefined {
+    return this.statements.findIssuedBySerial.get(serial) as { profile: string; der: Buffer } | undefined;
   }
 
   listRequests(limit: number): RequestRecord[] {
@@ -314,6 +328,7 @@ function prepareStatements(db: Database.Database) {
        ORDER BY received_at DESC, rowid DESC LIMIT 1`,
     ),
     getIssuedCertificate: db.prepare(`SELECT der FROM certificates WHERE request_id = ?`),
+    findIssuedBySerial: db.prepare(`SELECT profile, der FROM certificates WHERE serial = ?`),
     listRequests: db.prepare(`SELECT * FROM requests ORDER BY received_at DESC, rowid DESC LIMIT ?`),
     getCached: db.prepare(`SELECT value FROM cache WHERE key = ?`),
     putCached: db.prepare(
@@ -321,8 +336,8 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (key) DO UPDATE SET value = @value, updated_at = @updatedAt`,
     ),
     insertPasscode: db.prepare(
-      `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled, max_uses, uses, expires_at)
-       VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled, @maxUses, @uses, @expiresAt)`,
+      `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled, max_uses, uses, expires_at, registered_values)
+       VALUES (@id, @policy, @username, @hash, @description, @createdAt, @enabled, @maxUses, @uses, @expiresAt, @registeredValues)`,
     ),
     listPasscodes: db.prepare(`SELECT * FROM passcodes WHERE @policy IS NULL OR policy = @policy ORDER BY policy, created_at`),
     setPasscodeEnabled: db.prepare(`UPDATE passcodes SET enabled = @enabled WHERE id = @id`),
@@ -332,6 +347,7 @@ function prepareStatements(db: Database.Database) {
       `UPDATE passcodes SET uses = uses + 1
        WHERE id = @id AND enabled = 1 AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > @now)`,
     ),
+    refundPasscodeUse: db.prepare(`UPDATE passcodes SET uses = uses - 1 WHERE id = @id AND uses > 0`),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
   };
 }
@@ -348,6 +364,7 @@ function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
     maxUses: row.max_uses,
     uses: row.uses,
     expiresAt: row.expires_at,
+    registeredValues: row.registered_values === null ? {} : (JSON.parse(row.registered_values) as Record<string, string[]>),
   };
 }
 

@@ -100,6 +100,10 @@ export class SqliteStore implements Store {
     return this.database.findByCsr(profile, operation, csrSha256);
   }
 
+  async findIssuedBySerial(serial: string): Promise<{ readonly profile: string; readonly der: Buffer } | undefined> {
+    return this.database.findIssuedBySerial(serial);
+  }
+
   async getIssuedCertificate(requestId: string): Promise<Buffer | undefined> {
     return this.database.getIssuedCertificate(requestId);
   }
@@ -138,6 +142,10 @@ export class SqliteStore implements Store {
 
   async consumePasscodeUse(id: string, now: Date): Promise<boolean> {
     return (await this.write({ kind: 'consumePasscodeUse', values: { id, now: now.toISOString() } })) === 1;
+  }
+
+  async refundPasscodeUse(id: string): Promise<void> {
+    await this.write({ kind: 'refundPasscodeUse', values: { id } });
   }
 
   /** Commits what is queued, then closes the file. */

@@ -12,6 +12,8 @@ export type Principal =
       readonly passcodeId: string;
       readonly policy: string;
       readonly username?: string;
+      /** Values registered with the passcode (`--value common_name=sensor-17`): the name policy's user_supplied source. */
+      readonly registeredValues?: Readonly<Record<string, readonly string[]>>;
       /** With enroll_authentication.require_all: the client certificate presented as well. */
       readonly certificate?: { readonly subject: string; readonly serial: string; readonly issuer: string };
     }
@@ -22,6 +24,8 @@ export type Principal =
       readonly issuer: string;
       /** The revocation decision, when the policy checks it: good, revoked (renewal allowed) or unknown (soft_fail). */
       readonly revocation?: string;
+      /** A bootstrap certificate's subject serialNumber and CN, the name policy's user_supplied source (IDevID → LDevID). */
+      readonly registeredValues?: Readonly<Record<string, readonly string[]>>;
     }
   | {
       /** A downstream RA (RFC 7030 §3.7) enrolling on behalf of a device: the RA's certificate, and the device the CSR names. */
@@ -86,7 +90,10 @@ export interface RequestRecord {
 }
 
 /** A request waiting for the upstream: what the retry worker needs to forward it again. */
-export type WaitingRequest = Pick<RequestRecord, 'id' | 'profile' | 'operation' | 'csr' | 'clientCertificate' | 'state' | 'attempts' | 'nextAttemptAt'>;
+export type WaitingRequest = Pick<
+  RequestRecord,
+  'id' | 'profile' | 'principal' | 'operation' | 'csr' | 'clientCertificate' | 'state' | 'attempts' | 'nextAttemptAt'
+>;
 
 export interface PasscodeRecord {
   readonly id: string;
@@ -102,6 +109,8 @@ export interface PasscodeRecord {
   readonly uses: number;
   /** ISO time after which it no longer authenticates; null for never. */
   readonly expiresAt: string | null;
+  /** DigiCert's registered_values: what the name policy's user_supplied source takes, e.g. { common_name: ['sensor-17'] }. */
+  readonly registeredValues: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface Store {
@@ -127,6 +136,8 @@ export interface Store {
    * waiting or issued, so a device's retry gets the same request's answer.
    */
   findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined>;
+  /** The certificate est-ra issued with this serial and the profile it was issued under, if it issued one. */
+  findIssuedBySerial(serial: string): Promise<{ readonly profile: string; readonly der: Buffer } | undefined>;
   /** The DER certificate issued for a request. */
   getIssuedCertificate(requestId: string): Promise<Buffer | undefined>;
   listRequests(limit: number): Promise<RequestRecord[]>;
@@ -148,6 +159,8 @@ export interface Store {
    * expired at `now` or used up, so two requests can never both take the last use.
    */
   consumePasscodeUse(id: string, now: Date): Promise<boolean>;
+  /** Gives back a use taken by a request that got no certificate (the upstream refused it). */
+  refundPasscodeUse(id: string): Promise<void>;
 
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { x509 } from '../pki/x509.js';
+import { bytes, x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { keyFamily } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/certificate-builder.js';
@@ -6,6 +6,8 @@ import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certifi
 import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
 import type { CertificateView } from '../pki/certificate-view.js';
+import { encodeSubject, encodeSubjectAltName } from '../pki/names.js';
+import type { IssuedNames } from '../policy/name-policy.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
 /** What the embedded CA puts into every certificate it issues for one profile. */
@@ -76,12 +78,21 @@ export class LocalCaUpstream implements Upstream {
     return this.chain;
   }
 
-  async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {
-    return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
+  /**
+   * Issues exactly the names the policy decided: the CSR's own encoding of
+   * them when they are what it asked for, otherwise a subject and
+   * subjectAltName written anew. Nothing else from the CSR reaches the
+   * certificate (no extension it asks for, no basicConstraints).
+   */
+  async simpleEnroll(csr: VerifiedCsr, _context: unknown, names: IssuedNames): Promise<IssuedCertificate> {
+    if (names.asRequested) return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
+    const subject = encodeSubject(names.subject);
+    const subjectAltName = names.san.length > 0 ? encodeSubjectAltName(names.san, names.subject.length === 0) : undefined;
+    return this.issue(csr, { der: subject, text: new x509.Name(bytes(subject)).toString() }, subjectAltName);
   }
 
   async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
-    if (!current) return this.simpleEnroll(csr);
+    if (!current) return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
     const identity = identityOf(current);
     return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
   }

@@ -2,6 +2,7 @@ import { EstError } from '../errors.js';
 import type { x509 } from '../pki/x509.js';
 import type { CertificateView } from '../pki/certificate-view.js';
 import type { VerifiedCsr } from '../pki/csr.js';
+import type { IssuedNames } from '../policy/name-policy.js';
 
 /** What a request carries to the upstream besides the CSR, for its records and logs. */
 export interface EnrollContext {
@@ -46,8 +47,13 @@ export class UpstreamUnavailableError extends EstError {
 export interface Upstream {
   /** The CA certificates a device should trust (RFC 7030 §4.1.3), issuing CA first. */
   caCertificates(): Promise<readonly x509.X509Certificate[]>;
-  /** Issue a certificate for a new enrollment (RFC 7030 §4.2.1). */
-  simpleEnroll(csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
+  /**
+   * Issue a certificate for a new enrollment (RFC 7030 §4.2.1) with the names
+   * the profile decided. A CA that builds the certificate issues exactly
+   * those; one that is sent the CSR unchanged gets a CSR the policy step
+   * has checked asks for nothing else.
+   */
+  simpleEnroll(csr: VerifiedCsr, context: EnrollContext, names: IssuedNames): Promise<IssuedCertificate>;
   /**
    * Renew `current`, which the client proved it holds over TLS (RFC 7030 §4.2.2):
    * the new certificate keeps its subject and subjectAltName, whatever the CSR says.

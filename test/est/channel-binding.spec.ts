@@ -22,7 +22,7 @@ async function enrollBound(ra: TestEstRa, version: TlsVersion, challenge: (bindi
   const binding = version === 'TLSv1.3' ? socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) : socket.getFinished()!;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = KEYS.publicKey;
-  csr.setSubject([{ name: 'commonName', value: `bound-${version}` }]);
+  csr.setSubject([{ name: 'commonName', value: `bound-${version.replace(/\W/g, '')}` }]);
   const password = challenge(binding);
   if (password !== undefined) csr.setAttributes([{ name: 'challengePassword', value: password }]);
   csr.sign(KEYS.privateKey, forge.md.sha256.create());

@@ -118,18 +118,28 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
     await enroll('dev-label-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`], [], '/devicetrustmanager/IOT_demo/device-group/line-1/simpleenroll');
   });
 
-  it('ok simplereenroll: the renewed certificate keeps the old subject and SANs whatever the CSR says, with a new serial', async () => {
+  it('#9 - fail simplereenroll whose CSR asks for another identity: 403 naming both, nothing issued', async () => {
+    const device = await opensslCsr(ra.dir, 'dev-swap', { subject: '/CN=dev-swap', addext: ['subjectAltName=DNS:dev-swap.local'] });
+    const first = await enroll('dev-swap-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    const renewal = await opensslCsr(ra.dir, 'dev-swap-2', { subject: '/CN=someone-else', addext: ['subjectAltName=DNS:evil.local'] });
+    const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${renewal.csrPemFile}`]);
+    expect(answer.status).to.equal(403);
+    expect(answer.body).to.equal(
+      "403 a renewal keeps the certificate's identity (RFC 7030 §4.2.2): it has CN=dev-swap, DNS:dev-swap.local; the CSR asks for CN=someone-else, DNS:evil.local\n",
+    );
+  });
+
+  it('ok simplereenroll: the renewed certificate keeps the old subject and SANs, with a new serial and key', async () => {
     const device = await opensslCsr(ra.dir, 'dev-renew', { subject: '/CN=dev-renew/O=Plant 7', addext: ['subjectAltName=DNS:dev-renew.local'] });
     const first = await enroll('dev-renew-cert', [...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
-    const renewal = await opensslCsr(ra.dir, 'dev-renew-2', { subject: '/CN=someone-else', addext: ['subjectAltName=DNS:evil.example'] });
+    // The same identity, its attributes in another order: a client may rebuild the subject.
+    const renewal = await opensslCsr(ra.dir, 'dev-renew-2', { subject: '/O=Plant 7/CN=dev-renew', addext: ['subjectAltName=DNS:dev-renew.local'] });
     const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${renewal.csrPemFile}`]);
     expect(answer.status, answer.body).to.equal(200);
     const renewed = await certsFromP7(ra.dir, answer.body, 'dev-renewed');
     expect(await opensslVerify(ra, renewed)).to.contain(': OK');
     expect(await x509Field(renewed, '-subject')).to.equal('subject=O=Plant 7,CN=dev-renew');
-    expect(await x509Field(renewed, '-ext'))
-      .to.contain('DNS:dev-renew.local')
-      .and.not.to.contain('evil');
+    expect(await x509Field(renewed, '-ext')).to.contain('DNS:dev-renew.local');
     expect(await x509Field(renewed, '-serial')).not.to.equal(await x509Field(first, '-serial'));
     const newKey = await mustRun('openssl', ['req', '-in', renewal.csrPemFile, '-noout', '-pubkey']);
     expect(await x509Field(renewed, '-pubkey')).to.equal(newKey.trim());

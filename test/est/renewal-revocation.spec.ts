@@ -37,7 +37,10 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
     ra = await startEstRa({
       editConfig: (yaml) =>
         editConfig(yaml, (config) => {
-          config.authentication_policies = { plant: { revocation: { mode: 'hard_fail', ocsp: true, use_crl_distribution_points: false } } };
+          // The plant CA issues these certificates itself (openssl ca), so the policy must list it to renew them.
+          config.authentication_policies = {
+            plant: { renewal_cas: [ca.caFile], revocation: { mode: 'hard_fail', ocsp: true, use_crl_distribution_points: false } },
+          };
           const profiles = config.profiles as Record<string, Record<string, unknown>>;
           const plant = {
             ...profiles.demo,
@@ -57,14 +60,19 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A renewal CSR with the certificate's own subject (RFC 7030 §4.2.2) and a new key. */
+  const renewalCsr = async (cert: IssuedCert, name: string) => {
+    const subject = (await x509Field(cert.certFile, '-subject')).replace(/^subject=/, '/').replace(/,/g, '/');
+    return opensslCsr(ra.dir, name, { subject });
+  };
   const reenroll = async (profile: string, cert: IssuedCert): Promise<{ status: number; body: string }> => {
-    const csr = await opensslCsr(ra.dir, `rr-${Math.random().toString(16).slice(2)}`);
+    const csr = await renewalCsr(cert, `rr-${Math.random().toString(16).slice(2)}`);
     return curl(ra, `/${profile}/simplereenroll`, ['--cert', cert.certFile, '--key', cert.keyFile, ...PKCS10, '--data-binary', `@${csr.csrPemFile}`]);
   };
   const verify = (certFile: string): Promise<string> => mustRun('openssl', ['verify', '-CAfile', ca.caFile, certFile]);
   const latest = async (): Promise<Record<string, unknown>> => (await ra.server.store.listRequests(1))[0] as unknown as Record<string, unknown>;
   const pkiRenew = async (cert: IssuedCert, name: string) => {
-    const csr = await opensslCsr(ra.dir, name);
+    const csr = await renewalCsr(cert, name);
     return strongswanPki(ra, ['--est', '--in', csr.csrDerFile, '--cert', cert.certFile, '--key', cert.keyFile, '--outform', 'pem']);
   };
 

@@ -9,6 +9,9 @@ import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
@@ -81,6 +84,57 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     expect(after.tlsHandshakes - before.tlsHandshakes, 'one TLS connection, reused').to.be.at.most(1);
   });
 
+  it('#9 - fail a CSR asking for what the profile would not issue is refused before forwarding: names, CA:TRUE, other EKUs', async () => {
+    const cases: [string, { subject?: string; addext?: string[] }, string][] = [
+      ['up-bank', { subject: '/CN=www.bank.example' }, "403 subject.common_name www.bank.example does not match the profile's patterns"],
+      [
+        'up-ca',
+        { addext: ['basicConstraints=critical,CA:TRUE'] },
+        '403 the CSR asks for basicConstraints cA TRUE; the profile issues end-entity certificates only\n',
+      ],
+      ['up-eku', { addext: ['extendedKeyUsage=serverAuth'] }, '403 the CSR asks for extended key usage 1.3.6.1.5.5.7.3.1, which the profile does not issue\n'],
+      ['up-ku', { addext: ['keyUsage=keyCertSign'] }, '403 the CSR asks for keyCertSign or cRLSign key usage\n'],
+      ['up-ext', { addext: ['nsComment=hello'] }, '403 the CSR asks for extension 2.16.840.1.113730.1.13, which the profile does not issue\n'],
+    ];
+    const before = (await upstream.stats()).requests.simpleenroll;
+    for (const [name, options, reason] of cases) {
+      const device = await opensslCsr(ra.dir, name, options);
+      const answer = await enroll(name, device.csrPemFile);
+      expect(answer.status, name).to.equal(403);
+      expect(answer.body, name).to.contain(reason);
+    }
+    expect((await upstream.stats()).requests.simpleenroll, 'nothing reached the upstream').to.equal(before);
+    const allowed = await opensslCsr(ra.dir, 'up-allowed', {
+      addext: ['extendedKeyUsage=clientAuth', 'keyUsage=digitalSignature', 'basicConstraints=CA:FALSE'],
+    });
+    expect((await enroll('up-allowed', allowed.csrPemFile)).status).to.equal(200);
+  });
+
+  it('#9 - ok a passcode use is given back when the upstream refuses the request', async () => {
+    const printed = await mustRun(process.execPath, [
+      CLI,
+      'passcodes',
+      'create',
+      '--policy',
+      'demo',
+      '--max-uses',
+      '1',
+      '--config',
+      join(ra.dir, 'config.yaml'),
+    ]);
+    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const withPasscode = (csrFile: string) => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${csrFile}`]);
+    await upstream.setMode('garbage');
+    try {
+      expect((await withPasscode((await opensslCsr(ra.dir, 'refund-1')).csrPemFile)).status).to.equal(502);
+    } finally {
+      await upstream.setMode('normal');
+    }
+    const second = await withPasscode((await opensslCsr(ra.dir, 'refund-2')).csrPemFile);
+    expect(second.status, 'the one use is still there').to.equal(200);
+    expect((await withPasscode((await opensslCsr(ra.dir, 'refund-3')).csrPemFile)).status, 'and now spent').to.equal(401);
+  });
+
   it('ok simplereenroll with a certificate the upstream issued keeps its identity', async () => {
     const device = await opensslCsr(ra.dir, 'fw-renew', { subject: '/CN=fw-renew' });
     const first = await certsFromP7(ra.dir, (await enroll('fw-renew', device.csrPemFile)).body, 'fw-renew-cert');
@@ -93,13 +147,15 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     expect(await x509Field(renewed, '-subject')).to.equal('subject=CN=fw-renew');
   });
 
-  it('fail simplereenroll whose CSR asks for another identity, issued so by the upstream: 502, never relayed', async () => {
+  it('#9 - fail simplereenroll whose CSR asks for another identity: 403 before anything reaches the upstream', async () => {
     const device = await opensslCsr(ra.dir, 'fw-swap', { subject: '/CN=fw-swap' });
     const first = await certsFromP7(ra.dir, (await enroll('fw-swap', device.csrPemFile)).body, 'fw-swap-cert');
     const next = await opensslCsr(ra.dir, 'fw-swap-2', { subject: '/CN=somebody-else' });
+    const renewalsBefore = (await upstream.stats()).requests.simplereenroll;
     const answer = await curl(ra, '/simplereenroll', ['--cert', first, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${next.csrPemFile}`]);
-    expect(answer.status).to.equal(502);
-    expect(answer.body).to.equal('502 upstream answer rejected: the renewed certificate does not keep the identity of the certificate it renews\n');
+    expect(answer.status).to.equal(403);
+    expect(answer.body).to.equal("403 a renewal keeps the certificate's identity (RFC 7030 §4.2.2): it has CN=fw-swap; the CSR asks for CN=somebody-else\n");
+    expect((await upstream.stats()).requests.simplereenroll).to.equal(renewalsBefore);
   });
 
   for (const [mode, status, text] of [
