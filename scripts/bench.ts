@@ -88,6 +88,7 @@ const BENCH_POLICY: IssuancePolicy = {
   validityMs: 365 * 86_400_000,
   keyUsage: { rsa: ['digital_signature', 'key_encipherment'], ecdsa: ['digital_signature', 'key_agreement'], eddsa: ['digital_signature'] },
   extendedKeyUsage: ['client_authentication'],
+  signatureAlgorithm: 'match_issuer',
 };
 
 const P256: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };

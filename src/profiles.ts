@@ -127,9 +127,12 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
         validityMs: config.validity.duration_value * UNIT_MS[config.validity.duration_unit],
         keyUsage: config.key_usage,
         extendedKeyUsage: config.extended_key_usage,
+        signatureAlgorithm: config.signature_algorithm,
       },
       services.now,
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`profiles.${name}.${err instanceof Error ? err.message : String(err)}`);
+    });
   }
   const est = config.est!;
   const at = `profiles.${name}.est`;
@@ -146,6 +149,7 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
       timeoutMs: est.timeout_ms,
       maxSockets: est.max_sockets,
       reenrollOperation: est.reenroll_operation,
+      signatureAlgorithms: config.signature_algorithm === 'match_issuer' ? undefined : config.signature_algorithm,
       cacertsRefreshMs: est.cacerts_refresh_s * 1000,
     },
     services.store,

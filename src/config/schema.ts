@@ -3,6 +3,7 @@ import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
 import { KEY_TYPES } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
+import { SIGNATURE_ALGORITHMS, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES, type SanType, type SubjectAttribute } from '../pki/names.js';
 import { patternToRegExp } from '../policy/name-policy.js';
 
@@ -47,6 +48,7 @@ const keyUsageName = z.enum(Object.keys(KEY_USAGE) as [keyof typeof KEY_USAGE, .
 const extendedKeyUsageName = z.enum(Object.keys(EXTENDED_KEY_USAGE) as [keyof typeof EXTENDED_KEY_USAGE, ...(keyof typeof EXTENDED_KEY_USAGE)[]], {
   errorMap: () => ({ message: `must be one of ${Object.keys(EXTENDED_KEY_USAGE).join(', ')}` }),
 });
+const signatureAlgorithmName = z.enum(Object.keys(SIGNATURE_ALGORITHMS) as [SignatureAlgorithmName, ...SignatureAlgorithmName[]]);
 const keyType = z.enum(KEY_TYPES, { errorMap: () => ({ message: `must be one of ${KEY_TYPES.join(', ')}` }) });
 
 /** One or more path segments of unreserved characters (RFC 3986 §2.3), e.g. `devicetrustmanager/IOT_1/device-group/line-1`. */
@@ -305,6 +307,15 @@ const profile = z
     san: section(sanRules),
     /** A CSR signed with SHA-1 proves possession with a broken hash; refused unless this is set. */
     allow_sha1_proof_of_possession: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /**
+     * DigiCert's signature_algorithm for the certificates issued: match_issuer (the CA key's own strength), or the
+     * algorithms allowed (the local CA signs with the first its key can make; an upstream's answer must use one).
+     */
+    signature_algorithm: z
+      .union([z.literal('match_issuer'), z.array(signatureAlgorithmName).min(1, 'must list at least one algorithm')], {
+        errorMap: () => ({ message: `must be match_issuer or a list of ${Object.keys(SIGNATURE_ALGORITHMS).join(', ')}` }),
+      })
+      .default('match_issuer'),
     csrattrs: section(csrattrs.default({})),
   })
   .strict();

@@ -24,12 +24,35 @@ interface SignatureScheme {
 }
 
 const NULL = Buffer.from([TAG.null, 0]);
-const SCHEMES: Record<string, SignatureScheme> = {
-  'P-256': { algorithmIdentifier: sequence(objectIdentifier('1.2.840.10045.4.3.2')), hash: 'sha256' },
-  'P-384': { algorithmIdentifier: sequence(objectIdentifier('1.2.840.10045.4.3.3')), hash: 'sha384' },
-  'P-521': { algorithmIdentifier: sequence(objectIdentifier('1.2.840.10045.4.3.4')), hash: 'sha512' },
-  rsa: { algorithmIdentifier: sequence(objectIdentifier('1.2.840.113549.1.1.11'), NULL), hash: 'sha256' },
-  ed25519: { algorithmIdentifier: sequence(objectIdentifier('1.3.101.112')), hash: null },
+const ecdsa = (oid: string, hash: string): SignatureScheme & { family: 'ec' } => ({ algorithmIdentifier: sequence(objectIdentifier(oid)), hash, family: 'ec' });
+const rsa = (oid: string, hash: string): SignatureScheme & { family: 'rsa' } => ({
+  algorithmIdentifier: sequence(objectIdentifier(oid), NULL),
+  hash,
+  family: 'rsa',
+});
+
+/**
+ * Certificate signature algorithms by DigiCert's `signature_algorithm`
+ * names, with their OIDs (RFC 5758 §3.2, RFC 4055 §5, RFC 8410 §3).
+ */
+export const SIGNATURE_ALGORITHMS = {
+  sha256WithRSA: rsa('1.2.840.113549.1.1.11', 'sha256'),
+  sha384WithRSA: rsa('1.2.840.113549.1.1.12', 'sha384'),
+  sha512WithRSA: rsa('1.2.840.113549.1.1.13', 'sha512'),
+  sha256WithECDSA: ecdsa('1.2.840.10045.4.3.2', 'sha256'),
+  sha384WithECDSA: ecdsa('1.2.840.10045.4.3.3', 'sha384'),
+  sha512WithECDSA: ecdsa('1.2.840.10045.4.3.4', 'sha512'),
+  ed25519: { algorithmIdentifier: sequence(objectIdentifier('1.3.101.112')), hash: null, family: 'ed25519' },
+} as const satisfies Record<string, SignatureScheme & { family: string }>;
+export type SignatureAlgorithmName = keyof typeof SIGNATURE_ALGORITHMS;
+
+/** match_issuer: the hash that matches the CA key's strength, as DigiCert does. */
+const ISSUER_MATCH: Record<string, SignatureAlgorithmName> = {
+  'P-256': 'sha256WithECDSA',
+  'P-384': 'sha384WithECDSA',
+  'P-521': 'sha512WithECDSA',
+  rsa: 'sha256WithRSA',
+  ed25519: 'ed25519',
 };
 
 const VERSION_3 = contextTag(0, smallInteger(2));
@@ -47,14 +70,25 @@ export class CertificateSigner {
     private readonly issuerName: Buffer,
   ) {}
 
-  /** @param privateKeyPem the issuing CA's key, any PEM flavour openssl writes. */
-  static create(issuer: x509.X509Certificate, privateKeyPem: string): CertificateSigner {
+  /**
+   * @param privateKeyPem the issuing CA's key, any PEM flavour openssl writes.
+   * @param allowed the profile's `signature_algorithm`: match_issuer, or the
+   *   algorithms it allows (the first one the CA's key can make is used).
+   */
+  static create(
+    issuer: x509.X509Certificate,
+    privateKeyPem: string,
+    allowed: 'match_issuer' | readonly SignatureAlgorithmName[] = 'match_issuer',
+  ): CertificateSigner {
     const key = createPrivateKey(privateKeyPem);
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    const schemeName = key.asymmetricKeyType === 'ec' ? { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }[curve ?? ''] : key.asymmetricKeyType;
-    const scheme = SCHEMES[schemeName ?? ''];
-    if (!scheme) throw new Error(`issuing CA key type ${key.asymmetricKeyType ?? 'unknown'} ${curve ?? ''} is not supported`);
-    return new CertificateSigner(key, scheme, Buffer.from(issuer.subjectName.toArrayBuffer()));
+    const keyName = key.asymmetricKeyType === 'ec' ? { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }[curve ?? ''] : key.asymmetricKeyType;
+    const natural = ISSUER_MATCH[keyName ?? ''];
+    if (!natural) throw new Error(`issuing CA key type ${key.asymmetricKeyType ?? 'unknown'} ${curve ?? ''} is not supported`);
+    const family = SIGNATURE_ALGORITHMS[natural].family;
+    const name = allowed === 'match_issuer' ? natural : allowed.find((candidate) => SIGNATURE_ALGORITHMS[candidate].family === family);
+    if (!name) throw new Error(`signature_algorithm: the issuing CA's ${keyName ?? ''} key can make none of ${[allowed].flat().join(', ')}`);
+    return new CertificateSigner(key, SIGNATURE_ALGORITHMS[name], Buffer.from(issuer.subjectName.toArrayBuffer()));
   }
 
   async sign(content: CertificateContent): Promise<Buffer> {

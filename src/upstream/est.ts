@@ -13,6 +13,7 @@ import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from 
 import { verifyIssued } from './verify-issued.js';
 import { identityOf } from '../pki/identity.js';
 import type { CertificateView } from '../pki/certificate-view.js';
+import type { SignatureAlgorithmName } from '../pki/certificate-signer.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
@@ -29,6 +30,8 @@ export interface EstUpstreamOptions {
   /** Which upstream operation a device's simplereenroll becomes. */
   readonly reenrollOperation: 'simplereenroll' | 'simpleenroll';
   readonly cacertsRefreshMs: number;
+  /** The profile's signature_algorithm list: an issued certificate signed otherwise is refused (undefined: match_issuer). */
+  readonly signatureAlgorithms?: readonly SignatureAlgorithmName[];
 }
 
 const CACHE_KEY = (profile: string): string => `cacerts:${profile}`;
@@ -149,7 +152,12 @@ export class EstUpstream implements Upstream {
 
   async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {
     const answer = await this.call('post', 'simpleenroll', csr.der);
-    return verifyIssued(answer, { subjectPublicKeyInfo: csr.subjectPublicKeyInfo, caCertificates: await this.caCertificates(), now: this.now() });
+    return verifyIssued(answer, {
+      subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
+      caCertificates: await this.caCertificates(),
+      signatureAlgorithms: this.options.signatureAlgorithms,
+      now: this.now(),
+    });
   }
 
   async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
@@ -158,6 +166,7 @@ export class EstUpstream implements Upstream {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
       identity: current && identityOf(current),
+      signatureAlgorithms: this.options.signatureAlgorithms,
       now: this.now(),
     });
   }

@@ -2,7 +2,7 @@ import { bytes, x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { keyFamily } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/certificate-builder.js';
-import { CertificateSigner, subjectKeyIdentifierExtension } from '../pki/certificate-signer.js';
+import { CertificateSigner, subjectKeyIdentifierExtension, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
 import type { CertificateView } from '../pki/certificate-view.js';
@@ -16,6 +16,8 @@ export interface IssuancePolicy {
   readonly validityMs: number;
   readonly keyUsage: { readonly rsa: readonly KeyUsageName[]; readonly ecdsa: readonly KeyUsageName[]; readonly eddsa: readonly KeyUsageName[] };
   readonly extendedKeyUsage: readonly ExtendedKeyUsageName[];
+  /** DigiCert's signature_algorithm: match_issuer, or the allowed algorithms. */
+  readonly signatureAlgorithm: 'match_issuer' | readonly SignatureAlgorithmName[];
 }
 
 /** Backdating absorbs small clock differences between est-ra and the devices (step-ca does the same). */
@@ -70,7 +72,7 @@ export class LocalCaUpstream implements Upstream {
           : undefined,
       authorityKeyIdentifier: der(await x509.AuthorityKeyIdentifierExtension.create(issuer)),
     };
-    const signer = CertificateSigner.create(issuer, issuingKeyPem);
+    const signer = CertificateSigner.create(issuer, issuingKeyPem, policy.signatureAlgorithm);
     return new LocalCaUpstream(signer, issuer, chain, fixed, policy.validityMs, now);
   }
 

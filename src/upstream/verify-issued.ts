@@ -5,6 +5,14 @@ import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import { checkIssuedBy } from '../auth/client-certificate.js';
 import { identityOf, sameIdentity, type CertificateIdentity } from '../pki/identity.js';
 import type { IssuedCertificate } from './types.js';
+import { SIGNATURE_ALGORITHMS, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
+import { signatureAlgorithmOid } from '../pki/signature.js';
+import { children, dottedOid } from '../pki/der.js';
+
+/** The OID inside an AlgorithmIdentifier we encoded ourselves. */
+function objectIdentifierOf(algorithmIdentifier: Buffer): string {
+  return dottedOid(algorithmIdentifier, children(algorithmIdentifier)[0]!);
+}
 
 export interface IssuedExpectation {
   /** DER SubjectPublicKeyInfo of the CSR: the issued certificate must carry this key. */
@@ -13,6 +21,8 @@ export interface IssuedExpectation {
   readonly caCertificates: readonly x509.X509Certificate[];
   /** On renewal: the identity the new certificate must keep (RFC 7030 §4.2.2). */
   readonly identity?: CertificateIdentity;
+  /** The profile's signature_algorithm list, when it is not match_issuer. */
+  readonly signatureAlgorithms?: readonly SignatureAlgorithmName[];
   readonly now: Date;
 }
 
@@ -36,6 +46,11 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
   const chained = chains.find((check) => check.ok);
   if (!chained)
     throw invalid(`the certificate ${chains[0] && !chains[0].ok ? `is not acceptable: ${chains[0].reason}` : "does not chain to the profile's CA"}`);
+  if (expected.signatureAlgorithms) {
+    const used = signatureAlgorithmOid(issued.der);
+    const allowed = expected.signatureAlgorithms.filter((name) => objectIdentifierOf(SIGNATURE_ALGORITHMS[name].algorithmIdentifier) === used);
+    if (allowed.length === 0) throw invalid(`the certificate is signed with ${used}; the profile allows ${expected.signatureAlgorithms.join(', ')}`);
+  }
   if (expected.identity && !sameIdentity(identityOf(issued), expected.identity)) {
     throw invalid('the renewed certificate does not keep the identity of the certificate it renews');
   }

@@ -181,3 +181,36 @@ describe('subject and SAN policy: the profile decides what a certificate may say
     expect(refused.stdout).not.to.contain('BEGIN CERTIFICATE');
   });
 });
+
+describe('signature_algorithm: what the issued certificates are signed with', function () {
+  this.timeout(60_000);
+
+  it('ok a list makes the local CA sign with the first algorithm its key can make', async () => {
+    const ra = await startEstRa({
+      editConfig: (yaml) => editProfile(yaml, 'demo', (profile) => (profile.signature_algorithm = ['sha256WithRSA', 'sha384WithECDSA'])),
+    });
+    try {
+      const device = await opensslCsr(ra.dir, 'sig384');
+      const answer = await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+      expect(answer.status, answer.body).to.equal(200);
+      const pem = await certsFromP7(ra.dir, answer.body, 'sig384');
+      expect(await opensslVerify(ra, pem)).to.contain(': OK');
+      expect(await x509Field(pem, '-text')).to.contain('Signature Algorithm: ecdsa-with-SHA384');
+    } finally {
+      await ra.close();
+    }
+  });
+
+  it('fail a list the CA key cannot make is a start-up error naming the setting', async () => {
+    const error = await startEstRa({
+      editConfig: (yaml) => editProfile(yaml, 'demo', (profile) => (profile.signature_algorithm = ['sha256WithRSA'])),
+    }).then(
+      async (ra) => {
+        await ra.close();
+        return 'started';
+      },
+      (err: unknown) => (err as Error).message,
+    );
+    expect(error).to.equal("profiles.demo.signature_algorithm: the issuing CA's P-256 key can make none of sha256WithRSA");
+  });
+});
