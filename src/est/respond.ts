@@ -8,11 +8,12 @@ export type Base64FramingSetting = Base64Framing | 'auto';
 
 /**
  * The framing an answer gets. `auto`: one line for a request without a
- * User-Agent header — strongSwan pki 5.9.8 sends none (its libcurl fetcher
- * sets no User-Agent) and reads nothing else; Bouncy Castle sends none
- * either and reads both. Every other request (libest sends
- * `User-Agent: libest ...`, curl, browsers) gets 64-column lines, which
- * OpenSSL's base64 BIO reads at any length.
+ * User-Agent header — strongSwan pki writes its own HTTP request with Host,
+ * Authorization, Content-Type and Content-Length only (src/pki/est/est_tls.c)
+ * and decodes the body with chunk_from_base64, which stops at whitespace;
+ * Bouncy Castle sends no User-Agent either and reads both. Every other
+ * request (libest sends `User-Agent: libest ...`, curl, browsers) gets
+ * 64-column lines, which OpenSSL's base64 BIO reads at any length.
  */
 export function framingFor(setting: Base64FramingSetting, userAgent: string | undefined): Base64Framing {
   if (setting !== 'auto') return setting;
