@@ -10,7 +10,8 @@ export type Base64FramingSetting = Base64Framing | 'auto';
  * The framing an answer gets. `auto`: one line for a request without a
  * User-Agent header — strongSwan pki writes its own HTTP request with Host,
  * Authorization, Content-Type and Content-Length only (src/pki/est/est_tls.c)
- * and decodes the body with chunk_from_base64, which stops at whitespace;
+ * and decodes the body with chunk_from_base64, which fails on whitespace
+ * inside the data (measured: a wrapped /cacerts is unreadable to it);
  * Bouncy Castle sends no User-Agent either and reads both. Every other
  * request (libest sends `User-Agent: libest ...`, curl, browsers) gets
  * 64-column lines, which OpenSSL's base64 BIO reads at any length.
