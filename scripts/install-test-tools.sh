@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs the real clients the tests drive: curl, openssl, and strongSwan's
-# `pki` with its curl plugin (Debian: strongswan-pki + libstrongswan-extra-plugins).
+# Installs the real clients the tests drive: curl, openssl, strongSwan's
+# `pki` with its curl plugin (Debian: strongswan-pki + libstrongswan-extra-plugins),
+# and Bouncy Castle's EST client (libbcpkix-java, libbcprov-java, libbcutil-java)
+# with a JDK to compile test/java/BcEstClient.java (openjdk-17-jdk-headless).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq curl openssl strongswan-pki libstrongswan-extra-plugins >/dev/null
+$SUDO apt-get install -y -qq curl openssl strongswan-pki libstrongswan-extra-plugins \
+  libbcpkix-java libbcprov-java libbcutil-java openjdk-17-jdk-headless >/dev/null
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
-echo "curl, openssl and strongSwan pki are installed"
+for jar in bcprov bcpkix bcutil; do
+  [ -f "/usr/share/java/$jar.jar" ] || { echo "/usr/share/java/$jar.jar is missing" >&2; exit 1; }
+done
+javac -version >/dev/null 2>&1 || { echo "javac did not install" >&2; exit 1; }
+echo "curl, openssl, strongSwan pki, Bouncy Castle and javac are installed"

@@ -33,6 +33,7 @@ export const ERROR_CATALOGUE = {
   EST_INTERNAL: { status: 500, reason: 'internal server error' },
   EST_NOT_IMPLEMENTED: { status: 501, reason: 'operation not supported by this profile' },
   EST_UPSTREAM_AUTH: { status: 502, reason: "the upstream CA rejected est-ra's own credentials" },
+  EST_UPSTREAM_POP: { status: 502, reason: "the upstream CA refused the CSR's proof-of-possession (tls-unique)" },
   EST_UPSTREAM_REFUSED: { status: 502, reason: 'the upstream CA refused the request' },
   EST_UPSTREAM_INVALID: { status: 502, reason: 'the upstream CA answered with something est-ra cannot accept' },
   EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },

@@ -95,6 +95,7 @@ async function buildProfile(
     allowlist: compileAllowlist(config.allowed_ip_addresses),
     channelBinding: config.channel_binding,
     renewRevokedCert: config.renewal_settings.renew_revoked_cert,
+    base64Framing: config.base64_framing,
     upstream,
     async cacertsPkcs7() {
       const certificates = await upstream.caCertificates();
@@ -107,7 +108,16 @@ async function buildProfile(
     },
     async csrAttrs() {
       if (config.csrattrs_source === 'profile' || !upstream.csrAttrs) return ownCsrAttrs;
-      const upstreams = await upstream.csrAttrs();
+      let upstreams: Buffer | undefined;
+      try {
+        upstreams = await upstream.csrAttrs();
+      } catch (err) {
+        // /csrattrs is advice (RFC 7030 §4.5): an upstream that cannot give it
+        // must not turn every device's /csrattrs into 502. The profile's own
+        // attributes answer instead, and the admin sees why.
+        services.logger.warn(LOG_EVENT.upstreamCsrattrsFallback, { profile: name, error: err instanceof Error ? err.message : String(err) });
+        return ownCsrAttrs;
+      }
       return config.csrattrs_source === 'upstream' ? mergeCsrAttrs(upstreams) : mergeCsrAttrs(ownCsrAttrs, upstreams);
     },
   };

@@ -49,18 +49,18 @@ In another terminal, in this directory:
 
 # 1. Get the CA certificates (TLS trust anchor: the local root CA)
 curl -sS --fail-with-body --cacert ${ca} ${est}/cacerts -o cacerts.p7
-openssl base64 -d -A -in cacerts.p7 | openssl pkcs7 -inform DER -print_certs -out cacerts.pem
+openssl base64 -d -in cacerts.p7 | openssl pkcs7 -inform DER -print_certs -out cacerts.pem
 
 # 2. Make a key and CSR, enroll with the passcode
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout device.key -subj "/CN=device-001" -out device.csr
 curl -sS --fail-with-body --cacert ${ca} --user ":${passcode}" -H "Content-Type: application/pkcs10" --data-binary @device.csr ${est}/simpleenroll -o device.p7
-openssl base64 -d -A -in device.p7 | openssl pkcs7 -inform DER -print_certs -out device.crt
+openssl base64 -d -in device.p7 | openssl pkcs7 -inform DER -print_certs -out device.crt
 openssl verify -CAfile cacerts.pem device.crt
 
 # 3. Re-enroll, authenticated by the certificate being renewed
 openssl req -new -key device.key -subj "/CN=device-001" -out renew.csr
 curl -sS --fail-with-body --cacert ${ca} --cert device.crt --key device.key -H "Content-Type: application/pkcs10" --data-binary @renew.csr ${est}/simplereenroll -o renewed.p7
-openssl base64 -d -A -in renewed.p7 | openssl pkcs7 -inform DER -print_certs -out renewed.crt
+openssl base64 -d -in renewed.p7 | openssl pkcs7 -inform DER -print_certs -out renewed.crt
 openssl verify -CAfile cacerts.pem renewed.crt
 
 Press Ctrl-C to stop.

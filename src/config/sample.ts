@@ -54,6 +54,7 @@ profiles:
     labels:                     # /.well-known/est/<label>/simpleenroll selects this profile
       - demo
       - devicetrustmanager/IOT_demo/device-group/line-1
+      - IOT_demo_line-1         # one-segment alias: Bouncy Castle's EST client accepts no '/' in a label
     authentication_policy: demo
     upstream: local-ca          # the embedded issuing CA below; est forwards to an RFC 7030 server:
     # upstream: est
@@ -68,6 +69,7 @@ profiles:
     #   cacerts_refresh_s: 3600
     # csrattrs_source: profile              # profile | upstream | merged
     # est_cacerts_include_full_tls_chain: false
+    # base64_framing: auto      # auto: one line without a User-Agent (strongSwan pki), else 64-column lines | wrapped | single_line
     local_ca:
       certificate: pki/issuing-ca.crt
       key: pki/issuing-ca.key

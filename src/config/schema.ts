@@ -230,6 +230,12 @@ const profile = z
     est: estUpstream.optional(),
     /** Whether /csrattrs answers the profile's attributes, the upstream's, or both. */
     csrattrs_source: z.enum(['profile', 'upstream', 'merged'], { errorMap: () => ({ message: 'must be profile, upstream or merged' }) }).default('profile'),
+    /**
+     * How base64 answers are laid out: auto = one line for a request without a
+     * User-Agent (strongSwan pki), 64-column lines for every other; wrapped or
+     * single_line for every request (README "Base64 framing").
+     */
+    base64_framing: z.enum(['auto', 'wrapped', 'single_line'], { errorMap: () => ({ message: 'must be auto, wrapped or single_line' }) }).default('auto'),
     /** DigiCert's setting: /cacerts also carries the CA certificates of est-ra's own TLS chain. */
     est_cacerts_include_full_tls_chain: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
     /** DigiCert's usage restriction, in every notation auth/allowlist.ts reads; empty: any address. */

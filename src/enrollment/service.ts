@@ -16,6 +16,7 @@ const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
   EST_UPSTREAM_UNAVAILABLE: 'unavailable',
   EST_UPSTREAM_AUTH: 'auth',
+  EST_UPSTREAM_POP: 'pop',
   EST_UPSTREAM_INVALID: 'invalid',
   EST_UPSTREAM_REFUSED: 'refused',
 };

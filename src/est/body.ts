@@ -33,3 +33,23 @@ function decodeBase64(text: string, reason: string): Buffer {
   if (compact.length === 0 || !STRICT_BASE64.test(compact)) throw EstError.badRequest('EST_BODY_MALFORMED', reason);
   return Buffer.from(compact, 'base64');
 }
+
+/**
+ * How a base64 body is laid out. No one layout is read by every client
+ * (measured, README "Base64 framing"):
+ * - `wrapped`: 64-character lines, each ended by CRLF (RFC 2045 §6.8 style).
+ *   OpenSSL's base64 BIO (libest, OpenSSL-based firmware, `openssl base64 -d`)
+ *   drops a first line longer than 1024 characters, so past 765 DER bytes
+ *   it reads only this.
+ * - `single_line`: all of it on one line, then CRLF. strongSwan pki 5.9.8
+ *   refuses whitespace inside the data and reads only this.
+ */
+export type Base64Framing = 'wrapped' | 'single_line';
+
+const LINE = /.{1,64}/g;
+
+export function encodeBase64Body(der: Uint8Array, framing: Base64Framing): Buffer {
+  const text = Buffer.from(der).toString('base64');
+  if (framing === 'single_line') return Buffer.from(`${text}\r\n`, 'latin1');
+  return Buffer.from(`${(text.match(LINE) ?? []).join('\r\n')}\r\n`, 'latin1');
+}

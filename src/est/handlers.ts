@@ -9,7 +9,8 @@ import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from
 import type { EnrollmentService } from '../enrollment/service.js';
 import { decodeDerBody } from './body.js';
 import { MEDIA_TYPE } from './media-types.js';
-import { sendBase64, sendNoContent, toEstError } from './respond.js';
+import { sendBase64, sendBase64Reused, sendNoContent, toEstError } from './respond.js';
+import type { Base64Framing } from './body.js';
 import type { EstRequestState } from './router.js';
 
 export interface HandlerDependencies {
@@ -20,14 +21,14 @@ export interface HandlerDependencies {
 }
 
 /** GET /cacerts (RFC 7030 §4.1): anonymous, the profile's CA certificates as certs-only PKCS#7. */
-export async function handleCacerts(profile: Profile, res: ServerResponse): Promise<void> {
-  sendBase64(res, MEDIA_TYPE.cacerts, await profile.cacertsPkcs7());
+export async function handleCacerts(profile: Profile, res: ServerResponse, framing: Base64Framing): Promise<void> {
+  sendBase64Reused(res, MEDIA_TYPE.cacerts, await profile.cacertsPkcs7(), framing);
 }
 
 /** GET /csrattrs (RFC 7030 §4.5): what the profile asks a CSR to contain, or 204 when nothing. */
-export async function handleCsrattrs(profile: Profile, res: ServerResponse): Promise<void> {
+export async function handleCsrattrs(profile: Profile, res: ServerResponse, framing: Base64Framing): Promise<void> {
   const attributes = await profile.csrAttrs();
-  if (attributes) sendBase64(res, MEDIA_TYPE.csrattrs, attributes);
+  if (attributes) sendBase64Reused(res, MEDIA_TYPE.csrattrs, attributes, framing);
   else sendNoContent(res);
 }
 
@@ -37,6 +38,7 @@ export interface EnrollRequest {
   readonly peerAddress: string;
   readonly credentials: ClientCredentials;
   readonly body: Buffer;
+  readonly framing: Base64Framing;
 }
 
 /**
@@ -80,7 +82,7 @@ export async function handleEnroll(deps: HandlerDependencies, request: EnrollReq
     const { certificate, replayed } = await deps.enrollment.enroll(profile, { ...record, csr, current: identity.certificate, names: decision.names });
     state.outcome = replayed ? 'issued earlier' : 'issued';
     state.serial = certificate.serialNumber;
-    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]));
+    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]), request.framing);
   } catch (err) {
     const error = toEstError(err);
     // After the decision the enrollment service records what happened. Before

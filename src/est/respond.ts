@@ -1,19 +1,50 @@
 import type { ServerResponse } from 'node:http';
 import { EstError } from '../errors.js';
+import { encodeBase64Body, type Base64Framing } from './body.js';
 import { MEDIA_TYPE } from './media-types.js';
 
+/** A profile's `base64_framing`: `auto` picks per request (framingFor). */
+export type Base64FramingSetting = Base64Framing | 'auto';
+
 /**
- * Writes a DER payload the way both libest and strongSwan parse it: base64 on
- * one line followed by CRLF, with Content-Length (never chunked) and header
- * names in exact case (RFC 7030 §4.1.3, §4.2.3; ../shared/INTEROP.md).
+ * The framing an answer gets. `auto`: one line for a request without a
+ * User-Agent header — strongSwan pki writes its own HTTP request with Host,
+ * Authorization, Content-Type and Content-Length only (src/pki/est/est_tls.c)
+ * and decodes the body with chunk_from_base64, which fails on whitespace
+ * inside the data (measured: a wrapped /cacerts is unreadable to it);
+ * Bouncy Castle sends no User-Agent either and reads both. Every other
+ * request (libest sends `User-Agent: libest ...`, curl, browsers) gets
+ * 64-column lines, which OpenSSL's base64 BIO reads at any length.
  */
-export function sendBase64(res: ServerResponse, contentType: string, der: Uint8Array): void {
-  sendBody(res, 200, contentType, base64Body(der));
+export function framingFor(setting: Base64FramingSetting, userAgent: string | undefined): Base64Framing {
+  if (setting !== 'auto') return setting;
+  return userAgent === undefined || userAgent.trim() === '' ? 'single_line' : 'wrapped';
 }
 
-/** Pre-encodes a DER payload once, for answers that do not change (e.g. /cacerts). */
-export function base64Body(der: Uint8Array): Buffer {
-  return Buffer.from(`${Buffer.from(der).toString('base64')}\r\n`, 'latin1');
+/**
+ * Writes a DER payload as base64 in the given framing, with
+ * `Content-Transfer-Encoding: base64` (RFC 7030 §4 as published; Bouncy
+ * Castle decodes only when it is present, RFC 8951 clients ignore it),
+ * Content-Length (never chunked) and header names in exact case
+ * (RFC 7030 §4.1.3, §4.2.3; INTEROP.md).
+ */
+export function sendBase64(res: ServerResponse, contentType: string, der: Uint8Array, framing: Base64Framing): void {
+  sendBody(res, 200, contentType, encodeBase64Body(der, framing), BASE64_HEADERS);
+}
+
+const BASE64_HEADERS = { 'Content-Transfer-Encoding': 'base64' } as const;
+const encodedOnce = new WeakMap<Uint8Array, Partial<Record<Base64Framing, Buffer>>>();
+
+/**
+ * sendBase64 for payloads that do not change between requests (/cacerts,
+ * the profile's own /csrattrs): each framing is encoded once per payload
+ * object, not per request.
+ */
+export function sendBase64Reused(res: ServerResponse, contentType: string, der: Uint8Array, framing: Base64Framing): void {
+  let bodies = encodedOnce.get(der);
+  if (!bodies) encodedOnce.set(der, (bodies = {}));
+  const body = (bodies[framing] ??= encodeBase64Body(der, framing));
+  sendBody(res, 200, contentType, body, BASE64_HEADERS);
 }
 
 export function sendBody(res: ServerResponse, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {

@@ -11,7 +11,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ChannelBinding, type ClientCredentials } from '../auth/authenticate.js';
 import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
-import { sendError, toEstError } from './respond.js';
+import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll, type HandlerDependencies } from './handlers.js';
 
 export interface EstDependencies extends HandlerDependencies {
@@ -162,11 +162,12 @@ function requireCsrContentType(req: Request, _res: Response, next: NextFunction)
 async function dispatch(deps: EstDependencies, req: Request, res: Response): Promise<void> {
   const state = stateOf(res);
   const profile = state.profile!;
+  const framing = framingFor(profile.base64Framing, req.headers['user-agent']);
   switch (state.operation) {
     case 'cacerts':
-      return handleCacerts(profile, res);
+      return handleCacerts(profile, res, framing);
     case 'csrattrs':
-      return handleCsrattrs(profile, res);
+      return handleCsrattrs(profile, res, framing);
     case 'simpleenroll':
     case 'simplereenroll':
       return handleEnroll(
@@ -177,6 +178,7 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
           peerAddress: req.socket.remoteAddress ?? 'unknown',
           credentials: credentialsOf(req, profile.channelBinding),
           body: bodyOf(req),
+          framing,
         },
         state,
         res,

@@ -10,6 +10,8 @@ export const LOG_EVENT = {
   clientError: 'client connection error',
   upstreamUnavailable: 'upstream unavailable',
   upstreamAuthFailed: "upstream rejected est-ra's credentials",
+  upstreamPopRefused: "upstream refused the CSR's tls-unique proof-of-possession",
+  upstreamCsrattrsFallback: "upstream /csrattrs failed; answering the profile's own attributes",
   upstreamRecovered: 'upstream reachable again',
   requestQueued: 'request queued for the upstream',
   requestsRequeued: 'interrupted requests queued again',

@@ -48,6 +48,8 @@ export interface Profile {
   readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */
   readonly upstream: Upstream;
+  /** base64_framing: how base64 answers are laid out, `auto` choosing per request (est/respond.ts framingFor). */
+  readonly base64Framing: 'auto' | 'wrapped' | 'single_line';
   /** The certs-only PKCS#7 answered by /cacerts (RFC 7030 §4.1.3). */
   cacertsPkcs7(): Promise<Buffer>;
   /** DER CsrAttrs, or undefined when the profile asks for nothing (204). */

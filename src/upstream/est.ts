@@ -2,7 +2,8 @@ import { Agent } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import { EstError } from '../errors.js';
-import { decodeDerBody } from '../est/body.js';
+import { decodeDerBody, encodeBase64Body } from '../est/body.js';
+import type { TLSSocket } from 'node:tls';
 import { parseCertsOnly } from '../pki/certs-only.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { bytes, x509 } from '../pki/x509.js';
@@ -151,7 +152,7 @@ export class EstUpstream implements Upstream {
   }
 
   async simpleEnroll(csr: VerifiedCsr): Promise<IssuedCertificate> {
-    const answer = await this.call('post', 'simpleenroll', csr.der);
+    const answer = await this.call('post', 'simpleenroll', csr);
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
@@ -161,7 +162,7 @@ export class EstUpstream implements Upstream {
   }
 
   async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
-    const answer = await this.call('post', this.options.reenrollOperation, csr.der);
+    const answer = await this.call('post', this.options.reenrollOperation, csr);
     return verifyIssued(answer, {
       subjectPublicKeyInfo: csr.subjectPublicKeyInfo,
       caCertificates: await this.caCertificates(),
@@ -184,16 +185,20 @@ export class EstUpstream implements Upstream {
   /**
    * One RFC 7030 request. Answers are turned into est-ra's vocabulary:
    * 200 → the decoded DER body · 204 → empty · 202 → EstError.pending ·
-   * 401/403 → EST_UPSTREAM_AUTH (est-ra's own credentials) · 408/429/5xx
-   * and network failures → UpstreamUnavailableError · other 4xx → EST_UPSTREAM_REFUSED.
+   * 401 to a CSR with a challengePassword from an RA without id-kp-cmcRA →
+   * EST_UPSTREAM_POP · other 401/403 → EST_UPSTREAM_AUTH (est-ra's own
+   * credentials) · 408/429/5xx and network failures →
+   * UpstreamUnavailableError · other 4xx → EST_UPSTREAM_REFUSED.
    */
-  private async call(method: 'get' | 'post', operation: string, csr?: Buffer): Promise<Buffer> {
+  private async call(method: 'get' | 'post', operation: string, csr?: VerifiedCsr): Promise<Buffer> {
     let response: AxiosResponse<ArrayBuffer>;
     try {
       response =
         method === 'get'
           ? await this.http.get<ArrayBuffer>(`/${operation}`)
-          : await this.http.post<ArrayBuffer>(`/${operation}`, `${csr!.toString('base64')}\r\n`, { headers: { 'Content-Type': 'application/pkcs10' } });
+          : // 64-column lines: an OpenSSL-based upstream (libest's estserver) reads a
+            // first line of at most 1024 characters and refuses longer CSRs with 400.
+            await this.http.post<ArrayBuffer>(`/${operation}`, encodeBase64Body(csr!.der, 'wrapped'), { headers: { 'Content-Type': 'application/pkcs10' } });
     } catch (err) {
       throw new UpstreamUnavailableError(`upstream ${operation}: ${describe(err)}`, { cause: err });
     }
@@ -201,7 +206,7 @@ export class EstUpstream implements Upstream {
     const status = response.status;
     if (status === 200) {
       try {
-        return decodeDerBody(body);
+        return decodeDerBody(withoutTrailingNuls(body));
       } catch (cause) {
         throw new EstError('EST_UPSTREAM_INVALID', { reason: `upstream ${operation} answer is not base64 DER`, cause });
       }
@@ -213,6 +218,13 @@ export class EstUpstream implements Upstream {
         retryAfterSeconds(response.headers['retry-after'], this.now()),
         `the upstream CA has not issued the certificate yet${said ? `: ${said}` : ''}`,
       );
+    if (status === 401 && csr?.challengePassword !== undefined && !presentedCmcRa(response)) {
+      this.logger.error(LOG_EVENT.upstreamPopRefused, { profile: this.profile, operation, status, upstream: said });
+      throw new EstError('EST_UPSTREAM_POP', {
+        reason:
+          "the upstream CA refused the CSR's challengePassword as tls-unique proof-of-possession (401): est-ra's RA certificate has no id-kp-cmcRA (1.3.6.1.5.5.7.3.28)",
+      });
+    }
     if (status === 401 || status === 403) {
       this.logger.error(LOG_EVENT.upstreamAuthFailed, { profile: this.profile, operation, status, upstream: said });
       throw new EstError('EST_UPSTREAM_AUTH', { reason: `the upstream CA rejected est-ra's own credentials (${status})` });
@@ -221,6 +233,36 @@ export class EstUpstream implements Upstream {
       throw new UpstreamUnavailableError(`upstream ${operation} answered ${status}${said ? ` ${said}` : ''}`);
     throw new EstError('EST_UPSTREAM_REFUSED', { reason: `the upstream CA refused the request (${status}${said ? ` ${said}` : ''})` });
   }
+}
+
+const ID_KP_CMC_RA = '1.3.6.1.5.5.7.3.28';
+
+/**
+ * Whether est-ra's RA certificate on this connection carries id-kp-cmcRA.
+ * libest (and RFC 7030 §3.7 RAs) skip the tls-unique check of a CSR's
+ * challengePassword only for such a certificate; without it a device's
+ * channel binding can never match est-ra's own connection. Read from the
+ * TLS socket, so it holds for a PEM and a PKCS#12 identity alike.
+ */
+function presentedCmcRa(response: AxiosResponse): boolean {
+  const socket = (response.request as { socket?: TLSSocket } | undefined)?.socket;
+  const own = socket?.getCertificate();
+  // Node leaves ext_key_usage out when the certificate has no EKU extension.
+  const usages: unknown = own && 'ext_key_usage' in own ? own.ext_key_usage : undefined;
+  return Array.isArray(usages) && usages.includes(ID_KP_CMC_RA);
+}
+
+/**
+ * A text answer without the NUL bytes some servers put after it (libest's
+ * example estserver ends /csrattrs with one and counts it in Content-Length).
+ * Raw DER is left alone: it can end in 0x00 (a certs-only PKCS#7 ends with
+ * an empty SET, 31 00).
+ */
+function withoutTrailingNuls(body: Buffer): Buffer {
+  if (body[0] === 0x30 && body.length > 1 && body[1]! >= 0x80) return body;
+  let end = body.length;
+  while (end > 0 && body[end - 1] === 0) end--;
+  return body.subarray(0, end);
 }
 
 function parseCertificates(certsOnly: Buffer): x509.X509Certificate[] {

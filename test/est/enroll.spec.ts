@@ -6,6 +6,8 @@ import { forgeRsaCsr, opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 
+/** 64-character lines, each ended by CRLF; the last one may be shorter. */
+const WRAPPED = /^(?:[A-Za-z0-9+/]{64}\r\n)*[A-Za-z0-9+/=]{1,64}\r\n$/;
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
 describe('EST enrollment with curl + openssl against the embedded default', () => {
@@ -22,17 +24,19 @@ describe('EST enrollment with curl + openssl against the embedded default', () =
     expect(answer.status, answer.body).to.equal(200);
     expect(answer.headers).to.match(/\r\nContent-Type: application\/pkcs7-mime; smime-type=certs-only\r\n/);
     expect(answer.headers).to.match(/\r\nContent-Length: \d+\r\n/);
-    expect(answer.body).to.match(/^[A-Za-z0-9+/=]+\r\n$/, 'base64 on one line followed by CRLF');
+    expect(answer.headers).to.match(/\r\nContent-Transfer-Encoding: base64\r\n/);
+    expect(answer.body).to.match(WRAPPED, 'curl sends a User-Agent: base64 in 64-column CRLF lines');
     const cert = await certsFromP7(ra.dir, answer.body, name);
     expect(await opensslVerify(ra, cert)).to.contain(': OK');
     return cert;
   }
 
-  it('ok cacerts: certs-only PKCS#7 with the issuing and root CA, base64 on one line', async () => {
+  it('ok cacerts: certs-only PKCS#7 with the issuing and root CA, base64 in 64-column lines', async () => {
     const answer = await curl(ra, '/cacerts', []);
     expect(answer.status).to.equal(200);
     expect(answer.headers).to.match(/\r\nContent-Type: application\/pkcs7-mime\r\n/);
-    expect(answer.body).to.match(/^[A-Za-z0-9+/=]+\r\n$/);
+    expect(answer.headers).to.match(/\r\nContent-Transfer-Encoding: base64\r\n/);
+    expect(answer.body).to.match(WRAPPED);
     const pem = await certsFromP7(ra.dir, answer.body, 'cacerts');
     const subjects = readFileSync(pem, 'utf8').match(/^subject=.*$/gm);
     expect(subjects).to.have.length(2);

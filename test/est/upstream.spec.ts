@@ -188,6 +188,27 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     expect(metrics).to.match(/est_ra_requests_total\{profile="demo",operation="simpleenroll",status="502"\} \d+/);
   });
 
+  it('ok a CSR with a challengePassword through an RA certificate with id-kp-cmcRA: libest mode issues it; a 401 to it is about credentials', async () => {
+    const config = join(ra.dir, 'cmcra-pop.cnf');
+    writeFileSync(
+      config,
+      '[req]\ndistinguished_name = dn\nattributes = attrs\nprompt = no\n[dn]\nCN = fw-cmcra\n[attrs]\nchallengePassword = AAAAAAAAAAAAAAAA\n',
+    );
+    const p256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+    const csrs = ['fw-cmcra', 'fw-cmcra-2'].map((name) => join(ra.dir, `${name}.csr`));
+    for (const csr of csrs) await mustRun('openssl', ['req', '-new', ...p256, '-keyout', `${csr}.key`, '-config', config, '-out', csr]);
+    try {
+      // libest skips its tls-unique check for an RA (RFC 7030 §3.7), so the device's challengePassword does not matter.
+      await upstream.setMode('libest');
+      expect((await enroll('fw-cmcra', csrs[0]!)).status).to.equal(200);
+      await upstream.setMode('unauthorized');
+      const refused = await enroll('fw-cmcra-2', csrs[1]!);
+      expect(refused.body).to.equal("502 the upstream CA rejected est-ra's own credentials (401)\n");
+    } finally {
+      await upstream.setMode('normal');
+    }
+  });
+
   it("ok upstream 202: the device gets 202 + Retry-After, est-ra polls, the device's retry gets the certificate", async () => {
     await upstream.setMode('pending');
     try {

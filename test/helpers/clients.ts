@@ -43,13 +43,14 @@ export function strongswanPki(ra: TestEstRa, args: readonly string[]): Promise<R
 
 /**
  * Decodes a certs-only answer as an admin would:
- * `openssl base64 -d -A | openssl pkcs7 -inform DER -print_certs`.
+ * `openssl base64 -d | openssl pkcs7 -inform DER -print_certs`. Without -A:
+ * curl sends a User-Agent, so est-ra answers 64-column lines, which -A cannot read.
  */
 export async function certsFromP7(dir: string, base64Body: string, name: string): Promise<string> {
   const p7 = join(dir, `${name}.p7`);
   const pem = join(dir, `${name}.pem`);
   writeFileSync(p7, base64Body);
-  await sh(`openssl base64 -d -A -in ${p7} | openssl pkcs7 -inform DER -print_certs -out ${pem}`, dir).then((r) => {
+  await sh(`openssl base64 -d -in ${p7} | openssl pkcs7 -inform DER -print_certs -out ${pem}`, dir).then((r) => {
     if (r.code !== 0) throw new Error(`cannot decode ${name}: ${r.stderr}`);
   });
   return pem;

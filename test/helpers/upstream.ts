@@ -213,6 +213,12 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth, 1.3.6.1.5.5.7.3.28
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[ra_client_without_cmcra]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 `;
 
 /**
@@ -221,8 +227,9 @@ authorityKeyIdentifier = keyid
  * PKCS#12 with a random passphrase. OpenSSL 3's default PKCS#12 (AES-256,
  * PBKDF2) is what Node's TLS reads, so no -legacy. The CA is left out of the
  * PKCS#12 because Node would also trust it for the upstream's server certificate.
+ * `cmcRa: false` leaves id-kp-cmcRA out (clientAuth only), as many RA certificates are issued.
  */
-export async function makeRaIdentity(dir: string): Promise<RaIdentity> {
+export async function makeRaIdentity(dir: string, options: { cmcRa?: boolean } = {}): Promise<RaIdentity> {
   const config = join(dir, 'ra-openssl.cnf');
   const caKeyFile = join(dir, 'ra-ca.key');
   const caFile = join(dir, 'ra-ca.crt');
@@ -270,7 +277,7 @@ export async function makeRaIdentity(dir: string): Promise<RaIdentity> {
     '-extfile',
     config,
     '-extensions',
-    'ra_client',
+    options.cmcRa === false ? 'ra_client_without_cmcra' : 'ra_client',
     '-out',
     certFile,
   ]);

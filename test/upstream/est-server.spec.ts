@@ -321,6 +321,62 @@ describe('test upstream EST server (test/upstream/est-server.ts) driven by curl 
     });
   });
 
+  describe('mode libest (what cisco/libest estserver does)', () => {
+    it('ok /csrattrs: base64 CsrAttrs followed by a NUL byte that Content-Length counts', async () => {
+      await up.setMode('libest');
+      const answer = await curl(up, '/csrattrs', asRa());
+      expect(answer.status).to.equal(200);
+      expect(answer.body.endsWith('\r\n\0')).to.equal(true);
+      expect(answer.headers).to.contain(`\r\nContent-Length: ${Buffer.byteLength(answer.body)}\r\n`);
+      expect(Buffer.from(answer.body.slice(0, -1), 'base64').toString('hex')).to.equal('301506092a864886f70d01090706082a8648ce3d040302');
+    });
+
+    it("fail a one-line CSR body of >= 1024 base64 characters: 400, as OpenSSL's base64 BIO drops the line; wrapped: issued", async () => {
+      await up.setMode('libest');
+      const device = await opensslCsr(tmp, 'dev-libest-rsa', { keyArgs: ['-newkey', 'rsa:3072'] });
+      const oneLine = join(tmp, 'dev-libest-rsa.line');
+      writeFileSync(oneLine, device.csrDer.toString('base64'));
+      const refused = await curl(up, '/simpleenroll', [...asRa(), ...PKCS10, '--data-binary', `@${oneLine}`]);
+      expect(refused.status).to.equal(400);
+      expect(refused.body).to.equal('Invalid or corrupted pkcs10 request\n');
+      const wrapped = join(tmp, 'dev-libest-rsa.b64');
+      await mustRun('openssl', ['base64', '-in', device.csrDerFile, '-out', wrapped]);
+      expect((await curl(up, '/simpleenroll', [...asRa(), ...PKCS10, '--data-binary', `@${wrapped}`])).status).to.equal(200);
+    });
+
+    it('ok a CSR with a challengePassword from an RA with id-kp-cmcRA is issued (the PoP check is skipped for RAs)', async () => {
+      await up.setMode('libest');
+      const config = join(tmp, 'libest-pop.cnf');
+      writeFileSync(
+        config,
+        '[req]\ndistinguished_name = dn\nattributes = attrs\nprompt = no\n[dn]\nCN = dev-pop\n[attrs]\nchallengePassword = AAAAAAAAAAAAAAAA\n',
+      );
+      const csr = join(tmp, 'dev-pop.csr');
+      await mustRun('openssl', [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        `${csr}.key`,
+        '-config',
+        config,
+        '-out',
+        csr,
+      ]);
+      expect((await curl(up, '/simpleenroll', [...asRa(), ...PKCS10, '--data-binary', `@${csr}`])).status).to.equal(200);
+    });
+
+    it('fail mode csrattrs-down: /csrattrs answers 500, enrollment still works', async () => {
+      await up.setMode('csrattrs-down');
+      expect((await curl(up, '/csrattrs', asRa())).status).to.equal(500);
+      await enroll('dev-csrattrs-down', await opensslCsr(tmp, 'dev-csrattrs-down'));
+    });
+  });
+
   describe('stats', () => {
     it('ok two URLs in one curl share one keep-alive connection: one handshake, two requests', async () => {
       const start = await up.stats();

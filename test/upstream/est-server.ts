@@ -68,6 +68,11 @@ interface Signer {
 
 const MAX_BODY_BYTES = 256 * 1024;
 
+const ID_KP_CMC_RA = '1.3.6.1.5.5.7.3.28';
+
+/** The CsrAttrs of mode libest: challengePassword (1.2.840.113549.1.9.7) and ecdsa-with-SHA256 (1.2.840.10045.4.3.2). */
+const LIBEST_CSRATTRS = Buffer.from('3015' + '06092a864886f70d010907' + '06082a8648ce3d040302', 'hex');
+
 /**
  * One openssl.cnf for every step, so no result depends on the system's
  * openssl.cnf defaults. [device] is applied after the CSR's own extensions
@@ -434,6 +439,17 @@ class Upstream {
       return;
     }
     if (operation === 'csrattrs') {
+      if (this.stats.mode === 'csrattrs-down') throw new HttpProblem(500, 'upstream internal error (mode csrattrs-down)');
+      if (this.stats.mode === 'libest') {
+        // libest's example server: base64 then a NUL byte, which its Content-Length counts.
+        send(
+          res,
+          200,
+          { 'Content-Type': 'application/csrattrs', 'Content-Transfer-Encoding': 'base64' },
+          Buffer.from(`${base64Body(LIBEST_CSRATTRS)}\0`, 'latin1'),
+        );
+        return;
+      }
       send(res, 204, {});
       return;
     }
@@ -466,9 +482,15 @@ class Upstream {
       case 'normal':
       case 'wrong-key':
       case 'other-ca':
+      case 'csrattrs-down':
+        break;
+      case 'libest':
+        // OpenSSL's base64 BIO drops a first line longer than its 1024-byte buffer; libest then finds no CSR.
+        if (body.length > 1024 && !body.subarray(0, 1024).includes(0x0a)) throw new HttpProblem(400, 'Invalid or corrupted pkcs10 request');
         break;
     }
     const csrPem = csrPemFromBody(body);
+    if (mode === 'libest') await this.libestProofOfPossession(req, csrPem);
     if (mode === 'pending' && !this.stats.approved) {
       await this.checkCsr(csrPem);
       throw new HttpProblem(202, 'pending approval', { 'Retry-After': '1' });
@@ -501,8 +523,26 @@ class Upstream {
     });
   }
 
+  /**
+   * libest's PoP check: a CSR with a challengePassword must carry this
+   * connection's tls-unique, unless the client is an RA (id-kp-cmcRA). An RA
+   * forwarding a device's CSR can never match, so without cmcRA it gets 401.
+   */
+  private async libestProofOfPossession(req: IncomingMessage, csrPem: string): Promise<void> {
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+    // keyUsage lists the extended key usages; Node leaves it undefined without the extension.
+    const usages: unknown = peer?.keyUsage;
+    if (Array.isArray(usages) && usages.includes(ID_KP_CMC_RA)) return;
+    const text = await this.inScratch(async (dir) => {
+      const csr = join(dir, 'csr.pem');
+      writeFileSync(csr, csrPem);
+      return (await openssl(['req', '-in', csr, '-noout', '-text'])).stdout;
+    });
+    if (/challengePassword/.test(text)) throw new HttpProblem(401, 'PoP check failed: tls-unique mismatch', { 'WWW-Authenticate': 'Basic realm="upstream"' });
+  }
+
   /** A certs-only PKCS#7 (DER) with one certificate for the CSR, shaped by the mode. */
-  private async issue(csrPem: string, mode: 'normal' | 'pending' | 'wrong-key' | 'other-ca'): Promise<Buffer> {
+  private async issue(csrPem: string, mode: 'normal' | 'pending' | 'wrong-key' | 'other-ca' | 'libest' | 'csrattrs-down'): Promise<Buffer> {
     await this.checkCsr(csrPem);
     const signer = mode === 'other-ca' ? await this.otherCa() : { cert: this.pki.issuingCert, key: this.pki.issuingKey };
     return this.inScratch(async (dir) => {

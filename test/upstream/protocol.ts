@@ -5,9 +5,9 @@
  */
 
 /**
- * How the upstream answers simpleenroll/simplereenroll. /cacerts and /csrattrs
- * always answer normally, so a test can break enrollment while est-ra can
- * still fetch the CA chain.
+ * How the upstream answers simpleenroll/simplereenroll (and, for libest and
+ * csrattrs-down, /csrattrs). /cacerts always answers normally, so a test can
+ * break enrollment while est-ra can still fetch the CA chain.
  */
 export const UPSTREAM_MODES = [
   /** Issue a certificate for the CSR's key under the issuing CA. */
@@ -30,6 +30,17 @@ export const UPSTREAM_MODES = [
   'hang',
   /** Read the request and destroy the connection without answering. */
   'reset',
+  /**
+   * What cisco/libest's estserver does (OpenSSL's base64 BIO, its PoP check):
+   * 400 for a CSR body whose first line is longer than 1024 characters (one
+   * line of >= 1024 base64 characters; wrapped it is read); 401 for a CSR with
+   * a challengePassword when the client certificate lacks id-kp-cmcRA (the
+   * tls-unique check an RA cannot pass); /csrattrs answered with a trailing
+   * NUL byte counted in Content-Length. Otherwise issues as normal.
+   */
+  'libest',
+  /** /csrattrs answers 500; enrollment as normal. */
+  'csrattrs-down',
 ] as const;
 
 export type UpstreamMode = (typeof UPSTREAM_MODES)[number];
