@@ -94,7 +94,7 @@ describe('est-ra → an upstream that behaves like libest (RA certificate withou
   });
 
   it('ok est-ra forwards a P-256 CSR with 40 SANs (over 1024 base64 characters): issued with all 40', async () => {
-    const sans = Array.from({ length: 40 }, (_, i) => `DNS:sensor-${i}.line-1.plant.example`).join(',');
+    const sans = Array.from({ length: 40 }, (_, i) => `DNS:sensor-${i}.line-1.local`).join(',');
     const device = await opensslCsr(ra.dir, 'up-40-sans', { subject: '/CN=up-40-sans', addext: [`subjectAltName=${sans}`] });
     expect(device.csrDer.toString('base64').length).to.be.at.least(1024);
     const answer = await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
