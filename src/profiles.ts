@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from './config/load.js';
 import type { ProfileConfig } from './config/schema.js';
-import { encodeCsrAttrs, mergeCsrAttrs } from './est/csrattrs.js';
+import { encodeCsrAttrs, mergeCsrAttrs } from './pki/csrattrs.js';
 import { x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { AuthenticationPolicy, Profile } from './policy/profile.js';

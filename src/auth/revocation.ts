@@ -5,7 +5,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { bytes, x509 } from '../pki/x509.js';
 import type { CertificateView } from '../pki/certificate-view.js';
-import { decodeDerBody } from '../est/body.js';
+import { decodeDerBody } from '../pki/der-body.js';
 
 pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as Crypto }));
 

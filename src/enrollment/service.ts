@@ -10,7 +10,7 @@ import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/ty
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import { BASIC_CHALLENGE } from '../auth/authenticate.js';
-import type { IssuedNames } from '../policy/name-policy.js';
+import type { IssuedNames } from '../pki/names.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',

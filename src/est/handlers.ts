@@ -7,10 +7,10 @@ import { buildCertsOnly } from '../pki/certs-only.js';
 import type { NewRequest, Operation, Store } from '../store/types.js';
 import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
 import type { EnrollmentService } from '../enrollment/service.js';
-import { decodeDerBody } from './body.js';
+import { decodeDerBody } from '../pki/der-body.js';
 import { MEDIA_TYPE } from './media-types.js';
 import { sendBase64, sendBase64Reused, sendNoContent, toEstError } from './respond.js';
-import type { Base64Framing } from './body.js';
+import type { Base64Framing } from '../pki/der-body.js';
 import type { EstRequestState } from './router.js';
 
 export interface HandlerDependencies {

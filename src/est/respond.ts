@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { EstError } from '../errors.js';
-import { encodeBase64Body, type Base64Framing } from './body.js';
+import { encodeBase64Body, type Base64Framing } from '../pki/der-body.js';
 import { MEDIA_TYPE } from './media-types.js';
 
 /** A profile's `base64_framing`: `auto` picks per request (framingFor). */

@@ -44,6 +44,14 @@ export interface Names {
   readonly san: readonly NameValue<SanType | `other:${string}`>[];
 }
 
+/** The names a certificate for a request will carry, as the profile's name policy decided them. */
+export interface IssuedNames {
+  readonly subject: readonly NameValue<SubjectAttribute>[];
+  readonly san: readonly NameValue<SanType>[];
+  /** Exactly the names the CSR asked for: the CA may copy the CSR's own encoding of them. */
+  readonly asRequested: boolean;
+}
+
 /**
  * Reads a DER Name and, when present, a DER subjectAltName Extension.
  * Throws on malformed input (the caller maps it to 400 or 502).

@@ -2,11 +2,11 @@ import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import type { CertificateView } from '../pki/certificate-view.js';
 import { ID_CE_SUBJECT_ALT_NAME } from '../pki/identity.js';
-import { readNames, type Names } from '../pki/names.js';
+import { readNames, type IssuedNames, type Names } from '../pki/names.js';
 import { requestedExtensions } from '../pki/csr-extensions.js';
 import { signatureAlgorithmOid } from '../pki/signature.js';
 import type { Principal } from '../store/types.js';
-import { sameEntries, type IssuedNames, type NamePolicy, type RegisteredValues } from './name-policy.js';
+import { sameEntries, type NamePolicy, type RegisteredValues } from './name-policy.js';
 import { applyRules, type RuleContext } from './rules.js';
 import type { Profile } from './profile.js';
 

@@ -1,6 +1,6 @@
 import { EstError } from '../errors.js';
 import { compileAllowlist } from '../auth/allowlist.js';
-import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES, type Names, type NameValue, type SanType, type SubjectAttribute } from '../pki/names.js';
+import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES, type IssuedNames, type Names, type NameValue, type SanType, type SubjectAttribute } from '../pki/names.js';
 
 /**
  * What a certificate may say (DigiCert certificate profile `subject.*` and
@@ -47,14 +47,6 @@ export interface NamePolicyConfig {
 
 /** Values registered with a credential, keyed `common_name`, `organization_unit`, `san.dns_name`, ... */
 export type RegisteredValues = Readonly<Record<string, readonly string[]>>;
-
-/** The names a certificate for this request will carry. */
-export interface IssuedNames {
-  readonly subject: readonly NameValue<SubjectAttribute>[];
-  readonly san: readonly NameValue<SanType>[];
-  /** Exactly the names the CSR asked for: the CA may copy the CSR's own encoding of them. */
-  readonly asRequested: boolean;
-}
 
 /** Attributes that may repeat in a subject; every other one appears at most once. */
 const MULTI_VALUED: ReadonlySet<SubjectAttribute> = new Set(['organization_unit', 'street_address']);

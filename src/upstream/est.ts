@@ -2,7 +2,7 @@ import { Agent } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
 import { EstError } from '../errors.js';
-import { decodeDerBody, encodeBase64Body } from '../est/body.js';
+import { decodeDerBody, encodeBase64Body } from '../pki/der-body.js';
 import type { TLSSocket } from 'node:tls';
 import { parseCertsOnly } from '../pki/certs-only.js';
 import type { VerifiedCsr } from '../pki/csr.js';

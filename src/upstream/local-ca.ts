@@ -7,7 +7,7 @@ import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
 import type { CertificateView } from '../pki/certificate-view.js';
 import { encodeSubject, encodeSubjectAltName } from '../pki/names.js';
-import type { IssuedNames } from '../policy/name-policy.js';
+import type { IssuedNames } from '../pki/names.js';
 import type { IssuedCertificate, Upstream } from './types.js';
 
 /** What the embedded CA puts into every certificate it issues for one profile. */

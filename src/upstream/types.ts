@@ -2,7 +2,7 @@ import { EstError } from '../errors.js';
 import type { x509 } from '../pki/x509.js';
 import type { CertificateView } from '../pki/certificate-view.js';
 import type { VerifiedCsr } from '../pki/csr.js';
-import type { IssuedNames } from '../policy/name-policy.js';
+import type { IssuedNames } from '../pki/names.js';
 
 /** What a request carries to the upstream besides the CSR, for its records and logs. */
 export interface EnrollContext {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decodeDerBody } from '../../src/est/body.js';
+import { decodeDerBody } from '../../src/pki/der-body.js';
 import { EstError } from '../../src/errors.js';
 
 // A short DER SEQUENCE with a long-form length, standing in for a CSR.

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { decodeDerBody, encodeBase64Body } from '../../src/est/body.js';
+import { decodeDerBody, encodeBase64Body } from '../../src/pki/der-body.js';
 import { framingFor } from '../../src/est/respond.js';
 
 describe('base64 framing of answers', () => {

@@ -1,7 +1,13 @@
 import * as asn1js from 'asn1js';
-import type { CsrAttrsConfig } from '../config/schema.js';
-import type { KeyType } from '../pki/key-type.js';
-import { children, sequence } from '../pki/der.js';
+import type { KeyType } from './key-type.js';
+import { children, sequence } from './der.js';
+
+/** What a profile asks a CSR to contain (the profile's `csrattrs` setting). */
+export interface CsrAttrsRequest {
+  readonly key_type?: KeyType;
+  readonly challenge_password: boolean;
+  readonly oids: readonly string[];
+}
 
 const OID = {
   challengePassword: '1.2.840.113549.1.9.7',
@@ -32,7 +38,7 @@ const CURVE_OID: Partial<Record<KeyType, string>> = {
  * signature algorithm OID to use. Returns undefined when the profile asks for
  * nothing, which /csrattrs answers with 204 (RFC 7030 §4.5.2).
  */
-export function encodeCsrAttrs(config: CsrAttrsConfig): Buffer | undefined {
+export function encodeCsrAttrs(config: CsrAttrsRequest): Buffer | undefined {
   const items: asn1js.AsnType[] = [];
   if (config.challenge_password) items.push(oid(OID.challengePassword));
   if (config.key_type) items.push(...keyTypeItems(config.key_type));
