@@ -44,8 +44,7 @@ import { LocalCaUpstream, type IssuancePolicy } from '../src/upstream/local-ca.j
 import { verifyIssued } from '../src/upstream/verify-issued.js';
 import { configSchema } from '../src/config/schema.js';
 import { sampleConfig } from '../src/config/sample.js';
-import { namePolicyConfig } from '../src/profiles.js';
-import { NamePolicy } from '../src/policy/name-policy.js';
+import { compileProfileRules } from '../src/policy/compile-rules.js';
 import { readNames } from '../src/pki/names.js';
 import type { VerifiedCsr } from '../src/pki/csr.js';
 import { makeRevocationCa } from '../test/helpers/revocation-pki.js';
@@ -658,7 +657,7 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
   const issuer = await makeIssuer();
   const upstream = await LocalCaUpstream.create(issuer.keyPem, [issuer.certificate], BENCH_POLICY, () => new Date());
   // The subject policy of the demo profile that `est-ra init` writes, as the enrollment runs above use it.
-  const demoNames = new NamePolicy(namePolicyConfig(configSchema.parse(parseYaml(sampleConfig({ port: 8443, host: '127.0.0.1' }))).profiles.demo!));
+  const demoNames = compileProfileRules(configSchema.parse(parseYaml(sampleConfig({ port: 8443, host: '127.0.0.1' }))).profiles.demo!).names;
   const decideNames = (csr: VerifiedCsr) => demoNames.decide(readNames(csr.subjectDer, csr.subjectAltName));
   const names = decideNames(verified);
   const issuedDer = (await upstream.simpleEnroll(verified, { requestId: 'bench', profile: 'bench' }, names)).der;

@@ -5,10 +5,7 @@ import { encodeCsrAttrs, mergeCsrAttrs } from './pki/csrattrs.js';
 import { x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { AuthenticationPolicy, Profile } from './policy/profile.js';
-import { keyTypeAllowed } from './policy/rules.js';
-import { renewalAllowed } from './policy/renewal.js';
-import { channelBindingMatches } from './policy/channel-binding.js';
-import { withinUsageRestrictions } from './policy/usage-restrictions.js';
+import { compileProfileRules } from './policy/compile-rules.js';
 import { compileAllowlist } from './auth/allowlist.js';
 import { LocalCaUpstream } from './upstream/local-ca.js';
 import { EstUpstream } from './upstream/est.js';
@@ -18,9 +15,6 @@ import type { Logger } from './ops/logger.js';
 import type { Metrics } from './ops/metrics.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { RevocationChecker } from './auth/revocation.js';
-import { NamePolicy, type NamePolicyConfig, type SanRule } from './policy/name-policy.js';
-import { EXTENDED_KEY_USAGE } from './pki/certificate-builder.js';
-import { SAN_TYPES, type SanType } from './pki/names.js';
 
 const UNIT_MS = { hours: 3_600_000, days: 86_400_000, months: 30 * 86_400_000, years: 365 * 86_400_000 } as const;
 
@@ -82,19 +76,8 @@ async function buildProfile(
     labels: [...(config.labels ?? [name]), ...(config.default ? [''] : [])],
     authenticationPolicy: policies.get(config.authentication_policy)!,
     enrollAuthentication: { methods: config.enroll_authentication.methods, requireAll: config.enroll_authentication.require_all },
-    rules: [
-      ...(config.usage_restrictions ? [withinUsageRestrictions(config.usage_restrictions)] : []),
-      keyTypeAllowed(config.allowed_key_types),
-      renewalAllowed(config.renewal_settings),
-      ...(config.channel_binding ? [channelBindingMatches()] : []),
-    ],
-    names: new NamePolicy(namePolicyConfig(config)),
-    allowSha1ProofOfPossession: config.allow_sha1_proof_of_possession,
-    forwardsCsrUnchanged: config.upstream === 'est',
-    extendedKeyUsageOids: config.extended_key_usage.map((name) => EXTENDED_KEY_USAGE[name]),
+    ...compileProfileRules(config),
     allowlist: compileAllowlist(config.allowed_ip_addresses),
-    channelBinding: config.channel_binding,
-    renewRevokedCert: config.renewal_settings.renew_revoked_cert,
     base64Framing: config.base64_framing,
     upstream,
     async cacertsPkcs7() {
@@ -186,14 +169,4 @@ function certificatesIn(pem: string): x509.X509Certificate[] {
 /** The CA certificates in a PEM bundle (the TLS certificate file: leaf, then its chain). */
 function caCertificatesIn(pem: string): x509.X509Certificate[] {
   return certificatesIn(pem).filter((c) => c.getExtension(x509.BasicConstraintsExtension)?.ca === true);
-}
-
-/** The subject.* and san.* settings as the name policy takes them. */
-export function namePolicyConfig(config: ProfileConfig): NamePolicyConfig {
-  const san = {} as Record<SanType, SanRule>;
-  for (const type of SAN_TYPES) {
-    const { auto_include_cn, ...rule } = config.san[type];
-    san[type] = { ...rule, autoIncludeCn: auto_include_cn };
-  }
-  return { subject: config.subject, san };
 }

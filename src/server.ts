@@ -12,6 +12,7 @@ import { ProfileDirectory, type Profile } from './policy/profile.js';
 import { buildProfiles } from './profiles.js';
 import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
+import { EnrollmentPipeline } from './enrollment/pipeline.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
@@ -69,7 +70,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  app.use('/.well-known/est', buildEstRouter({ profiles, store, enrollment, logger, metrics, now, maxBodyBytes: config.limits.max_body_bytes }));
+  const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now);
+  app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
   const server = createServer(

@@ -114,7 +114,7 @@ export class RetryWorker {
     const profile = this.profiles.named(request.profile);
     try {
       if (!profile) {
-        await this.store.recordRefused(record, this.now(), 404, `profile '${request.profile}' is no longer configured`);
+        await this.service.recordRefusal(record, new EstError('EST_UNKNOWN_LABEL', { reason: `profile '${request.profile}' is no longer configured` }));
         return;
       }
       // Its signature was checked when the device sent it; only the parse is needed again.
@@ -125,8 +125,7 @@ export class RetryWorker {
         names = namesForRecorded(profile.names, csr, request.principal, current);
       } catch (err) {
         // The profile's name rules changed while it waited: refused as a new request would be.
-        const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
-        await this.store.recordRefused(record, this.now(), error.status, error.reason);
+        await this.service.recordRefusal(record, err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err }));
         return;
       }
       await this.service.forward(profile, record, csr, current, names, request.attempts);

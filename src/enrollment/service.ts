@@ -70,8 +70,9 @@ export class EnrollmentService {
     // A passcode use is taken by a new request only: a device polling after 202 spends none.
     if (request.principal.kind === 'passcode' && !(await this.store.consumePasscodeUse(request.principal.passcodeId, request.receivedAt))) {
       const reason = `authentication failed: passcode ${request.principal.passcodeId} is used up, expired or disabled`;
-      await this.store.recordRefused(record, this.now(), 401, reason);
-      throw new EstError('EST_AUTH_FAILED', { reason, headers: BASIC_CHALLENGE });
+      const error = new EstError('EST_AUTH_FAILED', { reason, headers: BASIC_CHALLENGE });
+      await this.recordRefusal(record, error);
+      throw error;
     }
     await this.store.recordRequest(record);
     const probeDueAt = this.health.probeDueAt(profile.name);
@@ -145,11 +146,20 @@ export class EnrollmentService {
         throw EstError.pending(this.retryAfterFor(retryAt.toISOString()), 'the upstream CA is unreachable; the request is queued and will be forwarded', err);
       }
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
-      await this.store.recordRefused(record, this.now(), error.status, error.reason);
+      await this.recordRefusal(record, error);
       // The device got no certificate for this use of its passcode: give it back.
       if (record.principal.kind === 'passcode') await this.store.refundPasscodeUse(record.principal.passcodeId);
       throw error;
     }
+  }
+
+  /**
+   * The one place a refusal is recorded, by whichever step made it: the
+   * status and the reason the client was given, whether or not the request
+   * was recorded as received before.
+   */
+  async recordRefusal(record: NewRequest, error: EstError): Promise<void> {
+    await this.store.recordRefused(record, this.now(), error.status, error.reason);
   }
 
   /** Seconds a device should wait: until the next attempt, at least 1 s, at most 10 min. */

@@ -4,7 +4,7 @@ import { TLSSocket } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { EstError } from '../errors.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
-import type { Principal, Store } from '../store/types.js';
+import type { Principal } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -12,11 +12,12 @@ import { describePrincipal, type ChannelBinding, type ClientCredentials } from '
 import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
-import { handleCacerts, handleCsrattrs, handleEnroll, type HandlerDependencies } from './handlers.js';
+import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
+import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
 
-export interface EstDependencies extends HandlerDependencies {
+export interface EstDependencies {
   readonly profiles: ProfileDirectory;
-  readonly store: Store;
+  readonly pipeline: EnrollmentPipeline;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
@@ -135,15 +136,7 @@ async function refuseDisallowedAddress(deps: EstDependencies, req: Request, res:
   if (profile.allowlist.allows(peer)) return;
   const error = EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peer)} not allowed by profile '${profile.name}'`);
   if (state.operation === 'simpleenroll' || state.operation === 'simplereenroll') {
-    const request = {
-      id: state.id,
-      receivedAt: deps.now(),
-      profile: profile.name,
-      peerAddress: peer,
-      principal: { kind: 'none' as const },
-      operation: state.operation,
-    };
-    await deps.store.recordRefused(request, deps.now(), error.status, error.reason);
+    await deps.pipeline.refuseAddress({ id: state.id, operation: state.operation, profile, peerAddress: peer }, error);
   }
   throw error;
 }
@@ -171,15 +164,16 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
     case 'simpleenroll':
     case 'simplereenroll':
       return handleEnroll(
-        deps,
+        deps.pipeline,
         {
+          id: state.id,
           operation: state.operation,
           profile,
           peerAddress: req.socket.remoteAddress ?? 'unknown',
           credentials: credentialsOf(req, profile.channelBinding),
           body: bodyOf(req),
-          framing,
         },
+        framing,
         state,
         res,
       );

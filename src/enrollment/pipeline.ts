@@ -1,0 +1,103 @@
+import { EstError } from '../errors.js';
+import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
+import { decodeDerBody } from '../pki/der-body.js';
+import { parseAndVerifyCsr } from '../pki/csr.js';
+import { decide } from '../policy/decide.js';
+import type { Profile, ProfileDirectory } from '../policy/profile.js';
+import { checkRenewalOrigin } from '../policy/renewal-origin.js';
+import type { NewRequest, Operation, Principal, Store } from '../store/types.js';
+import type { Enrollment, EnrollmentService } from './service.js';
+
+/** An enrollment as the HTTP layer hands it over: no express, no sockets. */
+export interface EnrollmentRequest {
+  readonly id: string;
+  readonly operation: Operation;
+  readonly profile: Profile;
+  readonly peerAddress: string;
+  readonly credentials: ClientCredentials;
+  /** The request body as received: base64, PEM or DER. */
+  readonly body: Buffer;
+}
+
+/**
+ * One enrollment, start to end, in the order RFC 7030 and the profile ask:
+ *
+ *   authenticate → decode → decide → record → upstream → verify → record
+ *
+ * est/ hands over an HTTP-free request and renders what comes back;
+ * authentication is auth/, the decision policy/, recording, forwarding and
+ * the check of the answer EnrollmentService (service.ts) with the upstream.
+ * Every refusal is recorded through EnrollmentService.recordRefusal.
+ */
+export class EnrollmentPipeline {
+  constructor(
+    private readonly store: Store,
+    private readonly profiles: ProfileDirectory,
+    private readonly service: EnrollmentService,
+    private readonly now: () => Date,
+  ) {}
+
+  /**
+   * Resolves with the certificate, or throws the refusal (or
+   * EstError.pending). `onPrincipal` learns who asked as soon as that is
+   * known, for the request's log line.
+   */
+  async enroll(request: EnrollmentRequest, onPrincipal: (principal: Principal) => void): Promise<Enrollment> {
+    const { profile, operation } = request;
+    const record: { -readonly [K in keyof NewRequest]: NewRequest[K] } = {
+      id: request.id,
+      receivedAt: this.now(),
+      profile: profile.name,
+      peerAddress: request.peerAddress,
+      principal: { kind: 'none' },
+      operation,
+    };
+    let decision;
+    let csr;
+    let current;
+    try {
+      const now = record.receivedAt;
+      const identity =
+        operation === 'simplereenroll'
+          ? await authenticateReenroll(profile, request.credentials, now)
+          : { principal: await authenticateEnroll(this.store, profile, request.credentials, now), certificate: undefined };
+      current = identity.certificate;
+      record.principal = identity.principal;
+      onPrincipal(record.principal);
+      if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current);
+      record.csr = decodeDerBody(request.body);
+      csr = await parseAndVerifyCsr(record.csr);
+      // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
+      if (identity.principal.kind === 'ra') {
+        record.principal = { ...identity.principal, device: csr.subject };
+        onPrincipal(record.principal);
+      }
+      decision = decide(profile, { operation, csr, principal: record.principal, current, channelBinding: request.credentials.channelBinding, now });
+    } catch (err) {
+      // A bare first attempt without credentials is the client asking for the
+      // challenge (libest always does this), not a request to record.
+      const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+      if (error.code !== 'EST_AUTH_REQUIRED') await this.service.recordRefusal(record, error);
+      throw error;
+    }
+    // From here on the enrollment service records what happens.
+    return this.service.enroll(profile, { ...record, csr, current, names: decision.names });
+  }
+
+  /**
+   * allowed_ip_addresses said no, before the body was read and before any
+   * challenge (DigiCert's usage restriction): recorded like any refusal.
+   */
+  async refuseAddress(request: Omit<EnrollmentRequest, 'credentials' | 'body'>, error: EstError): Promise<never> {
+    const record: NewRequest = {
+      id: request.id,
+      receivedAt: this.now(),
+      profile: request.profile.name,
+      peerAddress: request.peerAddress,
+      principal: { kind: 'none' },
+      operation: request.operation,
+    };
+    await this.service.recordRefusal(record, error);
+    throw error;
+  }
+}
