@@ -1,0 +1,52 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+
+/**
+ * docs/ARCHITECTURE.md "Folders and what each may import", checked against
+ * the source: every relative import between folders of src/ must be one the
+ * table allows, which also rules out cycles between folders.
+ */
+const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
+  'errors.ts': [],
+  pki: ['errors.ts'],
+  ops: ['errors.ts'],
+  store: ['errors.ts', 'pki'],
+  auth: ['errors.ts', 'pki', 'store', 'ops'],
+  upstream: ['errors.ts', 'pki', 'store', 'ops', 'auth'],
+  policy: ['errors.ts', 'pki', 'store', 'auth', 'upstream'],
+  enrollment: ['errors.ts', 'pki', 'store', 'ops', 'auth', 'upstream', 'policy'],
+  config: ['errors.ts', 'pki', 'auth', 'policy'],
+  est: ['errors.ts', 'pki', 'store', 'ops', 'auth', 'policy', 'enrollment'],
+};
+
+const SRC = fileURLToPath(new URL('../../../src', import.meta.url));
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? sourceFiles(path) : name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/** A file's folder under src/ ('pki'), or the file's own name for the root files ('errors.ts'). */
+function unitOf(path: string): string {
+  return relative(SRC, path).split(sep)[0]!;
+}
+
+describe('architecture: imports between folders follow docs/ARCHITECTURE.md', () => {
+  it('every cross-folder import is allowed (no cycles between folders)', () => {
+    const violations: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const from = unitOf(file);
+      const allowed = MAY_IMPORT[from];
+      if (!allowed) continue; // cli/, server.ts, profiles.ts: the composition, may import anything
+      for (const match of readFileSync(file, 'utf8').matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
+        const target = unitOf(normalize(join(dirname(file), match[1]!.replace(/\.js$/, '.ts'))));
+        if (target !== from && !allowed.includes(target)) violations.push(`${relative(SRC, file)} imports ${match[1]!}`);
+      }
+    }
+    expect(violations).to.deep.equal([]);
+  });
+});
