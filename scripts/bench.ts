@@ -70,14 +70,14 @@ const DRAIN_REQUESTS = 1000;
 const DRAIN_TIMEOUT_S = 120;
 const DRAIN_POLL_MS = 100;
 const TARGETS = {
-  c32_enrollments_per_s_min: 300,
+  c32_enrollments_per_s_min: 450,
   p99_ms_max: 150,
   peak_rss_mb_max: 150,
   ra_added_p50_ms_max: 5,
   ra_added_p99_ms_max: 15,
   ra_upstream_connections_max: RA_MAX_SOCKETS,
   queue_drain_per_s_min: 200,
-  mtls_c32_enrollments_per_s_min: 300,
+  mtls_c32_enrollments_per_s_min: 350,
 } as const;
 /** The client-certificate section's load, as the c32 level. */
 const MTLS_CONCURRENCY = 32;
