@@ -1,9 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
-import { editProfile } from '../helpers/config.js';
-import { opensslCsr } from '../helpers/csr.js';
+import { editConfig, editProfile } from '../helpers/config.js';
+import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify, strongswanPki, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 
@@ -212,5 +214,54 @@ describe('signature_algorithm: what the issued certificates are signed with', fu
       (err: unknown) => (err as Error).message,
     );
     expect(error).to.equal("profiles.demo.signature_algorithm: the issuing CA's P-256 key can make none of sha256WithRSA");
+  });
+});
+
+describe('user_supplied from the bootstrap certificate: IDevID serialNumber becomes the LDevID common name', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+  let device: { certFile: string; keyFile: string };
+
+  before(async () => {
+    const factory = mkdtempSync(join(tmpdir(), 'est-ra-idevid-'));
+    const ca = await opensslSelfSigned(factory, 'mfg-ca', {
+      subject: '/CN=Acme Manufacturing CA',
+      days: 3650,
+      addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
+    });
+    device = await opensslIssue(factory, 'idevid', {
+      subject: '/CN=Acme sensor/serialNumber=SN31415926',
+      caFile: ca.certFile,
+      caKeyFile: ca.keyFile,
+      extensions: ['basicConstraints=CA:FALSE', 'extendedKeyUsage=clientAuth'],
+    });
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          (config.authentication_policies as Record<string, Record<string, unknown>>).demo = { authentication_cas: [ca.certFile] };
+          const demo = (config.profiles as Record<string, Record<string, unknown>>).demo!;
+          demo.enroll_authentication = { methods: ['client_certificate'] };
+          demo.subject = { common_name: { optional: false, sources: ['user_supplied'] }, serial_number: { enabled: false } };
+        }),
+    });
+  });
+  after(async () => ra.close());
+
+  const enrollWithIdevid = async (name: string, subject: string) => {
+    const csr = await opensslCsr(ra.dir, name, { subject });
+    return curl(ra, '/simpleenroll', ['--cert', device.certFile, '--key', device.keyFile, ...PKCS10, '--data-binary', `@${csr.csrPemFile}`]);
+  };
+
+  it('ok a CSR naming the serial number, and one naming nothing, get CN=<serialNumber>; another name is refused', async () => {
+    const named = await enrollWithIdevid('ldevid-1', '/CN=SN31415926');
+    expect(named.status, named.body).to.equal(200);
+    const blank = await enrollWithIdevid('ldevid-2', '/O=Plant 7');
+    expect(blank.status, blank.body).to.equal(200);
+    const pem = await certsFromP7(ra.dir, blank.body, 'ldevid-2');
+    expect(await opensslVerify(ra, pem)).to.contain(': OK');
+    expect(await x509Field(pem, '-subject')).to.equal('subject=CN=SN31415926,O=Plant 7');
+    const other = await enrollWithIdevid('ldevid-3', '/CN=SN00000000');
+    expect(other.status).to.equal(403);
+    expect(other.body).to.equal('403 subject.common_name is registered as SN31415926 for this credential; the CSR asks for SN00000000\n');
   });
 });
