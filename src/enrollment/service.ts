@@ -9,7 +9,6 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
-import { BASIC_CHALLENGE } from '../auth/authenticate.js';
 import type { IssuedNames } from '../pki/names.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
@@ -70,7 +69,7 @@ export class EnrollmentService {
     // A passcode use is taken by a new request only: a device polling after 202 spends none.
     if (request.principal.kind === 'passcode' && !(await this.store.consumePasscodeUse(request.principal.passcodeId, request.receivedAt))) {
       const reason = `authentication failed: passcode ${request.principal.passcodeId} is used up, expired or disabled`;
-      const error = new EstError('EST_AUTH_FAILED', { reason, headers: BASIC_CHALLENGE });
+      const error = new EstError('EST_AUTH_FAILED', { reason });
       await this.recordRefusal(record, error);
       throw error;
     }

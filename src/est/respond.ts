@@ -26,7 +26,7 @@ export function framingFor(setting: Base64FramingSetting, userAgent: string | un
  * `Content-Transfer-Encoding: base64` (RFC 7030 §4 as published; Bouncy
  * Castle decodes only when it is present, RFC 8951 clients ignore it),
  * Content-Length (never chunked) and header names in exact case
- * (RFC 7030 §4.1.3, §4.2.3; INTEROP.md).
+ * (RFC 7030 §4.1.3, §4.2.3; README "Base64 framing").
  */
 export function sendBase64(res: ServerResponse, contentType: string, der: Uint8Array, framing: Base64Framing): void {
   sendBody(res, 200, contentType, encodeBase64Body(der, framing), BASE64_HEADERS);
@@ -84,12 +84,17 @@ export function toEstError(err: unknown): EstError {
   }
 }
 
+/** The realm clients see in the challenge. */
+const BASIC_CHALLENGE = 'Basic realm="est-ra"';
+
 export function sendError(res: ServerResponse, error: EstError): void {
   const headers: Record<string, string> = { ...error.headers };
   if (error.retryAfter !== undefined) headers['Retry-After'] = String(Math.ceil(error.retryAfter));
   if (error.status === 401) {
-    // libest retries with credentials only after an empty-bodied challenge (INTEROP.md).
-    res.writeHead(401, { ...headers, 'Content-Length': '0' });
+    // Every 401 is a Basic challenge (RFC 7030 §3.2.3): clients such as libest
+    // and TrustEdge first ask without credentials and retry only after an
+    // empty-bodied challenge.
+    res.writeHead(401, { 'WWW-Authenticate': BASIC_CHALLENGE, ...headers, 'Content-Length': '0' });
     res.end();
     return;
   }
