@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
-import { opensslCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslIssue } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify, strongswanPki } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
 
@@ -61,23 +61,12 @@ describe('renewal bound to the profile that issued the certificate', function ()
   });
 
   it('fail a certificate of the same CA that est-ra never issued renews only where the policy lists the CA (renewal_cas)', async () => {
-    const csr = await opensslCsr(ra.dir, 'foreign');
-    const certFile = join(ra.dir, 'foreign.crt');
-    await mustRun('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      csr.csrPemFile,
-      '-CA',
-      ra.issuingCaFile,
-      '-CAkey',
-      join(ra.dir, 'pki', 'issuing-ca.key'),
-      '-days',
-      '30',
-      '-out',
-      certFile,
-    ]);
-    const answer = await renewAt('demo', { certFile, keyFile: csr.keyFile }, 'foreign');
+    const foreign = await opensslIssue(ra.dir, 'foreign', {
+      caFile: ra.issuingCaFile,
+      caKeyFile: join(ra.dir, 'pki', 'issuing-ca.key'),
+      extensions: ['basicConstraints=CA:FALSE', 'extendedKeyUsage=clientAuth'],
+    });
+    const answer = await renewAt('demo', foreign, 'foreign');
     expect(answer.status).to.equal(403);
     expect(answer.body).to.equal("403 certificate was not issued by est-ra, and the authentication policy 'demo' lists no renewal_cas for its issuer\n");
   });
