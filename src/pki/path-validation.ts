@@ -150,7 +150,7 @@ export async function validatePath(input: PathInput): Promise<PathValidation> {
   if (!outcome.ok) return outcome.refusal;
   // The anchor's own name constraints, as the initial subtrees (RFC 5280 §6.1.1 (b)-(c)).
   const anchor = outcome.path.at(-1)!;
-  const anchorConstraints = extensionValue<pkijs.NameConstraints>(anchor, ID_NAME_CONSTRAINTS);
+  const anchorConstraints = extensionValue(anchor, ID_NAME_CONSTRAINTS) as pkijs.NameConstraints | undefined;
   if (anchorConstraints) {
     outcome = await runEngine(leaf, [anchor], intermediates, input.now, anchorConstraints);
     if (!outcome.ok) return outcome.refusal;
@@ -221,9 +221,9 @@ function explain(code: number, path: readonly pkijs.Certificate[] | undefined, n
       for (const ca of path.slice(1)) {
         const unknown = unknownCriticalExtension(ca);
         if (unknown) return refused('critical_extension', `${roleOf(path, ca)} ${subjectOf(ca)}: unknown critical extension ${unknown}`);
-        if (extensionValue<pkijs.BasicConstraints>(ca, ID_BASIC_CONSTRAINTS)?.cA !== true)
+        if ((extensionValue(ca, ID_BASIC_CONSTRAINTS) as pkijs.BasicConstraints | undefined)?.cA !== true)
           return refused('not_a_ca', `${roleOf(path, ca)} ${subjectOf(ca)} is not a CA (basicConstraints)`);
-        const usage = extensionValue<asn1js.BitString>(ca, ID_KEY_USAGE);
+        const usage = extensionValue(ca, ID_KEY_USAGE) as asn1js.BitString | undefined;
         if (usage && (usage.valueBlock.valueHexView[0]! & 0x04) === 0)
           return refused('no_key_cert_sign', `${roleOf(path, ca)} ${subjectOf(ca)} may not sign certificates (keyUsage without keyCertSign)`);
       }
@@ -270,7 +270,7 @@ function checkCriticalExtensions(path: readonly pkijs.Certificate[]): (PathValid
 function checkPathLength(path: readonly pkijs.Certificate[]): (PathValidation & { ok: false }) | undefined {
   let below = 0;
   for (const ca of path.slice(1)) {
-    const limit = extensionValue<pkijs.BasicConstraints>(ca, ID_BASIC_CONSTRAINTS)?.pathLenConstraint;
+    const limit = (extensionValue(ca, ID_BASIC_CONSTRAINTS) as pkijs.BasicConstraints | undefined)?.pathLenConstraint;
     // An integer too large for a number (asn1js keeps it as hex) bounds nothing.
     if (typeof limit === 'number' && below > limit) {
       return refused(
@@ -287,8 +287,9 @@ function unknownCriticalExtension(certificate: pkijs.Certificate): string | unde
   return certificate.extensions?.find((extension) => extension.critical && !PROCESSED_EXTENSIONS.has(extension.extnID))?.extnID;
 }
 
-function extensionValue<T>(certificate: pkijs.Certificate, oid: string): T | undefined {
-  return certificate.extensions?.find((extension) => extension.extnID === oid)?.parsedValue as T | undefined;
+/** pkijs's parsed value of an extension (its type is the OID's), or undefined without it. */
+function extensionValue(certificate: pkijs.Certificate, oid: string): unknown {
+  return certificate.extensions?.find((extension) => extension.extnID === oid)?.parsedValue;
 }
 
 function roleOf(path: readonly pkijs.Certificate[], certificate: pkijs.Certificate): string {
