@@ -96,6 +96,10 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
     const renewShortSub = await issue('Renewal Short Sub CA', renewRoot, CA, 1);
     bundle('renew-ok', await issue('renew-device', renewSub, DEVICE, 1), renewSub);
     bundle('renew-expired-intermediate', await issue('renew-device-short', renewShortSub, DEVICE, 1), renewShortSub);
+    // An expired device certificate over a pathLen violation: the TLS handshake reports only CERT_HAS_EXPIRED for such a chain.
+    const renewNoSub = await issue('Renewal No-Sub-CA CA', renewRoot, ['basicConstraints=critical,CA:TRUE,pathlen:0', ...CA.slice(1)]);
+    const renewSubSub = await issue('Renewal Sub-Sub CA', renewNoSub, CA);
+    bundle('renew-path-length', await issue('renew-device-pathlen', renewSubSub, DEVICE, 1), renewSubSub, renewNoSub);
 
     ra = await startEstRa({
       now: () => new Date(Date.now() + clockOffsetMs),
@@ -219,5 +223,13 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
     clockOffsetMs = 2 * DAY_MS;
     const answer = await present('/renew/simplereenroll', 'renew-expired-intermediate', 'renew-device-short');
     expect(answer.body).to.match(/^403 TLS client certificate not accepted: intermediate CA O=Acme, CN=Renewal Short Sub CA: certificate expired \d{4}-/);
+  });
+
+  it('fail renewal of an expired device certificate whose path exceeds a pathLenConstraint: the expiry renewal allows hides nothing', async () => {
+    clockOffsetMs = 2 * DAY_MS;
+    const answer = await present('/renew/simplereenroll', 'renew-path-length', 'renew-device-pathlen');
+    expect(answer.body).to.equal(
+      refusal('intermediate CA O=Acme, CN=Renewal No-Sub-CA CA allows 0 intermediate CA(s) below it (pathLenConstraint), the path has 1'),
+    );
   });
 });
