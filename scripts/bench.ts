@@ -651,7 +651,7 @@ interface Breakdown {
     readonly passcode_sha256: OpCost;
     /** As an RA: the upstream's answer parsed (pkijs) ... */
     readonly ra_certs_only_parse: OpCost;
-    /** ... and checked whole (parse, key match, chain signature, validity) before a device sees it. */
+    /** ... and checked whole (parse, key match, path validation as for client certificates, identity) before a device sees it. */
     readonly ra_verify_upstream_answer: OpCost;
     /**
      * Path validation of a client certificate (pkijs engine + est-ra's pathLen

@@ -148,8 +148,9 @@ export async function validatePath(input: PathInput): Promise<PathValidation> {
   }
   // A certificate cannot anchor its own path (pkijs would drop it as a duplicate and validate another).
   const anchors = input.anchors.filter((anchor) => !anchor.der.equals(input.certificate.der)).flatMap((anchor) => parseAnchor(anchor) ?? []);
+  // Node completes the sent chain from its trust store (router.ts sentChainOf): an anchor sent again is the anchor, not a second candidate to verify.
   const intermediates = (input.intermediates ?? [])
-    .filter((der) => !der.equals(input.certificate.der))
+    .filter((der) => !der.equals(input.certificate.der) && !input.anchors.some((anchor) => anchor.der.equals(der)))
     .slice(0, MAX_INTERMEDIATES)
     .flatMap((der) => parseIntermediate(der) ?? []);
 
