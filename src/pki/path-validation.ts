@@ -210,7 +210,7 @@ async function runEngine(
   }
   const path = result.certificatePath;
   if (result.result && path && path[0] === leaf && path.length >= 2) return { ok: true, path };
-  return { ok: false, refusal: explain(result.resultCode, likelyPath(leaf, anchors, issuersFound), now) };
+  return { ok: false, refusal: explain(result, likelyPath(leaf, anchors, issuersFound), now) };
 }
 
 /**
@@ -252,9 +252,13 @@ function caSignedBy(certificate: pkijs.Certificate, issuer: pkijs.Certificate): 
  * rebuilt from the issuers it found, and the certificate named is the first
  * on it that fails the same rule.
  */
-function explain(code: number, path: readonly pkijs.Certificate[] | undefined, now: Date): PathValidation & { ok: false } {
+function explain(
+  result: pkijs.CertificateChainValidationEngineVerifyResult,
+  path: readonly pkijs.Certificate[] | undefined,
+  now: Date,
+): PathValidation & { ok: false } {
   if (!path) return refused('no_path', 'no path to a trust anchor');
-  switch (code) {
+  switch (result.resultCode) {
     case 8: {
       const outside = path.find((c) => c.notBefore.value > now || c.notAfter.value < now);
       if (!outside) break;
@@ -280,7 +284,8 @@ function explain(code: number, path: readonly pkijs.Certificate[] | undefined, n
     case 42:
       return refused('name_constraints', `a name on the path is in the excluded subtrees of a CA's name constraints`);
   }
-  return refused('invalid', `path refused by the validator (code ${code})`);
+  // Rarer refusals (e.g. certificate policies, RFC 5280 §6.1.4 (i)): the engine's own words.
+  return refused('invalid', `path refused by the validator: ${result.resultMessage} (code ${result.resultCode})`);
 }
 
 /** The shortest chain of found issuers from the leaf to an anchor: what pkijs chose, as it takes the shortest. */
