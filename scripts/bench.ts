@@ -47,6 +47,8 @@ import { sampleConfig } from '../src/config/sample.js';
 import { compileProfileRules } from '../src/policy/compile-rules.js';
 import { readNames } from '../src/pki/names.js';
 import type { VerifiedCsr } from '../src/pki/csr.js';
+import { CertificateView, viewOf } from '../src/pki/certificate-view.js';
+import { validatePath } from '../src/pki/path-validation.js';
 import { makeRevocationCa } from '../test/helpers/revocation-pki.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -586,6 +588,31 @@ async function makeIssuer(): Promise<{ keys: CryptoKeyPair; certificate: x509.X5
   return { keys, certificate, keyPem: await privateKeyToPem(keys.privateKey) };
 }
 
+/** A root (no pathLen) and an intermediate under it, as a manufacturer's line CA; the intermediate as a local CA's issuer. */
+async function makeRootAndIntermediate(): Promise<{ root: x509.X509Certificate; intermediate: x509.X509Certificate; intermediateKeyPem: string }> {
+  const rootKeys = await p256Keys();
+  const caExtensions = [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)];
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=bench manufacturer root',
+    keys: rootKeys,
+    signingAlgorithm: ECDSA_SHA256,
+    extensions: [...caExtensions, await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey)],
+  });
+  const keys = await p256Keys();
+  const intermediate = await x509.X509CertificateGenerator.create({
+    serialNumber: newSerialNumber(),
+    subject: 'CN=bench line CA',
+    issuer: root.subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 365 * 86_400_000),
+    publicKey: keys.publicKey,
+    signingKey: rootKeys.privateKey,
+    signingAlgorithm: ECDSA_SHA256,
+    extensions: [...caExtensions, await x509.SubjectKeyIdentifierExtension.create(keys.publicKey), await x509.AuthorityKeyIdentifierExtension.create(root)],
+  });
+  return { root, intermediate, intermediateKeyPem: await privateKeyToPem(keys.privateKey) };
+}
+
 /** The library path est-ra's local CA replaced: @peculiar/x509's generator with the same extensions. */
 async function librarySignOp(csr: x509.Pkcs10CertificateRequest, issuer: Awaited<ReturnType<typeof makeIssuer>>): Promise<() => Promise<x509.X509Certificate>> {
   const aki = await x509.AuthorityKeyIdentifierExtension.create(issuer.certificate);
@@ -630,8 +657,17 @@ interface Breakdown {
     readonly passcode_sha256: OpCost;
     /** As an RA: the upstream's answer parsed (pkijs) ... */
     readonly ra_certs_only_parse: OpCost;
-    /** ... and checked whole (parse, key match, chain signature, validity) before a device sees it. */
+    /** ... and checked whole (parse, key match, path validation as for client certificates, identity) before a device sees it. */
     readonly ra_verify_upstream_answer: OpCost;
+    /**
+     * Path validation of a client certificate (pkijs engine + est-ra's pathLen
+     * and critical-extension checks), per mTLS enrollment: the device
+     * certificate directly under a configured CA, and through an intermediate
+     * it sends (parsed once, as every device of a line sends the same one).
+     * The device certificate is parsed anew each time, as each enrollment's is.
+     */
+    readonly path_validation_direct: OpCost;
+    readonly path_validation_via_sent_intermediate: OpCost;
     /** cpu_ms is the client side; est_ra_cpu_ms what the server spent on the same handshakes. */
     readonly tls_full_handshake: OpCost & { readonly est_ra_cpu_ms: number };
   };
@@ -667,6 +703,15 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
   const handshake = (): Promise<void> => tlsHandshake(estRa.port, estRa.rootCa);
   const salt = randomBytes(16);
 
+  const line = await makeRootAndIntermediate();
+  const lineUpstream = await LocalCaUpstream.create(line.intermediateKeyPem, [line.intermediate], BENCH_POLICY, () => new Date());
+  const deviceUnderLine = Buffer.from((await lineUpstream.simpleEnroll(verified, { requestId: 'bench', profile: 'bench' }, names)).der);
+  const sentIntermediate = Buffer.from(line.intermediate.rawData);
+  const validate = async (certificate: Buffer, anchors: readonly x509.X509Certificate[], intermediates: readonly Buffer[]): Promise<void> => {
+    const path = await validatePath({ certificate: CertificateView.parse(certificate), anchors: anchors.map(viewOf), intermediates, now: new Date() });
+    if (!path.ok) throw new Error(`path validation failed: ${path.reason}`);
+  };
+
   const estRaSteps = {
     csr_parse_and_verify_p256: await measure(() => parseAndVerifyCsr(der)),
     subject_policy: await measure(() => decideNames(verified)),
@@ -675,6 +720,8 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
     passcode_sha256: await measure(() => hashPasscode(estRa.passcode)),
     ra_certs_only_parse: await measure(() => parseCertsOnly(answer)),
     ra_verify_upstream_answer: await measure(() => verifyIssued(answer, expectation)),
+    path_validation_direct: await measure(() => validate(Buffer.from(issuedDer), [issuer.certificate], [])),
+    path_validation_via_sent_intermediate: await measure(() => validate(deviceUnderLine, [line.root], [sentIntermediate])),
   };
   const alternatives = {
     x509_csr_parse_and_verify_p256: await measure(async () => {

@@ -1,9 +1,9 @@
 import { EstError } from '../errors.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
+import { validatePath, type PathValidation } from '../pki/path-validation.js';
 import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
-import { findCertificatePath } from './certificate-path.js';
 import { verifyPasscode } from './passcode.js';
 import { readNames } from '../pki/names.js';
 
@@ -93,7 +93,7 @@ type CertificateVerdict = { ok: true; principal: Principal } | { ok: false; reas
 interface ClientCertificate {
   readonly certificate: CertificateView;
   readonly usages?: readonly string[];
-  /** The intermediates the client sent after it, read only when a path needs them. */
+  /** The intermediates the client sent after it (the path validator may need them). */
   readonly sentChain?: () => readonly Buffer[];
 }
 
@@ -117,9 +117,8 @@ function parseClientCertificate(credentials: ClientCredentials): ClientCertifica
  */
 async function checkDownstreamRa(policy: AuthenticationPolicy, client: ClientCertificate, now: Date): Promise<CertificateVerdict | undefined> {
   if (policy.downstreamRaCas.length === 0 || !client.usages?.includes(ID_KP_CMC_RA)) return undefined;
-  const path = await findCertificatePath(client.certificate, policy.downstreamRaCas.map(viewOf), client.sentChain, now);
-  if (!path.ok)
-    return { ok: false, reason: `RA certificate not accepted: ${path.noIssuer ? 'it was not issued by a downstream RA CA of the policy' : path.reason}` };
+  const path = await validateClientPath(client, policy.downstreamRaCas.map(viewOf), now);
+  if (!path.ok) return { ok: false, reason: `RA certificate not accepted: ${wordPathFailure(path, 'it was not issued by a downstream RA CA of the policy')}` };
   const revocation = await revocationVerdict(policy, client.certificate, path.issuer);
   if (!revocation.ok) return { ok: false, reason: `RA certificate not accepted: ${revocation.reason}` };
   return { ok: true, principal: { kind: 'ra', ...certificateIdentity(client.certificate), revocation: revocation.note } };
@@ -140,8 +139,8 @@ async function checkBootstrapCertificate(policy: AuthenticationPolicy, client: C
       return { ok: false, reason: `pinned certificate outside its validity (${certificate.notAfter.toISOString()})` };
     }
   } else {
-    const path = await findCertificatePath(certificate, policy.authenticationCas.map(viewOf), client.sentChain, now);
-    if (!path.ok) return { ok: false, reason: path.noIssuer ? 'it was not issued by an authentication CA of the policy and is not pinned' : path.reason };
+    const path = await validateClientPath(client, policy.authenticationCas.map(viewOf), now);
+    if (!path.ok) return { ok: false, reason: wordPathFailure(path, 'it was not issued by an authentication CA of the policy and is not pinned') };
     const revocation = await revocationVerdict(policy, certificate, path.issuer);
     if (!revocation.ok) return revocation;
     note = revocation.note;
@@ -167,6 +166,24 @@ function bootstrapValues(certificate: CertificateView): Record<string, string[]>
   const serial = subject.find((e) => e.kind === 'serial_number')?.value;
   const commonName = serial ?? subject.find((e) => e.kind === 'common_name')?.value;
   return { ...(commonName !== undefined ? { common_name: [commonName] } : {}), ...(serial !== undefined ? { serial_number: [serial] } : {}) };
+}
+
+/**
+ * The path from a TLS client certificate to `anchors` (pki/path-validation.ts),
+ * through the intermediates the client sent in its TLS Certificate message.
+ */
+function validateClientPath(
+  client: ClientCertificate,
+  anchors: readonly CertificateView[],
+  now: Date,
+  options: { validityDecidedByCaller?: boolean } = {},
+): Promise<PathValidation> {
+  return validatePath({ certificate: client.certificate, anchors, intermediates: client.sentChain?.() ?? [], now, ...options });
+}
+
+/** A refused path in one line: no path at all in the caller's words (which CAs it expected), any other failure as the validator names it. */
+function wordPathFailure(path: PathValidation & { ok: false }, noPath: string): string {
+  return path.code === 'no_path' ? noPath : path.reason;
 }
 
 function certificateIdentity(certificate: CertificateView): { subject: string; serial: string; issuer: string } {
@@ -199,10 +216,12 @@ export async function authenticateReenroll(
   // Renewal decides about expired certificates itself (renewal_settings).
   // The profile's CA, and the CAs of certificates est-ra did not issue that the policy lets it renew (policy/renewal-origin.ts).
   const cas = [...(await profile.upstream.caCertificates()), ...profile.authenticationPolicy.renewalCas].map(viewOf);
-  const path = await findCertificatePath(certificate, cas, client.sentChain, now, { validityDecidedByCaller: true });
+  const path = await validateClientPath(client, cas, now, { validityDecidedByCaller: true });
   if (!path.ok) {
-    const reason = path.noIssuer ? "certificate was not issued by this profile's CA" : path.reason;
-    throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${reason}`);
+    throw EstError.forbidden(
+      'EST_CLIENT_CERT_REJECTED',
+      `TLS client certificate not accepted: ${wordPathFailure(path, "certificate was not issued by this profile's CA")}`,
+    );
   }
   const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, path.issuer, profile.renewRevokedCert);
   if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);

@@ -11,22 +11,34 @@ import { EC_CURVES, ID_EC_PUBLIC_KEY } from './key-type.js';
  * answer. RSA-PSS and anything else return undefined: callers then use the
  * library.
  */
-const NODE_ALGORITHMS = new Map<string, string | null>(
-  (
-    [
-      ['1.2.840.10045.4.1', 'sha1'],
-      ['1.2.840.10045.4.3.2', 'sha256'],
-      ['1.2.840.10045.4.3.3', 'sha384'],
-      ['1.2.840.10045.4.3.4', 'sha512'],
-      ['1.2.840.113549.1.1.5', 'sha1'],
-      ['1.2.840.113549.1.1.11', 'sha256'],
-      ['1.2.840.113549.1.1.12', 'sha384'],
-      ['1.2.840.113549.1.1.13', 'sha512'],
-      ['1.3.101.112', null],
-      ['1.3.101.113', null],
-    ] as const
-  ).map(([oid, hash]) => [objectIdentifier(oid).toString('hex'), hash]),
-);
+const NODE_ALGORITHM_LIST = [
+  ['1.2.840.10045.4.1', 'sha1'],
+  ['1.2.840.10045.4.3.2', 'sha256'],
+  ['1.2.840.10045.4.3.3', 'sha384'],
+  ['1.2.840.10045.4.3.4', 'sha512'],
+  ['1.2.840.113549.1.1.5', 'sha1'],
+  ['1.2.840.113549.1.1.11', 'sha256'],
+  ['1.2.840.113549.1.1.12', 'sha384'],
+  ['1.2.840.113549.1.1.13', 'sha512'],
+  ['1.3.101.112', null],
+  ['1.3.101.113', null],
+] as const;
+const NODE_ALGORITHMS = new Map<string, string | null>(NODE_ALGORITHM_LIST.map(([oid, hash]) => [objectIdentifier(oid).toString('hex'), hash]));
+
+/** The same table by dotted OID, for callers that already hold the algorithm as text (pkijs, pki/path-validation.ts). */
+const NODE_ALGORITHMS_BY_OID = new Map<string, string | null>(NODE_ALGORITHM_LIST);
+
+/**
+ * Checks `signature` over `data` with node:crypto for an algorithm of
+ * NODE_ALGORITHMS given by its dotted OID; undefined for any other algorithm.
+ */
+export function verifyWithNode(algorithmOid: string, data: Uint8Array, signature: Uint8Array, publicKey: KeyObject): Promise<boolean> | undefined {
+  const hash = NODE_ALGORITHMS_BY_OID.get(algorithmOid);
+  if (hash === undefined) return undefined;
+  return new Promise((resolve, reject) => {
+    verify(hash, data, publicKey, signature, (err, ok) => (err ? reject(err) : resolve(ok)));
+  });
+}
 
 /**
  * Checks the signature of a signed DER structure of the shape every X.509

@@ -2,7 +2,7 @@ import { EstError } from '../errors.js';
 import { parseCertsOnly } from '../pki/certs-only.js';
 import type { x509 } from '../pki/x509.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
-import { checkIssuedBy } from '../auth/client-certificate.js';
+import { validatePath } from '../pki/path-validation.js';
 import { identityOf, sameIdentity, type CertificateIdentity } from '../pki/identity.js';
 import type { IssuedCertificate } from './types.js';
 import { SIGNATURE_ALGORITHMS, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
@@ -42,10 +42,15 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
   }
   const issued = certificates.find((c) => c.subjectPublicKeyInfo.equals(expected.subjectPublicKeyInfo));
   if (!issued) throw invalid(certificates.length === 0 ? 'no certificate in it' : "the certificate is not for the CSR's key");
-  const chains = await Promise.all(expected.caCertificates.map((ca) => checkIssuedBy(issued, viewOf(ca), expected.now)));
-  const chained = chains.find((check) => check.ok);
-  if (!chained)
-    throw invalid(`the certificate ${chains[0] && !chains[0].ok ? `is not acceptable: ${chains[0].reason}` : "does not chain to the profile's CA"}`);
+  // The other certificates of the answer may complete the path (an issuing CA under the configured root).
+  const path = await validatePath({
+    certificate: issued,
+    anchors: expected.caCertificates.map(viewOf),
+    intermediates: certificates.filter((c) => c !== issued).map((c) => c.der),
+    now: expected.now,
+  });
+  if (!path.ok)
+    throw invalid(`the certificate is not acceptable: ${path.code === 'no_path' ? "certificate was not issued by this profile's CA" : path.reason}`);
   if (expected.signatureAlgorithms) {
     const used = signatureAlgorithmOid(issued.der);
     const allowed = expected.signatureAlgorithms.filter((name) => objectIdentifierOf(SIGNATURE_ALGORITHMS[name].algorithmIdentifier) === used);

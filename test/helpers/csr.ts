@@ -80,14 +80,15 @@ export async function opensslSelfSigned(
 /**
  * A new P-256 key and certificate signed by `caFile` with `openssl x509 -req`,
  * its extensions given as openssl config lines (e.g. `extendedKeyUsage=clientAuth`),
- * as an admin signs a device, RA or intermediate certificate.
+ * as an admin signs a device, RA or intermediate certificate. With `csr`, the
+ * key and subject of an earlier certificate are certified again (a cross-certificate).
  */
 export async function opensslIssue(
   dir: string,
   name: string,
-  options: { subject?: string; caFile: string; caKeyFile: string; extensions: readonly string[]; days?: number },
+  options: { subject?: string; caFile: string; caKeyFile: string; extensions: readonly string[]; days?: number; csr?: KeyAndCsr },
 ): Promise<KeyAndCsr & { certFile: string }> {
-  const csr = await opensslCsr(dir, name, { subject: options.subject });
+  const csr = options.csr ?? (await opensslCsr(dir, name, { subject: options.subject }));
   const extFile = join(dir, `${name}.ext`);
   writeFileSync(extFile, `${options.extensions.join('\n')}\n`);
   const certFile = join(dir, `${name}.crt`);
