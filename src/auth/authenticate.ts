@@ -1,7 +1,7 @@
 import { EstError } from '../errors.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import { validatePath, type PathValidation } from '../pki/path-validation.js';
-import type { AuthenticationPolicy, Profile } from '../policy/profile.js';
+import type { AuthenticationPolicy, AuthenticationScope } from './authentication-policy.js';
 import type { Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
 import { verifyPasscode } from './passcode.js';
@@ -25,12 +25,6 @@ export interface ChannelBinding {
 }
 
 /**
- * The realm in WWW-Authenticate. Clients such as libest and TrustEdge first
- * ask without credentials and retry on this challenge (RFC 7030 §3.2.3).
- */
-export const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="est-ra"' } as const;
-
-/**
  * /simpleenroll, as the profile's enroll_authentication says: a passcode of
  * its authentication policy by HTTP Basic (RFC 7030 §3.2.3), a TLS client
  * certificate from the policy's authentication CAs or pinned certificates
@@ -40,7 +34,7 @@ export const BASIC_CHALLENGE = { 'WWW-Authenticate': 'Basic realm="est-ra"' } as
  * passcode and a wrong username get the same answer, so a client learns
  * nothing about which part was wrong.
  */
-export async function authenticateEnroll(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal> {
+export async function authenticateEnroll(store: Store, profile: AuthenticationScope, credentials: ClientCredentials, now: Date): Promise<Principal> {
   const policy = profile.authenticationPolicy;
   const { methods, requireAll } = profile.enrollAuthentication;
   const byCertificate = methods.includes('client_certificate');
@@ -66,13 +60,18 @@ export async function authenticateEnroll(store: Store, profile: Profile, credent
   return certificate?.ok && certificate.principal.kind === 'certificate' ? { ...passcode, certificate: certificate.principal } : passcode;
 }
 
-async function authenticatePasscode(store: Store, profile: Profile, credentials: ClientCredentials, now: Date): Promise<Principal & { kind: 'passcode' }> {
+async function authenticatePasscode(
+  store: Store,
+  profile: AuthenticationScope,
+  credentials: ClientCredentials,
+  now: Date,
+): Promise<Principal & { kind: 'passcode' }> {
   const basic = parseBasicAuthorization(credentials.authorization);
-  if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED', { headers: BASIC_CHALLENGE });
-  if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header', headers: BASIC_CHALLENGE });
+  if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED');
+  if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header' });
   const policy = profile.authenticationPolicy;
   const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode, now);
-  if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}`, headers: BASIC_CHALLENGE });
+  if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}` });
   const registered = check.record.registeredValues;
   return {
     kind: 'passcode',
@@ -198,10 +197,10 @@ function certificateIdentity(certificate: CertificateView): { subject: string; s
  * undefined.
  */
 export async function authenticateReenroll(
-  profile: Profile,
+  profile: AuthenticationScope,
   credentials: ClientCredentials,
   now: Date,
-): Promise<{ principal: Principal; certificate: CertificateView | undefined }> {
+): Promise<{ principal: Principal; certificate: CertificateView | undefined; caPath?: readonly CertificateView[] }> {
   const client = parseClientCertificate(credentials);
   if (!client) {
     throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simplereenroll requires the certificate being renewed as the TLS client certificate');
@@ -225,7 +224,7 @@ export async function authenticateReenroll(
   }
   const revocation = await revocationVerdict(profile.authenticationPolicy, certificate, path.issuer, profile.renewRevokedCert);
   if (!revocation.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${revocation.reason}`);
-  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate };
+  return { principal: { kind: 'certificate', ...certificateIdentity(certificate), revocation: revocation.note }, certificate, caPath: path.path.slice(1) };
 }
 
 /**

@@ -64,7 +64,7 @@ export class EnrollmentPipeline {
       current = identity.certificate;
       record.principal = identity.principal;
       onPrincipal(record.principal);
-      if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current);
+      if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current, identity.caPath ?? []);
       record.csr = decodeDerBody(request.body);
       csr = await parseAndVerifyCsr(record.csr);
       // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.

@@ -1,27 +1,10 @@
 import type { Upstream } from '../upstream/types.js';
-import type { CsrRule } from './rules.js';
+import type { AuthenticationPolicy } from '../auth/authentication-policy.js';
 import type { AddressAllowlist } from '../auth/allowlist.js';
-import type { x509 } from '../pki/x509.js';
-import type { RevocationChecker } from '../auth/revocation.js';
+import type { CsrRule } from './rules.js';
 import type { NamePolicy } from './name-policy.js';
 
-/** An authentication policy: its passcodes live in the store, its certificates here. */
-export interface AuthenticationPolicy {
-  readonly name: string;
-  readonly enableUsernameForPasscode: boolean;
-  /** Bootstrap / manufacturer CAs whose client certificates authenticate an enrollment. */
-  readonly authenticationCas: readonly x509.X509Certificate[];
-  /** Client certificates accepted as they are. */
-  readonly pinnedCertificates: readonly x509.X509Certificate[];
-  /** CAs of downstream RAs (RFC 7030 §3.7) whose id-kp-cmcRA certificates enroll and renew on behalf of devices. */
-  readonly downstreamRaCas: readonly x509.X509Certificate[];
-  /** CAs whose certificates est-ra did not issue but may renew under this policy's profiles (renewal_cas). */
-  readonly renewalCas: readonly x509.X509Certificate[];
-  /** Revocation checking of bootstrap and renewal certificates; undefined when off. */
-  readonly revocation?: RevocationChecker;
-  /** soft_fail: called when a status is unknown and the request is let through. */
-  readonly onRevocationUnknown?: (reason: string) => void;
-}
+export type { AuthenticationPolicy } from '../auth/authentication-policy.js';
 
 /** A profile from the configuration, compiled into what a request needs at run time. */
 export interface Profile {

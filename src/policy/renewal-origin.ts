@@ -10,10 +10,18 @@ const refuse = (reason: string): EstError => new EstError('EST_RENEWAL_REFUSED',
  * device cannot shop for the profile with the laxest renewal window or name
  * rules among those that share a CA. est-ra recorded every certificate it
  * issued and under which profile; a certificate it never issued may be
- * renewed only under a profile whose authentication policy lists its CA in
- * `renewal_cas` (devices moving in from another RA).
+ * renewed only under a profile whose authentication policy lists a CA of its
+ * validated path, its issuer or one above, in `renewal_cas` (devices moving in
+ * from another RA).
  */
-export async function checkRenewalOrigin(store: Store, profiles: ProfileDirectory, profile: Profile, current: CertificateView): Promise<void> {
+export async function checkRenewalOrigin(
+  store: Store,
+  profiles: ProfileDirectory,
+  profile: Profile,
+  current: CertificateView,
+  /** The CAs of its validated path, its issuer first and the anchor last. */
+  caPath: readonly CertificateView[],
+): Promise<void> {
   const issued = await store.findIssuedBySerial(current.serialNumber);
   if (issued?.der.equals(current.der)) {
     if (issued.profile === profile.name) return;
@@ -22,10 +30,10 @@ export async function checkRenewalOrigin(store: Store, profiles: ProfileDirector
     const label = origin.labels[0] ?? '';
     throw refuse(`certificate was issued under profile '${issued.profile}'; renew it there (/.well-known/est/${label ? `${label}/` : ''}simplereenroll)`);
   }
-  const listed = profile.authenticationPolicy.renewalCas.some((ca) => viewOf(ca).subjectDer.equals(current.issuerDer));
+  const listed = profile.authenticationPolicy.renewalCas.some((ca) => caPath.some((onPath) => onPath.der.equals(viewOf(ca).der)));
   if (!listed) {
     throw refuse(
-      `certificate was not issued by est-ra, and the authentication policy '${profile.authenticationPolicy.name}' lists no renewal_cas for its issuer`,
+      `certificate was not issued by est-ra, and the authentication policy '${profile.authenticationPolicy.name}' lists none of its CAs in renewal_cas`,
     );
   }
 }

@@ -107,6 +107,8 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
         editConfig(yaml, (config) => {
           const policies = config.authentication_policies as Record<string, Record<string, unknown>>;
           policies.demo!.authentication_cas = [root.certFile, constrainedRoot.certFile, oldRoot.certFile];
+          // The renewal devices' certificates come from the renewal root's sub-CAs, not through est-ra.
+          policies.demo!.renewal_cas = [renewRoot.certFile];
           const profiles = config.profiles as Record<string, Record<string, unknown>>;
           const demo = profiles.demo!;
           demo.enroll_authentication = { methods: ['client_certificate'] };

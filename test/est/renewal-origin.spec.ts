@@ -68,7 +68,7 @@ describe('renewal bound to the profile that issued the certificate', function ()
     });
     const answer = await renewAt('demo', foreign, 'foreign');
     expect(answer.status).to.equal(403);
-    expect(answer.body).to.equal("403 certificate was not issued by est-ra, and the authentication policy 'demo' lists no renewal_cas for its issuer\n");
+    expect(answer.body).to.equal("403 certificate was not issued by est-ra, and the authentication policy 'demo' lists none of its CAs in renewal_cas\n");
   });
 
   it('fail strongSwan pki --est --cert/--key renewing through the other profile gets no certificate', async () => {
