@@ -48,7 +48,7 @@ import { compileProfileRules } from '../src/policy/compile-rules.js';
 import { readNames } from '../src/pki/names.js';
 import type { VerifiedCsr } from '../src/pki/csr.js';
 import { CertificateView, viewOf } from '../src/pki/certificate-view.js';
-import { validatePath } from '../src/pki/path-validation.js';
+import { validatePath, validatePathUncached } from '../src/pki/path-validation.js';
 import { makeRevocationCa } from '../test/helpers/revocation-pki.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -668,6 +668,10 @@ interface Breakdown {
      */
     readonly path_validation_direct: OpCost;
     readonly path_validation_via_sent_intermediate: OpCost;
+    /** The same certificate again (a downstream RA on every request, a device polling after 202): remembered. */
+    readonly path_validation_remembered: OpCost;
+    /** The subject and SAN policy (names read by asn1-x509, the demo profile's rules). */
+    readonly subject_policy: OpCost;
     /** cpu_ms is the client side; est_ra_cpu_ms what the server spent on the same handshakes. */
     readonly tls_full_handshake: OpCost & { readonly est_ra_cpu_ms: number };
   };
@@ -708,7 +712,7 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
   const deviceUnderLine = Buffer.from((await lineUpstream.simpleEnroll(verified, { requestId: 'bench', profile: 'bench' }, names)).der);
   const sentIntermediate = Buffer.from(line.intermediate.rawData);
   const validate = async (certificate: Buffer, anchors: readonly x509.X509Certificate[], intermediates: readonly Buffer[]): Promise<void> => {
-    const path = await validatePath({ certificate: CertificateView.parse(certificate), anchors: anchors.map(viewOf), intermediates, now: new Date() });
+    const path = await validatePathUncached({ certificate: CertificateView.parse(certificate), anchors: anchors.map(viewOf), intermediates, now: new Date() });
     if (!path.ok) throw new Error(`path validation failed: ${path.reason}`);
   };
 
@@ -722,6 +726,20 @@ async function measureBreakdown(estRa: EstRa, csrDer: ArrayBuffer): Promise<Brea
     ra_verify_upstream_answer: await measure(() => verifyIssued(answer, expectation)),
     path_validation_direct: await measure(() => validate(Buffer.from(issuedDer), [issuer.certificate], [])),
     path_validation_via_sent_intermediate: await measure(() => validate(deviceUnderLine, [line.root], [sentIntermediate])),
+    // The same certificate again (a downstream RA, a device polling after 202): the engine's remembered verdict.
+    path_validation_remembered: await measure(async () => {
+      if (
+        !(
+          await validatePath({
+            certificate: CertificateView.parse(deviceUnderLine),
+            anchors: [viewOf(line.root)],
+            intermediates: [sentIntermediate],
+            now: new Date(),
+          })
+        ).ok
+      )
+        throw new Error('path validation failed');
+    }),
   };
   const alternatives = {
     x509_csr_parse_and_verify_p256: await measure(async () => {

@@ -67,4 +67,17 @@ describe('path validation: pki/path-validation.ts', function () {
     expect(refused).to.include({ ok: false, code: 'expired' });
     if (!refused.ok) expect(refused.reason).to.match(/^certificate expired \d{4}-/);
   });
+
+  it('ok a validated path is remembered only while its certificates are valid: later, the same input is refused as the engine refuses it', async () => {
+    const device = await opensslIssue(dir, 'memo-device', { subject: '/CN=memo', caFile: root, caKeyFile: join(dir, 'root.key'), extensions: DEVICE, days: 1 });
+    const input = { certificate: view(device.certFile), anchors: [view(root)] };
+    const first = await validatePath({ ...input, now: new Date() });
+    const again = await validatePath({ ...input, now: new Date() });
+    expect(first.ok && again.ok).to.equal(true);
+    if (first.ok && again.ok) expect(again.path.map((c) => c.subject)).to.deep.equal(first.path.map((c) => c.subject));
+    // Past the device certificate's notAfter the remembered answer no longer applies.
+    expect(await validatePath({ ...input, now: new Date(Date.now() + 2 * 86_400_000) })).to.include({ ok: false, code: 'expired' });
+    // Another anchor set is another input.
+    expect(await validatePath({ ...input, anchors: [view(cycleLeaf)], now: new Date() })).to.include({ ok: false, code: 'no_path' });
+  });
 });
