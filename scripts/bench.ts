@@ -1006,7 +1006,7 @@ function queuedWarnings(log: string): number[] {
 type RevocationMode = 'hard_fail' | 'off';
 
 interface MtlsResults {
-  readonly section: RoundResult & { readonly concurrency: number; readonly revocation_mode: RevocationMode };
+  readonly section: RoundResult & { readonly concurrency: number; readonly revocation_mode: RevocationMode; readonly client_certificates: number };
   readonly modes: {
     readonly concurrency: number;
     readonly hard_fail: RoundResult;
