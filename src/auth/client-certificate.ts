@@ -20,8 +20,14 @@ export async function checkIssuedBy(
   if (!certificate.issuerDer.equals(issuer.subjectDer)) {
     return { ok: false, reason: "certificate was not issued by this profile's CA" };
   }
-  const signed =
-    (await verifySignedDer(certificate.der, issuerKey(issuer))) ?? (await certificate.x509.verify({ publicKey: issuer.x509.publicKey, signatureOnly: true }));
+  let signed: boolean;
+  try {
+    signed =
+      (await verifySignedDer(certificate.der, issuerKey(issuer))) ?? (await certificate.x509.verify({ publicKey: issuer.x509.publicKey, signatureOnly: true }));
+  } catch {
+    // A signature value OpenSSL cannot even decode is a signature that does not verify.
+    signed = false;
+  }
   if (!signed) {
     return { ok: false, reason: "certificate signature does not verify against this profile's CA" };
   }

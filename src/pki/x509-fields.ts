@@ -1,0 +1,185 @@
+import { checkDer, checkInteger, checkOid, children, DerError, dottedOid, expectTags, readBoolean, readTlv, TAG, type TlvHeader } from './der.js';
+
+/*
+ * The fields certificates (RFC 5280 §4.1) and requests (RFC 2986 §4) share,
+ * read strictly: exactly the fields the ASN.1 module defines, and the value
+ * types OpenSSL's X509_NAME reader accepts, so est-ra and OpenSSL agree on
+ * what a well-formed name, key or extension list is
+ * (test/unit/differential.spec.ts holds them to it).
+ */
+
+/**
+ * Attribute value tags of a Name that OpenSSL reads (ASN1_PRINTABLE:
+ * strings, BIT STRING, SEQUENCE and types it does not know) and Bouncy
+ * Castle knows; VideotexString, INTEGER, BOOLEAN and the like OpenSSL refuses.
+ */
+const NAME_VALUE_TAGS = new Set<number>([
+  TAG.bitString,
+  TAG.objectDescriptor,
+  TAG.utf8String,
+  TAG.relativeOid,
+  TAG.numericString,
+  TAG.printableString,
+  TAG.teletexString,
+  TAG.ia5String,
+  TAG.universalString,
+  TAG.bmpString,
+  TAG.sequence,
+]);
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Name ::= SEQUENCE OF RelativeDistinguishedName; RDN ::= SET OF
+ * AttributeTypeAndValue ::= SEQUENCE { type OID, value } (RFC 5280 §4.1.2.4).
+ * OpenSSL converts UTF8String, BMPString and UniversalString values to
+ * UTF-8 when it reads a name and refuses the certificate or request when
+ * that fails; so does this.
+ */
+export function checkName(der: Uint8Array, name: TlvHeader): void {
+  if (name.tag !== TAG.sequence) throw new DerError('Name is not a SEQUENCE');
+  for (const rdn of children(der, name)) {
+    if (rdn.tag !== TAG.set) throw new DerError('RelativeDistinguishedName is not a SET');
+    for (const attribute of children(der, rdn)) {
+      const fields = attribute.tag === TAG.sequence ? children(der, attribute) : [];
+      const [type, value] = fields;
+      if (fields.length !== 2 || !type || !value) throw new DerError('AttributeTypeAndValue is not { type, value }');
+      dottedOid(der, type);
+      if (!NAME_VALUE_TAGS.has(value.tag)) throw new DerError(`Name value of tag ${value.tag}`);
+      checkNameString(der, value);
+    }
+  }
+}
+
+function checkNameString(der: Uint8Array, value: TlvHeader): void {
+  const content = der.subarray(value.start, value.end);
+  if (value.tag === TAG.utf8String) {
+    try {
+      utf8.decode(content);
+    } catch {
+      throw new DerError('UTF8String that is not UTF-8');
+    }
+  } else if (value.tag === TAG.bmpString) {
+    for (let i = 0; i + 1 < content.length; i += 2) {
+      const unit = (content[i]! << 8) | content[i + 1]!;
+      if (unit >= 0xd800 && unit <= 0xdfff) throw new DerError('BMPString with a surrogate');
+    }
+  } else if (value.tag === TAG.universalString) {
+    if (content.length % 4 !== 0) throw new DerError('UniversalString of part of a character');
+    for (let i = 0; i < content.length; i += 4) {
+      const code = ((content[i]! << 24) | (content[i + 1]! << 16) | (content[i + 2]! << 8) | content[i + 3]!) >>> 0;
+      if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) throw new DerError('UniversalString with a character outside Unicode');
+    }
+  }
+}
+
+/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL } (RFC 5280 §4.1.1.2); its OID. */
+export function checkAlgorithmIdentifier(der: Uint8Array, algorithm: TlvHeader): string {
+  if (algorithm.tag !== TAG.sequence) throw new DerError('AlgorithmIdentifier is not a SEQUENCE');
+  const fields = children(der, algorithm);
+  if (fields.length < 1 || fields.length > 2) throw new DerError('AlgorithmIdentifier is not { algorithm, parameters }');
+  return dottedOid(der, fields[0]!);
+}
+
+/** SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING } (RFC 5280 §4.1.2.7). */
+export function checkSubjectPublicKeyInfo(der: Uint8Array, spki: TlvHeader): void {
+  if (spki.tag !== TAG.sequence) throw new DerError('SubjectPublicKeyInfo is not a SEQUENCE');
+  const [algorithm] = expectTags(der, spki, [TAG.sequence, TAG.bitString]);
+  checkAlgorithmIdentifier(der, algorithm!);
+}
+
+/** The signature BIT STRING of a signed structure: whole octets (OpenSSL refuses unused bits there). */
+export function checkSignatureBits(der: Uint8Array, signature: TlvHeader): void {
+  if (signature.tag !== TAG.bitString || signature.end === signature.start || der[signature.start] !== 0) {
+    throw new DerError('signature is not a BIT STRING of whole octets');
+  }
+}
+
+/**
+ * Extensions ::= SEQUENCE SIZE (1..MAX) OF Extension; Extension ::=
+ * SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET
+ * STRING } (RFC 5280 §4.1.2.9, §4.2: an extension appears at most once).
+ * Returns the Extension TLVs.
+ */
+export function checkExtensions(der: Uint8Array, extensions: TlvHeader): TlvHeader[] {
+  if (extensions.tag !== TAG.sequence) throw new DerError('Extensions is not a SEQUENCE');
+  const list = children(der, extensions);
+  if (list.length === 0) throw new DerError('empty Extensions');
+  const seen = new Set<string>();
+  for (const extension of list) {
+    if (extension.tag !== TAG.sequence) throw new DerError('Extension is not a SEQUENCE');
+    const fields = children(der, extension);
+    const [id, critical, value] = fields.length === 3 ? fields : [fields[0], undefined, fields[1]];
+    if (fields.length < 2 || fields.length > 3 || !id || !value || value.tag !== TAG.octetString)
+      throw new DerError('Extension is not { extnID, critical, extnValue }');
+    if (critical) readBoolean(der, critical);
+    const oid = dottedOid(der, id);
+    if (seen.has(oid)) throw new DerError(`extension ${oid} appears twice`);
+    seen.add(oid);
+  }
+  return list;
+}
+
+/** The DER value inside an Extension's extnValue, checked as DER and read as one whole TLV. */
+export function extensionValue(der: Uint8Array, extension: TlvHeader): { readonly der: Uint8Array; readonly value: TlvHeader } {
+  const extnValue = children(der, extension).at(-1)!;
+  const inner = der.subarray(extnValue.start, extnValue.end);
+  const value = readTlv(inner, 0);
+  if (value.end !== inner.length) throw new DerError('bytes after an extension value');
+  checkDer(inner, value);
+  return { der: inner, value };
+}
+
+/**
+ * GeneralNames ::= SEQUENCE OF GeneralName (RFC 5280 §4.2.1.6), each of
+ * the CHOICE's forms as OpenSSL's GENERAL_NAME reader takes them: IA5
+ * strings and iPAddress as primitives, registeredID a valid OID,
+ * directoryName a Name, otherName { type-id, [0] EXPLICIT value }.
+ */
+export function checkGeneralNames(der: Uint8Array, names: TlvHeader): void {
+  if (names.tag !== TAG.sequence && names.tag !== 0xa1) throw new DerError('GeneralNames is not a SEQUENCE');
+  for (const name of children(der, names)) {
+    switch (name.tag) {
+      case 0x81: // rfc822Name
+      case 0x82: // dNSName
+      case 0x86: // uniformResourceIdentifier
+      case 0x87: // iPAddress
+        break;
+      case 0x88: // registeredID
+        checkOid(der, name);
+        break;
+      case 0xa0: {
+        // otherName
+        const [type, value] = expectTags(der, name, [TAG.oid, 0xa0]);
+        dottedOid(der, type!);
+        if (children(der, value).length !== 1) throw new DerError('otherName value is not one value');
+        break;
+      }
+      case 0xa3: // x400Address (ORAddress, a SEQUENCE)
+      case 0xa5: // ediPartyName
+        break;
+      case 0xa4: {
+        // directoryName: [4] EXPLICIT Name
+        const inner = children(der, name);
+        if (inner.length !== 1) throw new DerError('directoryName is not one Name');
+        checkName(der, inner[0]!);
+        break;
+      }
+      default:
+        throw new DerError(`GeneralName of tag ${name.tag}`);
+    }
+  }
+}
+
+/** AuthorityKeyIdentifier ::= SEQUENCE { [0] keyIdentifier, [1] authorityCertIssuer GeneralNames, [2] authorityCertSerialNumber } (RFC 5280 §4.2.1.1). */
+export function checkAuthorityKeyIdentifier(der: Uint8Array, value: TlvHeader): void {
+  if (value.tag !== TAG.sequence) throw new DerError('AuthorityKeyIdentifier is not a SEQUENCE');
+  let last = -1;
+  for (const field of children(der, value)) {
+    const number = field.tag === 0x80 ? 0 : field.tag === 0xa1 ? 1 : field.tag === 0x82 ? 2 : -1;
+    if (number <= last) throw new DerError('AuthorityKeyIdentifier with unexpected fields');
+    last = number;
+    if (number === 1) checkGeneralNames(der, field);
+    if (number === 2) checkInteger(der, field);
+  }
+}
