@@ -95,6 +95,7 @@ function csrAttrsItems(source: Buffer): TlvHeader[] {
     const items = children(source, root);
     for (const item of items) {
       if (item.tag === TAG.oid) dottedOid(source, item);
+      else if (item.tag !== TAG.sequence) throw new DerError('an AttrOrOID is neither an OID nor an Attribute');
       else dottedOid(source, expectTags(source, item, [TAG.oid, TAG.set])[0]!);
     }
     return items;
