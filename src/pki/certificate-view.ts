@@ -7,7 +7,6 @@ import {
   DerError,
   dottedOid,
   expectTags,
-  extensionByOid,
   readSmallInteger,
   readTime,
   readWhole,
@@ -18,7 +17,7 @@ import {
 import {
   checkAlgorithmIdentifier,
   checkAuthorityKeyIdentifier,
-  checkExtensions,
+  extensionsByOid,
   checkGeneralNames,
   checkName,
   checkSignatureBits,
@@ -63,7 +62,7 @@ export class CertificateView {
     readonly notAfter: Date,
     /** DER SubjectPublicKeyInfo. */
     readonly subjectPublicKeyInfo: Buffer,
-    private readonly extensions: readonly TlvHeader[],
+    private readonly extensions: ReadonlyMap<string, TlvHeader>,
   ) {}
 
   /**
@@ -98,14 +97,14 @@ export class CertificateView {
     const [notBefore, notAfter] = times.map((time) => readTime(der, time));
     checkSubjectPublicKeyInfo(der, spki);
     // issuerUniqueID [1] IMPLICIT, subjectUniqueID [2] IMPLICIT (v2, v3), extensions [3] EXPLICIT (v3), in this order.
-    let extensions: TlvHeader[] = [];
+    let extensions: ReadonlyMap<string, TlvHeader> = new Map();
     let last = 0;
     for (const field of rest) {
       const number = field.tag === 0x81 ? 1 : field.tag === 0x82 ? 2 : field.tag === 0xa3 ? 3 : 0;
       if (number <= last || (number < 3 && version < 1) || (number === 3 && version < 2)) throw new DerError('unexpected field after the subject public key');
       last = number;
       if (number < 3) checkBitString(der, field);
-      else extensions = checkExtensions(der, expectTags(der, field, [TAG.sequence])[0]!);
+      else extensions = extensionsByOid(der, expectTags(der, field, [TAG.sequence])[0]!);
     }
     const view = new CertificateView(
       der,
@@ -142,12 +141,13 @@ export class CertificateView {
 
   /** The whole Extension SEQUENCE with this OID, as encoded, or undefined. */
   extension(oid: string): Buffer | undefined {
-    return extensionByOid(this.der, this.extensions, oid);
+    const extension = this.extensions.get(oid);
+    return extension && sliceTlv(this.der, extension);
   }
 
   /** The value an extension's extnValue OCTET STRING holds, checked as DER; undefined without the extension. */
   private extensionValue(oid: string): { readonly der: Uint8Array; readonly value: TlvHeader } | undefined {
-    const extension = this.extensions.find((candidate) => dottedOid(this.der, children(this.der, candidate)[0]!) === oid);
+    const extension = this.extensions.get(oid);
     return extension && extensionValue(this.der, extension);
   }
 

@@ -339,16 +339,19 @@ export function dottedOid(der: Uint8Array, oid: TlvHeader): string {
   if (oid.tag !== TAG.oid) fail('OBJECT IDENTIFIER expected');
   checkOid(der, oid);
   const arcs: (number | bigint)[] = [];
-  let value = 0n;
+  let value = 0;
+  let big: bigint | undefined; // past 2^46 a sub-identifier is kept exactly as a BigInt
   for (let i = oid.start; i < oid.end; i++) {
-    value = (value << 7n) | BigInt(der[i]! & 0x7f);
+    const bits = der[i]! & 0x7f;
+    if (big !== undefined) big = (big << 7n) | BigInt(bits);
+    else if (value >= 2 ** 46) big = (BigInt(value) << 7n) | BigInt(bits);
+    else value = value * 128 + bits;
     if ((der[i]! & 0x80) === 0) {
-      const arc = value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
-      if (arcs.length === 0) {
-        if (typeof arc === 'number' && arc < 80) arcs.push(Math.floor(arc / 40), arc % 40);
-        else arcs.push(2, typeof arc === 'number' ? arc - 80 : arc - 80n);
-      } else arcs.push(arc);
-      value = 0n;
+      if (arcs.length > 0) arcs.push(big ?? value);
+      else if (big === undefined && value < 80) arcs.push(Math.floor(value / 40), value % 40);
+      else arcs.push(2, big === undefined ? value - 80 : big - 80n);
+      value = 0;
+      big = undefined;
     }
   }
   return arcs.join('.');

@@ -102,10 +102,15 @@ export function checkSignatureBits(der: Uint8Array, signature: TlvHeader): void 
  * Returns the Extension TLVs.
  */
 export function checkExtensions(der: Uint8Array, extensions: TlvHeader): TlvHeader[] {
+  return [...extensionsByOid(der, extensions).values()];
+}
+
+/** checkExtensions, keyed by extnID in dotted form (in order). */
+export function extensionsByOid(der: Uint8Array, extensions: TlvHeader): Map<string, TlvHeader> {
   if (extensions.tag !== TAG.sequence) throw new DerError('Extensions is not a SEQUENCE');
   const list = children(der, extensions);
   if (list.length === 0) throw new DerError('empty Extensions');
-  const seen = new Set<string>();
+  const seen = new Map<string, TlvHeader>();
   for (const extension of list) {
     if (extension.tag !== TAG.sequence) throw new DerError('Extension is not a SEQUENCE');
     const fields = children(der, extension);
@@ -115,9 +120,9 @@ export function checkExtensions(der: Uint8Array, extensions: TlvHeader): TlvHead
     if (critical) readBoolean(der, critical);
     const oid = dottedOid(der, id);
     if (seen.has(oid)) throw new DerError(`extension ${oid} appears twice`);
-    seen.add(oid);
+    seen.set(oid, extension);
   }
-  return list;
+  return seen;
 }
 
 /** The DER value inside an Extension's extnValue, checked as DER and read as one whole TLV. */
