@@ -2,7 +2,7 @@
  * Micro benchmark of the strict readers on the request path (issue #9 §4):
  * CPU per CSR parse + proof-of-possession check (parseAndVerifyCsr) for
  * P-256, RSA-2048 and Ed25519 requests, and per certificate parse
- * (CertificateView.parse), on the main thread, one at a time. Prints one
+ * (CertificateView.parse) and per upstream certs-only answer read, on the main thread, one at a time. Prints one
  * JSON object: microseconds per operation (median of 5 rounds).
  *
  *   npm run build && node dist/scripts/bench-der.js
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CertificateView } from '../src/pki/certificate-view.js';
 import { parseAndVerifyCsr } from '../src/pki/csr.js';
+import { buildCertsOnly, parseCertsOnly } from '../src/pki/certs-only.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'est-ra-bench-der-'));
 const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
@@ -79,6 +80,8 @@ try {
   const result: Record<string, number> = {};
   for (const [name, der] of Object.entries(requests)) result[`csr_parse_verify_${name}_us`] = await perOperation(() => parseAndVerifyCsr(der), 2000);
   result.certificate_parse_us = await perOperation(() => CertificateView.parse(certificate), 20000);
+  const certsOnly = buildCertsOnly([certificate]);
+  result.certs_only_parse_and_certificate_parse_us = await perOperation(() => parseCertsOnly(certsOnly).map((der) => CertificateView.parse(der)), 20000);
   console.log(JSON.stringify(result));
 } finally {
   rmSync(dir, { recursive: true, force: true });
