@@ -17,6 +17,8 @@ import {
 import {
   checkAlgorithmIdentifier,
   checkAuthorityKeyIdentifier,
+  checkCrlDistributionPoints,
+  checkNameConstraints,
   extensionsByOid,
   checkGeneralNames,
   checkName,
@@ -154,7 +156,7 @@ export class CertificateView {
   /**
    * Reads the extensions est-ra looks at, and those OpenSSL decodes to
    * judge a certificate (subjectAltName, authority and subject key
-   * identifiers: ossl_x509v3_cache_extensions marks a certificate invalid
+   * identifiers, CRL distribution points, name constraints: ossl_x509v3_cache_extensions marks a certificate invalid
    * when one does not decode), once, so a malformed one refuses the
    * certificate at parse time.
    */
@@ -163,6 +165,10 @@ export class CertificateView {
     if (subjectAltName) checkGeneralNames(subjectAltName.der, subjectAltName.value);
     const authorityKeyIdentifier = this.extensionValue('2.5.29.35');
     if (authorityKeyIdentifier) checkAuthorityKeyIdentifier(authorityKeyIdentifier.der, authorityKeyIdentifier.value);
+    const crlDistributionPoints = this.extensionValue('2.5.29.31');
+    if (crlDistributionPoints) checkCrlDistributionPoints(crlDistributionPoints.der, crlDistributionPoints.value);
+    const nameConstraints = this.extensionValue('2.5.29.30');
+    if (nameConstraints) checkNameConstraints(nameConstraints.der, nameConstraints.value);
     const subjectKeyIdentifier = this.extensionValue('2.5.29.14');
     if (subjectKeyIdentifier && subjectKeyIdentifier.value.tag !== TAG.octetString) throw new DerError('malformed subjectKeyIdentifier');
     this.extendedKeyUsages();
@@ -174,6 +180,9 @@ export class CertificateView {
       const fields = value.tag === TAG.sequence ? children(der, value) : undefined;
       const expected = fields?.[0]?.tag === TAG.boolean ? [TAG.boolean, TAG.integer] : [TAG.integer];
       if (!fields || fields.length > expected.length || fields.some((field, i) => field.tag !== expected[i])) throw new DerError('malformed basicConstraints');
+      // OpenSSL 3.0 marks a certificate with a negative pathLenConstraint invalid (RFC 5280 §4.2.1.9: 0..MAX).
+      const pathLen = fields.find((field) => field.tag === TAG.integer);
+      if (pathLen && readSmallInteger(der, pathLen) < 0) throw new DerError('negative pathLenConstraint');
     }
   }
 

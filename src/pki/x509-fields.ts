@@ -1,4 +1,17 @@
-import { checkDer, checkInteger, checkOid, children, DerError, dottedOid, expectTags, readBoolean, readTlv, TAG, type TlvHeader } from './der.js';
+import {
+  checkBitString,
+  checkDer,
+  checkInteger,
+  checkOid,
+  children,
+  DerError,
+  dottedOid,
+  expectTags,
+  readBoolean,
+  readTlv,
+  TAG,
+  type TlvHeader,
+} from './der.js';
 
 /*
  * The fields certificates (RFC 5280 §4.1) and requests (RFC 2986 §4) share,
@@ -40,14 +53,19 @@ export function checkName(der: Uint8Array, name: TlvHeader): void {
   if (name.tag !== TAG.sequence) throw new DerError('Name is not a SEQUENCE');
   for (const rdn of children(der, name)) {
     if (rdn.tag !== TAG.set) throw new DerError('RelativeDistinguishedName is not a SET');
-    for (const attribute of children(der, rdn)) {
-      const fields = attribute.tag === TAG.sequence ? children(der, attribute) : [];
-      const [type, value] = fields;
-      if (fields.length !== 2 || !type || !value) throw new DerError('AttributeTypeAndValue is not { type, value }');
-      dottedOid(der, type);
-      if (!NAME_VALUE_TAGS.has(value.tag)) throw new DerError(`Name value of tag ${value.tag}`);
-      checkNameString(der, value);
-    }
+    checkRelativeDistinguishedName(der, rdn);
+  }
+}
+
+/** The AttributeTypeAndValues of one RelativeDistinguishedName (a SET, or its IMPLICIT tag). */
+function checkRelativeDistinguishedName(der: Uint8Array, rdn: TlvHeader): void {
+  for (const attribute of children(der, rdn)) {
+    const fields = attribute.tag === TAG.sequence ? children(der, attribute) : [];
+    const [type, value] = fields;
+    if (fields.length !== 2 || !type || !value) throw new DerError('AttributeTypeAndValue is not { type, value }');
+    dottedOid(der, type);
+    if (!NAME_VALUE_TAGS.has(value.tag)) throw new DerError(`Name value of tag ${value.tag}`);
+    checkNameString(der, value);
   }
 }
 
@@ -141,38 +159,57 @@ export function extensionValue(der: Uint8Array, extension: TlvHeader): { readonl
  * strings and iPAddress as primitives, registeredID a valid OID,
  * directoryName a Name, otherName { type-id, [0] EXPLICIT value }.
  */
-export function checkGeneralNames(der: Uint8Array, names: TlvHeader): void {
-  if (names.tag !== TAG.sequence && names.tag !== 0xa1) throw new DerError('GeneralNames is not a SEQUENCE');
-  for (const name of children(der, names)) {
-    switch (name.tag) {
-      case 0x81: // rfc822Name
-      case 0x82: // dNSName
-      case 0x86: // uniformResourceIdentifier
-      case 0x87: // iPAddress
-        break;
-      case 0x88: // registeredID
-        checkOid(der, name);
-        break;
-      case 0xa0: {
-        // otherName
-        const [type, value] = expectTags(der, name, [TAG.oid, 0xa0]);
-        dottedOid(der, type!);
-        if (children(der, value).length !== 1) throw new DerError('otherName value is not one value');
-        break;
-      }
-      case 0xa3: // x400Address (ORAddress, a SEQUENCE)
-      case 0xa5: // ediPartyName
-        break;
-      case 0xa4: {
-        // directoryName: [4] EXPLICIT Name
-        const inner = children(der, name);
-        if (inner.length !== 1) throw new DerError('directoryName is not one Name');
-        checkName(der, inner[0]!);
-        break;
-      }
-      default:
-        throw new DerError(`GeneralName of tag ${name.tag}`);
+export function checkGeneralNames(der: Uint8Array, names: TlvHeader, tag: number = TAG.sequence): void {
+  if (names.tag !== tag) throw new DerError('GeneralNames is not a SEQUENCE');
+  for (const name of children(der, names)) checkGeneralName(der, name);
+}
+
+/** DirectoryString (RFC 5280 §4.1.2.4): the string types OpenSSL's DIRECTORYSTRING takes. */
+function checkDirectoryString(der: Uint8Array, wrapper: TlvHeader): void {
+  const inner = children(der, wrapper);
+  if (inner.length !== 1 || ![TAG.printableString, TAG.teletexString, TAG.bmpString, TAG.universalString, TAG.utf8String].includes(inner[0]!.tag as never)) {
+    throw new DerError('DirectoryString expected');
+  }
+}
+
+/** One GeneralName (RFC 5280 §4.2.1.6). */
+function checkGeneralName(der: Uint8Array, name: TlvHeader): void {
+  switch (name.tag) {
+    case 0x81: // rfc822Name
+    case 0x82: // dNSName
+    case 0x86: // uniformResourceIdentifier
+    case 0x87: // iPAddress
+      break;
+    case 0x88: // registeredID
+      checkOid(der, name);
+      break;
+    case 0xa0: {
+      // otherName
+      const [type, value] = expectTags(der, name, [TAG.oid, 0xa0]);
+      dottedOid(der, type!);
+      if (children(der, value).length !== 1) throw new DerError('otherName value is not one value');
+      break;
     }
+    case 0xa3: // x400Address (ORAddress, a SEQUENCE)
+      break;
+    case 0xa5: {
+      // ediPartyName ::= SEQUENCE { nameAssigner [0] DirectoryString OPTIONAL, partyName [1] DirectoryString }
+      const parts = children(der, name);
+      const [assigner, party] = parts.length === 2 ? parts : [undefined, parts[0]];
+      if (parts.length < 1 || parts.length > 2 || (assigner && assigner.tag !== 0xa0) || party?.tag !== 0xa1) throw new DerError('malformed ediPartyName');
+      if (assigner) checkDirectoryString(der, assigner);
+      checkDirectoryString(der, party);
+      break;
+    }
+    case 0xa4: {
+      // directoryName: [4] EXPLICIT Name
+      const inner = children(der, name);
+      if (inner.length !== 1) throw new DerError('directoryName is not one Name');
+      checkName(der, inner[0]!);
+      break;
+    }
+    default:
+      throw new DerError(`GeneralName of tag ${name.tag}`);
   }
 }
 
@@ -184,7 +221,67 @@ export function checkAuthorityKeyIdentifier(der: Uint8Array, value: TlvHeader): 
     const number = field.tag === 0x80 ? 0 : field.tag === 0xa1 ? 1 : field.tag === 0x82 ? 2 : -1;
     if (number <= last) throw new DerError('AuthorityKeyIdentifier with unexpected fields');
     last = number;
-    if (number === 1) checkGeneralNames(der, field);
+    if (number === 1) checkGeneralNames(der, field, 0xa1);
     if (number === 2) checkInteger(der, field);
+  }
+}
+
+/** Tagged fields [n] of a SEQUENCE in increasing order, each at most once; returns them by tag number. */
+function taggedFields(der: Uint8Array, parent: TlvHeader, allowed: Readonly<Record<number, number>>, what: string): Map<number, TlvHeader> {
+  if (parent.tag !== TAG.sequence) throw new DerError(`${what} is not a SEQUENCE`);
+  const found = new Map<number, TlvHeader>();
+  let last = -1;
+  for (const field of children(der, parent)) {
+    const number = allowed[field.tag];
+    if (number === undefined || number <= last) throw new DerError(`${what} with unexpected fields`);
+    last = number;
+    found.set(number, field);
+  }
+  return found;
+}
+
+/**
+ * CRLDistributionPoints ::= SEQUENCE OF DistributionPoint { distributionPoint [0] EXPLICIT
+ * DistributionPointName { fullName [0] GeneralNames | nameRelativeToCRLIssuer [1] RDN },
+ * reasons [1] BIT STRING, cRLIssuer [2] GeneralNames } (RFC 5280 §4.2.1.13).
+ */
+export function checkCrlDistributionPoints(der: Uint8Array, value: TlvHeader): void {
+  if (value.tag !== TAG.sequence) throw new DerError('CRLDistributionPoints is not a SEQUENCE');
+  for (const point of children(der, value)) {
+    const fields = taggedFields(der, point, { 0xa0: 0, 0x81: 1, 0xa2: 2 }, 'DistributionPoint');
+    const name = fields.get(0);
+    if (name) {
+      const choice = children(der, name);
+      if (choice.length !== 1) throw new DerError('DistributionPointName is not one name');
+      if (choice[0]!.tag === 0xa0) checkGeneralNames(der, choice[0]!, 0xa0);
+      else if (choice[0]!.tag === 0xa1) checkRelativeDistinguishedName(der, choice[0]!);
+      else throw new DerError('malformed DistributionPointName');
+    }
+    const reasons = fields.get(1);
+    if (reasons) checkBitString(der, reasons);
+    const issuer = fields.get(2);
+    if (issuer) checkGeneralNames(der, issuer, 0xa2);
+  }
+}
+
+/**
+ * NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees, excludedSubtrees [1] }
+ * GeneralSubtree ::= SEQUENCE { base GeneralName, minimum [0] INTEGER DEFAULT 0, maximum [1] INTEGER } (RFC 5280 §4.2.1.10).
+ */
+export function checkNameConstraints(der: Uint8Array, value: TlvHeader): void {
+  for (const subtrees of taggedFields(der, value, { 0xa0: 0, 0xa1: 1 }, 'NameConstraints').values()) {
+    for (const subtree of children(der, subtrees)) {
+      if (subtree.tag !== TAG.sequence) throw new DerError('GeneralSubtree is not a SEQUENCE');
+      const [base, ...bounds] = children(der, subtree);
+      if (!base) throw new DerError('GeneralSubtree without a base');
+      checkGeneralName(der, base);
+      let last = -1;
+      for (const bound of bounds) {
+        const number = bound.tag === 0x80 ? 0 : bound.tag === 0x81 ? 1 : -1;
+        if (number <= last) throw new DerError('GeneralSubtree with unexpected fields');
+        last = number;
+        checkInteger(der, bound);
+      }
+    }
   }
 }

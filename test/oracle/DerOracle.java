@@ -13,12 +13,14 @@ import org.bouncycastle.asn1.pkcs.CertificationRequestInfo;
 import org.bouncycastle.asn1.x500.DirectoryString;
 import org.bouncycastle.asn1.x509.AuthorityKeyIdentifier;
 import org.bouncycastle.asn1.x509.BasicConstraints;
+import org.bouncycastle.asn1.x509.CRLDistPoint;
 import org.bouncycastle.asn1.x509.Certificate;
 import org.bouncycastle.asn1.x509.ExtendedKeyUsage;
 import org.bouncycastle.asn1.x509.Extension;
 import org.bouncycastle.asn1.x509.Extensions;
 import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.asn1.x509.KeyUsage;
+import org.bouncycastle.asn1.x509.NameConstraints;
 import org.bouncycastle.asn1.x509.SubjectKeyIdentifier;
 
 /**
@@ -30,7 +32,8 @@ import org.bouncycastle.asn1.x509.SubjectKeyIdentifier;
  * byte-identical, BC's typed RFC 2986 / RFC 5280 classes accept it, and the
  * parts est-ra interprets or OpenSSL decodes (extensionRequest,
  * challengePassword; basicConstraints, keyUsage, extendedKeyUsage,
- * subjectAltName, key identifiers) parse with BC's classes and are DER
+ * subjectAltName, key identifiers, CRL distribution points, name
+ * constraints) parse with BC's classes and are DER
  * themselves (RFC 5280 §4.1: extnValue holds a DER encoding). Built only from library verdicts.
  */
 public final class DerOracle {
@@ -106,6 +109,10 @@ public final class DerOracle {
     if (subjectAltName != null) GeneralNames.getInstance(strictDer(subjectAltName.getExtnValue().getOctets())).getNames();
     Extension authorityKeyIdentifier = extensions.getExtension(Extension.authorityKeyIdentifier);
     if (authorityKeyIdentifier != null) AuthorityKeyIdentifier.getInstance(strictDer(authorityKeyIdentifier.getExtnValue().getOctets()));
+    Extension crlDistributionPoints = extensions.getExtension(Extension.cRLDistributionPoints);
+    if (crlDistributionPoints != null) CRLDistPoint.getInstance(strictDer(crlDistributionPoints.getExtnValue().getOctets())).getDistributionPoints();
+    Extension nameConstraints = extensions.getExtension(Extension.nameConstraints);
+    if (nameConstraints != null) NameConstraints.getInstance(strictDer(nameConstraints.getExtnValue().getOctets()));
     Extension subjectKeyIdentifier = extensions.getExtension(Extension.subjectKeyIdentifier);
     if (subjectKeyIdentifier != null) SubjectKeyIdentifier.getInstance(strictDer(subjectKeyIdentifier.getExtnValue().getOctets()));
   }

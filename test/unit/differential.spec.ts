@@ -113,7 +113,13 @@ describe('#9 - differential: est-ra accepts exactly what OpenSSL and Bouncy Cast
       subject: '/CN=Sub CA',
       caFile: ca.certFile,
       caKeyFile: ca.keyFile,
-      extensions: ['basicConstraints=critical,CA:TRUE,pathlen:0', 'keyUsage=critical,keyCertSign', 'authorityInfoAccess=OCSP;URI:http://ocsp.example/'],
+      extensions: [
+        'basicConstraints=critical,CA:TRUE,pathlen:0',
+        'keyUsage=critical,keyCertSign',
+        'authorityInfoAccess=OCSP;URI:http://ocsp.example/',
+        'nameConstraints=critical,permitted;DNS:.plant.example,excluded;IP:10.9.0.0/255.255.0.0',
+        'crlDistributionPoints=URI:http://crl.example/root.crl',
+      ],
     });
     const certDer = (file: string): Buffer => new X509Certificate(readFileSync(file)).raw;
     seeds = [

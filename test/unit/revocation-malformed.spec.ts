@@ -38,8 +38,8 @@ describe('#9 - revocation: malformed OCSP answers, CRLs and extensions are a rea
         new X509Certificate(readFileSync((await opensslIssue(dir, name, { caFile: caFiles.certFile, caKeyFile: caFiles.keyFile, extensions })).certFile)).raw,
       );
     leaf = await make('leaf', ['extendedKeyUsage=clientAuth']);
-    // authorityInfoAccess and cRLDistributionPoints that are DER but not what RFC 5280 §4.2.2.1 / §4.2.1.13 define.
-    badExtensions = await make('bad', ['extendedKeyUsage=clientAuth', '1.3.6.1.5.5.7.1.1=DER:30:03:02:01:01', '2.5.29.31=DER:30:03:02:01:01']);
+    // An authorityInfoAccess that is DER but not what RFC 5280 §4.2.2.1 defines (OpenSSL reads it only when asked).
+    badExtensions = await make('bad', ['extendedKeyUsage=clientAuth', '1.3.6.1.5.5.7.1.1=DER:30:03:02:01:01']);
     writeFileSync(join(dir, 'garbage.crl'), 'this is not a CRL');
   });
 
@@ -66,12 +66,18 @@ describe('#9 - revocation: malformed OCSP answers, CRLs and extensions are a rea
     expect(status.status === 'unknown' && status.reason).to.match(/^OCSP http:\/\/127\.0\.0\.1:\d+\/: .+; CRL .*garbage\.crl: .+$/);
   });
 
-  it('fail malformed authorityInfoAccess and cRLDistributionPoints extensions: unknown, with the reason', async () => {
+  it('fail a malformed authorityInfoAccess extension: unknown, with the reason', async () => {
     const status = await checker({ useCrlDistributionPoints: true }).check(badExtensions, ca);
-    expect(status).to.deep.equal({
-      status: 'unknown',
-      reason: 'malformed authorityInfoAccess extension; no OCSP responder; malformed cRLDistributionPoints extension',
+    expect(status).to.deep.equal({ status: 'unknown', reason: 'malformed authorityInfoAccess extension; no OCSP responder' });
+  });
+
+  it('fail a malformed cRLDistributionPoints extension makes the certificate unreadable (OpenSSL marks it invalid too)', async () => {
+    const files = await opensslIssue(dir, 'bad-crldp', {
+      caFile: join(dir, 'ca.crt'),
+      caKeyFile: join(dir, 'ca.key'),
+      extensions: ['2.5.29.31=DER:30:03:02:01:01'],
     });
+    expect(() => CertificateView.parse(new X509Certificate(readFileSync(files.certFile)).raw)).to.throw('DistributionPoint is not a SEQUENCE');
   });
 });
 
@@ -96,7 +102,7 @@ describe('#9 - CertificateView.isCa agrees with OpenSSL', () => {
       false,
     ],
     ['CA:FALSE', ['basicConstraints=critical,CA:FALSE'], false],
-    ['pathLenConstraint without cA (OpenSSL: invalid)', ['basicConstraints=critical,DER:30:03:02:01:00'], false],
+    ['pathLenConstraint without cA', ['basicConstraints=critical,DER:30:03:02:01:00'], false],
   ] as const) {
     it(`ok ${name}: ${expected}`, async () => {
       const files = await opensslSelfSigned(dir, name.replace(/\W+/g, '-'), { subject: '/CN=isCa', addext: [...addext] });
@@ -105,4 +111,11 @@ describe('#9 - CertificateView.isCa agrees with OpenSSL', () => {
       expect(new X509Certificate(der).ca).to.equal(expected);
     });
   }
+
+  it('fail a negative pathLenConstraint, which OpenSSL marks invalid, does not parse (and OpenSSL says not a CA)', async () => {
+    const files = await opensslSelfSigned(dir, 'negative-pathlen', { subject: '/CN=isCa', addext: ['basicConstraints=critical,DER:30:06:01:01:ff:02:01:ff'] });
+    const der = new X509Certificate(readFileSync(files.certFile)).raw;
+    expect(() => CertificateView.parse(der)).to.throw('negative pathLenConstraint');
+    expect(new X509Certificate(der).ca).to.equal(false);
+  });
 });
