@@ -8,8 +8,10 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq curl openssl strongswan-pki libstrongswan-extra-plugins \
-  libbcpkix-java libbcprov-java libbcutil-java openjdk-17-jdk-headless >/dev/null
+$SUDO apt-get install -y -qq curl openssl strongswan-pki libstrongswan-extra-plugins >/dev/null
+# Bouncy Castle: its EST client (test/java/BcEstClient.java) and the DER differential test's oracle
+# (test/oracle/DerOracle.java), both compiled at test time with the JDK.
+$SUDO apt-get install -y -qq libbcpkix-java libbcprov-java libbcutil-java openjdk-17-jdk-headless >/dev/null
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
 for jar in bcprov bcpkix bcutil; do
   [ -f "/usr/share/java/$jar.jar" ] || { echo "/usr/share/java/$jar.jar is missing" >&2; exit 1; }

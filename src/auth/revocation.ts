@@ -64,7 +64,7 @@ export class RevocationChecker {
     if (this.settings.ocsp.enabled) {
       const cached = this.ocspAnswers.get(ocspCacheKey(certificate, issuer));
       if (cached && cached.until >= this.now().getTime()) return { status: cached.status, source: `OCSP ${cached.url} (cached)` };
-      const url = this.settings.ocsp.responderUrl ?? ocspUrlOf(certificate);
+      const url = this.settings.ocsp.responderUrl ?? ocspUrlOf(certificate, reasons);
       if (url) {
         try {
           return await this.ocsp(url, certificate, issuer);
@@ -73,7 +73,7 @@ export class RevocationChecker {
         }
       } else reasons.push('no OCSP responder');
     }
-    const sources = [...this.settings.crlFiles, ...(this.settings.useCrlDistributionPoints ? crlUrlsOf(certificate) : [])];
+    const sources = [...this.settings.crlFiles, ...(this.settings.useCrlDistributionPoints ? crlUrlsOf(certificate, reasons) : [])];
     for (const source of sources) {
       try {
         const crl = await this.crl(source, issuer);
@@ -161,20 +161,36 @@ function ocspCacheKey(certificate: CertificateView, issuer: CertificateView): st
   return `${keyHash}/${certificate.serialNumber}`;
 }
 
-function ocspUrlOf(certificate: CertificateView): string | undefined {
-  const der = certificate.extension('1.3.6.1.5.5.7.1.1');
-  const aia = der && new x509.AuthorityInfoAccessExtension(bytes(der));
-  return aia?.ocsp.find((name) => name.type === 'url')?.value;
+/**
+ * The OCSP responder named in the certificate (authorityInfoAccess, RFC 5280
+ * §4.2.2.1). A malformed extension names none, and says so in `reasons`:
+ * the status is then unknown (the mode decides), never a 500.
+ */
+function ocspUrlOf(certificate: CertificateView, reasons: string[]): string | undefined {
+  try {
+    const der = certificate.extension('1.3.6.1.5.5.7.1.1');
+    const aia = der && new x509.AuthorityInfoAccessExtension(bytes(der));
+    return aia?.ocsp.find((name) => name.type === 'url')?.value;
+  } catch {
+    reasons.push('malformed authorityInfoAccess extension');
+    return undefined;
+  }
 }
 
-function crlUrlsOf(certificate: CertificateView): string[] {
-  const der = certificate.extension('2.5.29.31');
-  const points = der && new x509.CRLDistributionPointsExtension(bytes(der));
-  return (points?.distributionPoints ?? []).flatMap((point) =>
-    (point.distributionPoint?.fullName ?? []).flatMap((name) =>
-      name.uniformResourceIdentifier && /^https?:\/\//.test(name.uniformResourceIdentifier) ? [name.uniformResourceIdentifier] : [],
-    ),
-  );
+/** The HTTP CRL distribution points (RFC 5280 §4.2.1.13); none from a malformed extension, said in `reasons`. */
+function crlUrlsOf(certificate: CertificateView, reasons: string[]): string[] {
+  try {
+    const der = certificate.extension('2.5.29.31');
+    const points = der && new x509.CRLDistributionPointsExtension(bytes(der));
+    return (points?.distributionPoints ?? []).flatMap((point) =>
+      (point.distributionPoint?.fullName ?? []).flatMap((name) =>
+        name.uniformResourceIdentifier && /^https?:\/\//.test(name.uniformResourceIdentifier) ? [name.uniformResourceIdentifier] : [],
+      ),
+    );
+  } catch {
+    reasons.push('malformed cRLDistributionPoints extension');
+    return [];
+  }
 }
 
 function message(err: unknown): string {

@@ -1,5 +1,33 @@
+import { X509Certificate } from 'node:crypto';
 import { bytes, x509 } from './x509.js';
-import { children, dottedOid, expectTags, extensionByOid, readTime, readTlv, sliceTlv, TAG, type TlvHeader } from './der.js';
+import {
+  checkBitString,
+  checkDer,
+  children,
+  DerError,
+  dottedOid,
+  expectTags,
+  readSmallInteger,
+  readTime,
+  readWhole,
+  sliceTlv,
+  TAG,
+  type TlvHeader,
+} from './der.js';
+import {
+  checkAlgorithmIdentifier,
+  checkAuthorityKeyIdentifier,
+  checkCrlDistributionPoints,
+  checkNameConstraints,
+  extensionsByOid,
+  checkGeneralNames,
+  checkName,
+  checkSignatureBits,
+  checkSubjectPublicKeyInfo,
+  extensionValue,
+} from './x509-fields.js';
+
+const ID_CE_BASIC_CONSTRAINTS = '2.5.29.19';
 
 /**
  * The fields of an X.509 certificate (RFC 5280 §4.1) that est-ra reads on
@@ -21,6 +49,7 @@ export class CertificateView {
   /** Set by viewOf for a certificate already parsed by @peculiar/x509. */
   full?: x509.X509Certificate;
   private subjectText?: string;
+  private ca?: boolean;
   private issuerText?: string;
 
   private constructor(
@@ -35,42 +64,62 @@ export class CertificateView {
     readonly notAfter: Date,
     /** DER SubjectPublicKeyInfo. */
     readonly subjectPublicKeyInfo: Buffer,
-    private readonly extensions: readonly TlvHeader[],
+    private readonly extensions: ReadonlyMap<string, TlvHeader>,
   ) {}
 
   /**
-   * Reads a DER certificate. Throws on anything that is not one; the
-   * signature is not checked here (see pki/signature.ts).
+   * Reads a DER certificate strictly: DER throughout (pki/der.ts checkDer),
+   * exactly the fields of RFC 5280 §4.1 in order, the same algorithm inside
+   * and outside the signed part (§4.1.1.2), valid times as OpenSSL reads
+   * them, unique identifiers only from v2 and extensions only in v3, each
+   * extension once, and the extensions est-ra reads (basicConstraints,
+   * keyUsage, extendedKeyUsage) well-formed. Throws DerError on anything
+   * else; the signature is not checked here (see pki/signature.ts).
    */
   static parse(der: Buffer): CertificateView {
-    const root = readTlv(der, 0);
-    if (root.end !== der.length) throw new Error('malformed certificate: bytes after it');
-    const [tbs] = expectTags(der, root, [TAG.sequence, TAG.sequence, TAG.bitString]);
+    const root = readWhole(der);
+    if (root.tag !== TAG.sequence) throw new DerError('a Certificate is a SEQUENCE');
+    checkDer(der, root);
+    const [tbs, outerAlgorithm, signature] = expectTags(der, root, [TAG.sequence, TAG.sequence, TAG.bitString]);
+    checkSignatureBits(der, signature!);
     const fields = children(der, tbs);
-    // version [0] EXPLICIT is absent in v1 certificates.
-    const [serial, , issuer, validity, subject, spki, ...rest] = fields[0]?.tag === 0xa0 ? fields.slice(1) : fields;
-    if (
-      serial?.tag !== TAG.integer ||
-      issuer?.tag !== TAG.sequence ||
-      validity?.tag !== TAG.sequence ||
-      subject?.tag !== TAG.sequence ||
-      spki?.tag !== TAG.sequence
-    ) {
-      throw new Error('malformed certificate: unexpected TBSCertificate fields');
+    // version [0] EXPLICIT Version DEFAULT v1: absent in v1 certificates.
+    const versionField = fields[0]?.tag === 0xa0 ? fields.shift() : undefined;
+    const version = versionField ? readSmallInteger(der, expectTags(der, versionField, [TAG.integer])[0]!) : 0;
+    if (version < 0 || version > 2) throw new DerError('certificate version is not v1, v2 or v3');
+    const [serial, algorithm, issuer, validity, subject, spki, ...rest] = fields;
+    if (serial?.tag !== TAG.integer || !algorithm || !issuer || !validity || !subject || !spki) throw new DerError('TBSCertificate misses fields');
+    checkAlgorithmIdentifier(der, algorithm);
+    checkAlgorithmIdentifier(der, outerAlgorithm!);
+    if (!sliceTlv(der, algorithm).equals(sliceTlv(der, outerAlgorithm!))) throw new DerError('signature algorithm differs inside and outside the signed part');
+    checkName(der, issuer);
+    checkName(der, subject);
+    const times = validity.tag === TAG.sequence ? children(der, validity) : [];
+    if (times.length !== 2) throw new DerError('Validity is not { notBefore, notAfter }');
+    const [notBefore, notAfter] = times.map((time) => readTime(der, time));
+    checkSubjectPublicKeyInfo(der, spki);
+    // issuerUniqueID [1] IMPLICIT, subjectUniqueID [2] IMPLICIT (v2, v3), extensions [3] EXPLICIT (v3), in this order.
+    let extensions: ReadonlyMap<string, TlvHeader> = new Map();
+    let last = 0;
+    for (const field of rest) {
+      const number = field.tag === 0x81 ? 1 : field.tag === 0x82 ? 2 : field.tag === 0xa3 ? 3 : 0;
+      if (number <= last || (number < 3 && version < 1) || (number === 3 && version < 2)) throw new DerError('unexpected field after the subject public key');
+      last = number;
+      if (number < 3) checkBitString(der, field);
+      else extensions = extensionsByOid(der, expectTags(der, field, [TAG.sequence])[0]!);
     }
-    const [notBefore, notAfter] = children(der, validity);
-    const extensionsField = rest.find((field) => field.tag === 0xa3);
-    const extensions = extensionsField ? children(der, children(der, extensionsField)[0]) : [];
-    return new CertificateView(
+    const view = new CertificateView(
       der,
       sliceTlv(der, issuer),
       sliceTlv(der, subject),
       der.subarray(serial.start + (serial.end - serial.start > 1 && der[serial.start] === 0 ? 1 : 0), serial.end).toString('hex'),
-      readTime(der, notBefore),
-      readTime(der, notAfter),
+      notBefore!,
+      notAfter!,
       sliceTlv(der, spki),
       extensions,
     );
+    view.readExtensions();
+    return view;
   }
 
   /** RFC 4514 string of the subject, as @peculiar/x509 writes it. */
@@ -94,16 +143,47 @@ export class CertificateView {
 
   /** The whole Extension SEQUENCE with this OID, as encoded, or undefined. */
   extension(oid: string): Buffer | undefined {
-    return extensionByOid(this.der, this.extensions, oid);
+    const extension = this.extensions.get(oid);
+    return extension && sliceTlv(this.der, extension);
   }
 
-  /** The value an extension's extnValue OCTET STRING holds, with the bytes to read it in; undefined without the extension. */
-  private extensionValue(oid: string, name: string): { readonly der: Buffer; readonly value: TlvHeader } | undefined {
-    const extension = this.extension(oid);
-    if (!extension) return undefined;
-    const extnValue = children(extension, readTlv(extension, 0)).at(-1)!;
-    if (extnValue.tag !== TAG.octetString) throw new Error(`malformed ${name}`);
-    return { der: extension, value: readTlv(extension, extnValue.start, extnValue.end) };
+  /** The value an extension's extnValue OCTET STRING holds, checked as DER; undefined without the extension. */
+  private extensionValue(oid: string): { readonly der: Uint8Array; readonly value: TlvHeader } | undefined {
+    const extension = this.extensions.get(oid);
+    return extension && extensionValue(this.der, extension);
+  }
+
+  /**
+   * Reads the extensions est-ra looks at, and those OpenSSL decodes to
+   * judge a certificate (subjectAltName, authority and subject key
+   * identifiers, CRL distribution points, name constraints: ossl_x509v3_cache_extensions marks a certificate invalid
+   * when one does not decode), once, so a malformed one refuses the
+   * certificate at parse time.
+   */
+  private readExtensions(): void {
+    const subjectAltName = this.extensionValue('2.5.29.17');
+    if (subjectAltName) checkGeneralNames(subjectAltName.der, subjectAltName.value);
+    const authorityKeyIdentifier = this.extensionValue('2.5.29.35');
+    if (authorityKeyIdentifier) checkAuthorityKeyIdentifier(authorityKeyIdentifier.der, authorityKeyIdentifier.value);
+    const crlDistributionPoints = this.extensionValue('2.5.29.31');
+    if (crlDistributionPoints) checkCrlDistributionPoints(crlDistributionPoints.der, crlDistributionPoints.value);
+    const nameConstraints = this.extensionValue('2.5.29.30');
+    if (nameConstraints) checkNameConstraints(nameConstraints.der, nameConstraints.value);
+    const subjectKeyIdentifier = this.extensionValue('2.5.29.14');
+    if (subjectKeyIdentifier && subjectKeyIdentifier.value.tag !== TAG.octetString) throw new DerError('malformed subjectKeyIdentifier');
+    this.extendedKeyUsages();
+    this.keyUsage();
+    const basicConstraints = this.extensionValue(ID_CE_BASIC_CONSTRAINTS);
+    if (basicConstraints) {
+      // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }
+      const { der, value } = basicConstraints;
+      const fields = value.tag === TAG.sequence ? children(der, value) : undefined;
+      const expected = fields?.[0]?.tag === TAG.boolean ? [TAG.boolean, TAG.integer] : [TAG.integer];
+      if (!fields || fields.length > expected.length || fields.some((field, i) => field.tag !== expected[i])) throw new DerError('malformed basicConstraints');
+      // OpenSSL 3.0 marks a certificate with a negative pathLenConstraint invalid (RFC 5280 §4.2.1.9: 0..MAX).
+      const pathLen = fields.find((field) => field.tag === TAG.integer);
+      if (pathLen && readSmallInteger(der, pathLen) < 0) throw new DerError('negative pathLenConstraint');
+    }
   }
 
   /**
@@ -111,23 +191,35 @@ export class CertificateView {
    * undefined when the certificate has none (any usage).
    */
   extendedKeyUsages(): string[] | undefined {
-    const found = this.extensionValue('2.5.29.37', 'extendedKeyUsage');
-    return found && children(found.der, found.value).map((oid) => dottedOid(found.der, oid));
+    const found = this.extensionValue('2.5.29.37');
+    if (!found) return undefined;
+    if (found.value.tag !== TAG.sequence) throw new DerError('malformed extendedKeyUsage');
+    return children(found.der, found.value).map((oid) => dottedOid(found.der, oid));
   }
 
-  /** Whether this is a CA certificate: basicConstraints cA TRUE (RFC 5280 §4.2.1.9). */
+  /**
+   * Whether this is a CA certificate as OpenSSL decides it (X509_check_ca
+   * through node:crypto, read once): basicConstraints cA TRUE (RFC 5280
+   * §4.2.1.9), keyCertSign where there is a keyUsage, and no extension
+   * OpenSSL finds invalid (a pathLenConstraint without cA, for one).
+   */
   isCa(): boolean {
-    const found = this.extensionValue('2.5.29.19', 'basicConstraints');
-    const [cA] = found ? children(found.der, found.value) : [];
-    return cA?.tag === 0x01 && found!.der[cA.start] !== 0;
+    if (this.ca === undefined) {
+      try {
+        this.ca = new X509Certificate(this.der).ca;
+      } catch {
+        this.ca = false; // OpenSSL cannot read it: not a CA it would use
+      }
+    }
+    return this.ca;
   }
 
   /** The keyUsage bits this code looks at (RFC 5280 §4.2.1.3), or undefined without the extension. */
   keyUsage(): { readonly keyCertSign: boolean } | undefined {
-    const found = this.extensionValue('2.5.29.15', 'keyUsage');
+    const found = this.extensionValue('2.5.29.15');
     if (!found) return undefined;
     const bits = found.value;
-    if (bits.tag !== TAG.bitString) throw new Error('malformed keyUsage');
+    if (bits.tag !== TAG.bitString) throw new DerError('malformed keyUsage');
     // BIT STRING: unused-bits byte, then digitalSignature (bit 0) … keyCertSign (bit 5) in the first byte.
     return { keyCertSign: bits.end - bits.start > 1 && (found.der[bits.start + 1]! & 0x04) !== 0 };
   }

@@ -1,7 +1,7 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { bytes } from './x509.js';
-import { children, contextTag, expectTags, objectIdentifier, readTlv, sequence, set, smallInteger, TAG } from './der.js';
+import { children, contextTag, DerError, expectTags, objectIdentifier, readTlv, sequence, set, smallInteger, TAG } from './der.js';
 
 const ID_DATA = '1.2.840.113549.1.7.1';
 const ID_SIGNED_DATA = '1.2.840.113549.1.7.2';
@@ -43,8 +43,12 @@ export function parseCertsOnly(data: Uint8Array): Buffer[] {
   const der = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   try {
     return certificatesOfDer(der);
-  } catch {
-    return certificatesWithPkijs(der);
+  } catch (derError) {
+    try {
+      return certificatesWithPkijs(der);
+    } catch {
+      throw derError; // the DER reader's reason says more than asn1js's
+    }
   }
 }
 
@@ -52,9 +56,10 @@ function certificatesOfDer(der: Buffer): Buffer[] {
   const contentInfo = readTlv(der, 0);
   if (contentInfo.end !== der.length) throw new Error('malformed DER: trailing bytes');
   const [contentType, content] = expectTags(der, contentInfo, [TAG.oid, 0xa0]);
-  if (!der.subarray(contentType!.offset, contentType!.end).equals(SIGNED_DATA_OID)) throw new Error('not SignedData');
+  if (!der.subarray(contentType!.offset, contentType!.end).equals(SIGNED_DATA_OID)) throw new DerError('content type is not SignedData');
   const [signedData] = expectTags(der, content!, [TAG.sequence]);
-  const fields = expectTags(der, signedData!, [TAG.integer, TAG.set, TAG.sequence]);
+  const fields = children(der, signedData);
+  if (fields[0]?.tag !== TAG.integer || fields[1]?.tag !== TAG.set || fields[2]?.tag !== TAG.sequence) throw new DerError('not a SignedData');
   const certificates = fields.find((field) => field.tag === 0xa0);
   if (!certificates) return [];
   return children(der, certificates)
@@ -62,11 +67,19 @@ function certificatesOfDer(der: Buffer): Buffer[] {
     .map((certificate) => Buffer.from(der.subarray(certificate.offset, certificate.end)));
 }
 
+/**
+ * BER (CMS allows it, RFC 5652 §1): the certificates as the sender encoded
+ * them, taken from asn1js's parse without re-encoding, so each still has to
+ * pass the strict certificate reader (pki/certificate-view.ts) on its own.
+ */
 function certificatesWithPkijs(der: Buffer): Buffer[] {
   const contentInfo = pkijs.ContentInfo.fromBER(bytes(der));
   if (contentInfo.contentType !== ID_SIGNED_DATA) throw new Error(`not SignedData: ${contentInfo.contentType}`);
-  const signedData = new pkijs.SignedData({ schema: contentInfo.content as asn1js.Sequence });
-  return (signedData.certificates ?? [])
-    .filter((c): c is pkijs.Certificate => c instanceof pkijs.Certificate)
-    .map((c) => Buffer.from(c.toSchema().toBER(false)));
+  const signedData = contentInfo.content as asn1js.Sequence;
+  new pkijs.SignedData({ schema: signedData }); // throws on a SignedData of the wrong shape
+  const certificates = signedData.valueBlock.value.find((field) => field.idBlock.tagClass === 3 && field.idBlock.tagNumber === 0) as
+    asn1js.Constructed | undefined;
+  return (certificates?.valueBlock.value ?? [])
+    .filter((certificate) => certificate instanceof asn1js.Sequence)
+    .map((certificate) => Buffer.from(certificate.valueBeforeDecodeView));
 }

@@ -1,6 +1,7 @@
 import * as asn1js from 'asn1js';
 import type { KeyType } from './key-type.js';
-import { children, sequence } from './der.js';
+import { checkDer, children, DerError, dottedOid, whatIsWrong, expectTags, readWhole, sequence, TAG, type TlvHeader } from './der.js';
+import { EstError } from '../errors.js';
 
 /** What a profile asks a CSR to contain (the profile's `csrattrs` setting). */
 export interface CsrAttrsRequest {
@@ -70,14 +71,16 @@ function attribute(type: string, values: asn1js.AsnType[]): asn1js.Sequence {
 
 /**
  * Both sources' attributes in one CsrAttrs (profile's first), each
- * AttrOrOID once. Undefined when neither asks for anything.
+ * AttrOrOID once. Undefined when neither asks for anything. An upstream's
+ * CsrAttrs that is not DER of that shape is refused as the upstream's fault
+ * (502 EST_UPSTREAM_INVALID), never read half-way.
  */
 export function mergeCsrAttrs(...sources: readonly (Buffer | undefined)[]): Buffer | undefined {
   const seen = new Set<string>();
   const items: Buffer[] = [];
   for (const source of sources) {
     if (!source || source.length === 0) continue;
-    for (const item of children(source)) {
+    for (const item of csrAttrsItems(source)) {
       const der = source.subarray(item.offset, item.end);
       const key = der.toString('hex');
       if (!seen.has(key)) {
@@ -87,4 +90,22 @@ export function mergeCsrAttrs(...sources: readonly (Buffer | undefined)[]): Buff
     }
   }
   return items.length > 0 ? sequence(...items) : undefined;
+}
+
+/** CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID; AttrOrOID ::= CHOICE { oid, Attribute { type, values SET } } (RFC 7030 §4.5.2). */
+function csrAttrsItems(source: Buffer): TlvHeader[] {
+  try {
+    const root = readWhole(source);
+    checkDer(source, root);
+    if (root.tag !== TAG.sequence) throw new DerError('CsrAttrs is not a SEQUENCE');
+    const items = children(source, root);
+    for (const item of items) {
+      if (item.tag === TAG.oid) dottedOid(source, item);
+      else if (item.tag !== TAG.sequence) throw new DerError('an AttrOrOID is neither an OID nor an Attribute');
+      else dottedOid(source, expectTags(source, item, [TAG.oid, TAG.set])[0]!);
+    }
+    return items;
+  } catch (cause) {
+    throw new EstError('EST_UPSTREAM_INVALID', { reason: `upstream /csrattrs answer is not a CsrAttrs: ${whatIsWrong(cause)}`, cause });
+  }
 }

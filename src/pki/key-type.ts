@@ -1,4 +1,5 @@
-import { children, dottedOid, expectTags, readTlv, TAG } from './der.js';
+import type { KeyObject } from 'node:crypto';
+import { children, dottedOid, readTlv, TAG } from './der.js';
 
 /**
  * Key type names as DigiCert's `allowed_key_types` spells them, so an admin
@@ -17,40 +18,54 @@ export const EC_CURVES: ReadonlyMap<string, { readonly keyType: string; readonly
   ['1.3.132.0.10', { keyType: 'ecdsa_secp256k1' }],
 ]);
 
+/** OpenSSL's curve names (KeyObject asymmetricKeyDetails.namedCurve) to key type names. */
+const CURVE_KEY_TYPES: Readonly<Record<string, string>> = {
+  prime256v1: 'p_256',
+  secp384r1: 'p_384',
+  secp521r1: 'p_521',
+  secp256k1: 'ecdsa_secp256k1',
+};
+
 /**
- * Names the key type of a DER SubjectPublicKeyInfo (RFC 5280 §4.1.2.7): a
- * KeyType when it is one of those, or a description such as `rsa_1024` or
+ * Names the key type of a public key as OpenSSL loaded it: a KeyType when
+ * it is one of those, or a description such as `rsa_1024` or
  * `ecdsa_secp256k1` for a key outside the list (so a refusal can say what
- * was sent). Read from the DER alone: importing the key costs ~0.1 ms
- * (OpenSSL 3 decoders), which the signature check pays once anyway.
- * Throws on DER that is not a SubjectPublicKeyInfo.
+ * was sent). Taken from the KeyObject, not from a second reading of the
+ * key's DER, so est-ra and OpenSSL never disagree on what a key is.
  */
-export function keyTypeOfSpki(spki: Buffer): string {
-  const [algorithm, key] = expectTags(spki, readTlv(spki, 0), [TAG.sequence, TAG.bitString]);
-  const [oid, parameters] = children(spki, algorithm);
-  if (oid?.tag !== TAG.oid) throw new Error('malformed SubjectPublicKeyInfo');
-  const algorithmOid = dottedOid(spki, oid);
-  switch (algorithmOid) {
-    case ID_EC_PUBLIC_KEY: {
+export function keyTypeOfKey(key: KeyObject): string {
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return `rsa_${details.modulusLength ?? 0}`;
+    case 'ec':
+      return CURVE_KEY_TYPES[details.namedCurve ?? ''] ?? `ecdsa_${details.namedCurve ?? 'unknown'}`;
+    case 'ed25519':
+      return 'ed_25519';
+    case 'ed448':
+      return 'ed_448';
+    default:
+      return `key_${key.asymmetricKeyType ?? 'unknown'}`;
+  }
+}
+
+/**
+ * Describes the key of a DER SubjectPublicKeyInfo that could not be loaded,
+ * for the refusal: `ecdsa_<curve OID>`, `key_<algorithm OID>`. Never throws.
+ */
+export function describeSpki(spki: Buffer): string {
+  try {
+    const [algorithm] = children(spki, readTlv(spki, 0));
+    const [oid, parameters] = children(spki, algorithm);
+    const algorithmOid = dottedOid(spki, oid!);
+    if (algorithmOid === ID_EC_PUBLIC_KEY) {
       const curve = parameters?.tag === TAG.oid ? dottedOid(spki, parameters) : 'unknown';
       return EC_CURVES.get(curve)?.keyType ?? `ecdsa_${curve}`;
     }
-    case '1.2.840.113549.1.1.1':
-    case '1.2.840.113549.1.1.10': {
-      // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, after the unused-bits byte.
-      const rsaKey = readTlv(spki, key!.start + 1, key!.end);
-      const [modulus] = expectTags(spki, rsaKey, [TAG.integer, TAG.integer]);
-      let start = modulus!.start;
-      while (start < modulus!.end - 1 && spki[start] === 0) start++;
-      const bits = (modulus!.end - start - 1) * 8 + (32 - Math.clz32(spki[start]!));
-      return `rsa_${bits}`;
-    }
-    case '1.3.101.112':
-      return 'ed_25519';
-    case '1.3.101.113':
-      return 'ed_448';
-    default:
-      return `key_${algorithmOid}`;
+    return `key_${algorithmOid}`;
+  } catch {
+    return 'unreadable';
   }
 }
 

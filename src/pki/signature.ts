@@ -1,5 +1,6 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { children, dottedOid, objectIdentifier, TAG } from './der.js';
+import { children, DerError, dottedOid, objectIdentifier, TAG } from './der.js';
+import { checkSignatureBits } from './x509-fields.js';
 import { EC_CURVES, ID_EC_PUBLIC_KEY } from './key-type.js';
 
 /**
@@ -51,7 +52,8 @@ export function verifyWithNode(algorithmOid: string, data: Uint8Array, signature
  */
 export function verifySignedDer(der: Uint8Array, publicKey: KeyObject | { key: Buffer; format: 'der'; type: 'spki' }): Promise<boolean | undefined> {
   const [signed, algorithm, signature] = children(der);
-  if (!signed || !algorithm || signature?.tag !== TAG.bitString) throw new Error('malformed DER: not a signed structure');
+  if (!signed || !algorithm || signature?.tag !== TAG.bitString) throw new DerError('not a signed structure');
+  checkSignatureBits(der, signature);
   const [algorithmOid] = children(der, algorithm);
   const hash = algorithmOid && NODE_ALGORITHMS.get(Buffer.from(der.subarray(algorithmOid.offset, algorithmOid.end)).toString('hex'));
   if (hash === undefined) return Promise.resolve(undefined);

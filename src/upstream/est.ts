@@ -13,8 +13,9 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
 import { verifyIssued } from './verify-issued.js';
 import { identityOf } from '../pki/identity.js';
-import type { CertificateView } from '../pki/certificate-view.js';
+import { CertificateView } from '../pki/certificate-view.js';
 import type { SignatureAlgorithmName } from '../pki/certificate-signer.js';
+import { whatIsWrong } from '../pki/der.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
@@ -267,9 +268,15 @@ function withoutTrailingNuls(body: Buffer): Buffer {
 
 function parseCertificates(certsOnly: Buffer): x509.X509Certificate[] {
   try {
-    return parseCertsOnly(certsOnly).map((der) => new x509.X509Certificate(bytes(der)));
+    return parseCertsOnly(certsOnly).map((der) => {
+      CertificateView.parse(der); // strict DER first: asn1js alone reads BER and worse
+      return new x509.X509Certificate(bytes(der));
+    });
   } catch (cause) {
-    throw new EstError('EST_UPSTREAM_INVALID', { reason: 'upstream /cacerts answer is not a certs-only PKCS#7', cause });
+    throw new EstError('EST_UPSTREAM_INVALID', {
+      reason: `upstream /cacerts answer is not a certs-only PKCS#7 of DER certificates: ${whatIsWrong(cause)}`,
+      cause,
+    });
   }
 }
 

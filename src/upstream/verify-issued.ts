@@ -1,5 +1,6 @@
 import { EstError } from '../errors.js';
 import { parseCertsOnly } from '../pki/certs-only.js';
+import { whatIsWrong } from '../pki/der.js';
 import type { x509 } from '../pki/x509.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import { validatePath } from '../pki/path-validation.js';
@@ -38,7 +39,7 @@ export async function verifyIssued(certsOnly: Buffer, expected: IssuedExpectatio
   try {
     certificates = parseCertsOnly(certsOnly).map((der) => CertificateView.parse(der));
   } catch (cause) {
-    throw invalid('not a certs-only PKCS#7', cause);
+    throw invalid(`not a certs-only PKCS#7 of DER certificates: ${whatIsWrong(cause)}`, cause);
   }
   const issued = certificates.find((c) => c.subjectPublicKeyInfo.equals(expected.subjectPublicKeyInfo));
   if (!issued) throw invalid(certificates.length === 0 ? 'no certificate in it' : "the certificate is not for the CSR's key");

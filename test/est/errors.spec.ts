@@ -46,7 +46,7 @@ const ROWS: readonly ErrorRow[] = [
     headers: withPasscode,
     body: () => Buffer.from('hello world, not DER').toString('base64'),
     status: 400,
-    text: '400 malformed PKCS#10 request\n',
+    text: '400 malformed PKCS#10 request: content runs past its container\n',
   },
   {
     name: 'fail simpleenroll/CSR with a bad signature',
@@ -73,7 +73,7 @@ const ROWS: readonly ErrorRow[] = [
     headers: withPasscode,
     body: (c) => c.csrDer.toString('base64').slice(0, 100),
     status: 400,
-    text: '400 malformed PKCS#10 request\n',
+    text: '400 malformed PKCS#10 request: content runs past its container\n',
   },
   {
     name: 'fail simpleenroll/PEM without END line',

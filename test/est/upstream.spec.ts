@@ -161,7 +161,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
   for (const [mode, status, text] of [
     ['unauthorized', 502, "502 the upstream CA rejected est-ra's own credentials (401)\n"],
     ['forbidden', 502, "502 the upstream CA rejected est-ra's own credentials (403)\n"],
-    ['garbage', 502, '502 upstream answer rejected: not a certs-only PKCS#7\n'],
+    ['garbage', 502, '502 upstream answer rejected: not a certs-only PKCS#7 of DER certificates: content runs past its container\n'],
     ['wrong-key', 502, "502 upstream answer rejected: the certificate is not for the CSR's key\n"],
     ['other-ca', 502, "502 upstream answer rejected: the certificate is not acceptable: certificate was not issued by this profile's CA\n"],
   ] as const) {

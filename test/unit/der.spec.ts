@@ -124,7 +124,7 @@ describe('reading DER from an upstream (untrusted)', () => {
   it('fail truncated, overlong and indefinite lengths throw instead of reading past the data', () => {
     expect(() => readTlv(Buffer.from([0x30]), 0)).to.throw('truncated');
     expect(() => readTlv(Buffer.from([0x30, 0x05, 0x01]), 0)).to.throw('runs past');
-    expect(() => readTlv(Buffer.from([0x30, 0x85, 1, 1, 1, 1, 1]), 0)).to.throw('bad length');
+    expect(() => readTlv(Buffer.from([0x30, 0x85, 1, 1, 1, 1, 1]), 0)).to.throw('length field too long');
     expect(() => readTlv(Buffer.from([0x30, 0x80, 0, 0]), 0)).to.throw('indefinite');
     expect(() => children(Buffer.from([0x30, 0x03, 0x04, 0x05, 0x00]))).to.throw('runs past');
   });
@@ -224,6 +224,6 @@ describe('readTime: the time forms certificates carry', () => {
 
   it('fail text that is no time, or another tag', () => {
     expect(() => read(TAG.utcTime, '2001020304')).to.throw('bad time');
-    expect(() => read(TAG.octetString, '491231235959Z')).to.throw('bad time');
+    expect(() => read(TAG.octetString, '491231235959Z')).to.throw('UTCTime or GeneralizedTime');
   });
 });
