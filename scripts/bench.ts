@@ -657,7 +657,11 @@ interface Breakdown {
     readonly passcode_sha256: OpCost;
     /** As an RA: the upstream's answer parsed (pkijs) ... */
     readonly ra_certs_only_parse: OpCost;
-    /** ... and checked whole (parse, key match, path validation as for client certificates, identity) before a device sees it. */
+    /**
+     * ... and checked whole (parse, key match, path validation as for client certificates, identity) before a
+     * device sees it. Timed on one answer, so its validated path is remembered after the first check: a real
+     * answer, a new certificate each time, costs path_validation_direct more (the RA section's CPU shows it).
+     */
     readonly ra_verify_upstream_answer: OpCost;
     /**
      * Path validation of a client certificate (pkijs engine + est-ra's pathLen
