@@ -75,6 +75,7 @@ profiles:
       key: pki/issuing-ca.key
       chain: [pki/root-ca.crt]  # served by /cacerts after the issuing CA
     allowed_key_types: [rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519]
+    rsa_min_public_exponent: 65537   # RSA keys: odd public exponent at least this (e = 1 proves no private key)
     validity:
       duration_value: 1
       duration_unit: years      # hours | days | months | years

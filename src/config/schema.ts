@@ -285,6 +285,13 @@ const profile = z
       })
       .strict()
       .optional(),
+    /** The smallest RSA public exponent accepted (always odd; RFC 8017 allows 3, NIST SP 800-56B wants 65537). */
+    rsa_min_public_exponent: z
+      .number({ invalid_type_error: 'must be an odd number, at least 3' })
+      .int()
+      .min(3, 'must be an odd number, at least 3')
+      .refine((e) => e % 2 === 1, 'must be an odd number, at least 3')
+      .default(65537),
     allowed_key_types: z
       .array(keyType)
       .min(1, 'must list at least one key type')

@@ -22,6 +22,8 @@ export interface VerifiedCsr {
   readonly subjectAltName?: Buffer;
   /** The challengePassword attribute (RFC 2985 §5.4.1), where EST puts the channel binding (RFC 7030 §3.5). */
   readonly challengePassword?: string;
+  /** An RSA key's public exponent, as OpenSSL loaded it. */
+  readonly rsaPublicExponent?: bigint;
 }
 
 const ID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
@@ -80,6 +82,7 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
     subjectPublicKeyInfo: fields.subjectPublicKeyInfo,
     subjectAltName: fields.subjectAltName,
     challengePassword: fields.challengePassword,
+    rsaPublicExponent: key.asymmetricKeyDetails?.publicExponent,
   };
 }
 

@@ -12,6 +12,7 @@ export interface ProfileRuleSettings {
   readonly upstream: 'local-ca' | 'est';
   readonly usage_restrictions?: UsageRestrictions;
   readonly allowed_key_types: readonly string[];
+  readonly rsa_min_public_exponent: number;
   readonly renewal_settings: RenewalSettings & { readonly renew_revoked_cert: boolean };
   readonly channel_binding: boolean;
   readonly subject: NamePolicyConfig['subject'];
@@ -34,7 +35,7 @@ export function compileProfileRules(settings: ProfileRuleSettings): ProfileRules
   return {
     rules: [
       ...(settings.usage_restrictions ? [withinUsageRestrictions(settings.usage_restrictions)] : []),
-      keyTypeAllowed(settings.allowed_key_types),
+      keyTypeAllowed(settings.allowed_key_types, BigInt(settings.rsa_min_public_exponent)),
       renewalAllowed(settings.renewal_settings),
       ...(settings.channel_binding ? [channelBindingMatches()] : []),
     ],

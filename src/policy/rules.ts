@@ -22,14 +22,24 @@ export interface CsrRule {
   check(context: RuleContext): void;
 }
 
-/** The CSR's key must be one of the profile's `allowed_key_types` (DigiCert's names). */
-export function keyTypeAllowed(allowed: readonly string[]): CsrRule {
+/**
+ * The CSR's key must be one of the profile's `allowed_key_types` (DigiCert's
+ * names), and an RSA key's public exponent odd and at least
+ * `rsa_min_public_exponent`: with e = 1 the "signature" is the encoded
+ * message itself, so it proves possession of no private key at all, and
+ * small exponents are what every RSA padding attack feeds on.
+ */
+export function keyTypeAllowed(allowed: readonly string[], rsaMinPublicExponent = 65537n): CsrRule {
   const set = new Set(allowed);
   return {
     name: 'keyTypeAllowed',
     check({ csr }) {
       if (!set.has(csr.keyType)) {
         throw EstError.forbidden('EST_KEY_TYPE', `key type ${csr.keyType} not allowed by profile (allowed: ${allowed.join(', ')})`);
+      }
+      const exponent = csr.rsaPublicExponent;
+      if (exponent !== undefined && (exponent % 2n === 0n || exponent < rsaMinPublicExponent)) {
+        throw EstError.forbidden('EST_KEY_TYPE', `RSA public exponent ${exponent} not allowed by profile (odd, at least ${rsaMinPublicExponent})`);
       }
     },
   };
