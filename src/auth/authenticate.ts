@@ -77,7 +77,8 @@ async function authenticatePasscode(
     kind: 'passcode',
     passcodeId: check.record.id,
     policy: policy.name,
-    ...(basic.username ? { username: basic.username } : {}),
+    // The username only where the policy uses usernames: a client sending passcode:passcode must not put its secret in the records.
+    ...(basic.username && policy.enableUsernameForPasscode ? { username: basic.username } : {}),
     ...(Object.keys(registered).length > 0 ? { registeredValues: registered } : {}),
   };
 }

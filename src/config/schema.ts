@@ -386,6 +386,14 @@ export const configSchema = z
         certificate: filePath,
         key: filePath,
         min_version: z.enum(['TLSv1.2', 'TLSv1.3'], { errorMap: () => ({ message: 'must be TLSv1.2 or TLSv1.3' }) }).default('TLSv1.2'),
+        /** TLS 1.2 cipher suites (OpenSSL names); the default is Mozilla's "intermediate": forward secrecy and AEAD only. */
+        ciphers: z
+          .string()
+          .min(1)
+          .default(
+            'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+              'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384',
+          ),
       })
       .strict(),
     store: z.object({ sqlite: z.object({ path: filePath }).strict() }).strict(),

@@ -231,7 +231,8 @@ function renderError(logger: Logger) {
     const error = toEstError(err);
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
-    if (error.status >= 500)
+    // Only est-ra's own faults are errors; a 501 or an upstream's 502/503 is an answer, told by the request's log line.
+    if (error.code === 'EST_INTERNAL')
       logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });
     if (res.headersSent) {
       res.destroy();

@@ -1,4 +1,5 @@
 import { EstError } from '../errors.js';
+import { readWhole } from './der.js';
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/;
 const BASE64_TEXT = /^[A-Za-z0-9+/=\s]*$/;
@@ -15,15 +16,24 @@ const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0
  */
 export function decodeDerBody(body: Buffer): Buffer {
   if (body.length === 0) throw EstError.badRequest('EST_BODY_MALFORMED', 'request body is empty');
-  // Raw DER: a SEQUENCE with a long-form length. Base64 text never starts with
-  // byte 0x30 followed by a byte >= 0x80, so this cannot swallow a text body.
-  if (body[0] === 0x30 && body.length > 1 && body[1]! >= 0x80) return body;
+  // Raw DER: a SEQUENCE with a long-form length (base64 text never has a byte
+  // >= 0x80), or one short-form SEQUENCE that spans the whole body exactly
+  // (an Ed25519 CSR with an empty subject is under 128 bytes of content).
+  if (body[0] === 0x30 && body.length > 1 && (body[1]! >= 0x80 || isWholeSequence(body))) return body;
   const text = body.toString('latin1');
   const pem = PEM_BLOCK.exec(text);
   if (pem) return decodeBase64(pem[2]!, `PEM ${pem[1]} block is not valid base64`);
   if (text.includes('-----BEGIN')) throw EstError.badRequest('EST_BODY_MALFORMED', 'PEM block has no matching END line');
   if (!BASE64_TEXT.test(text)) throw EstError.badRequest('EST_BODY_MALFORMED');
   return decodeBase64(text, 'request body is not valid base64 (truncated?)');
+}
+
+function isWholeSequence(body: Buffer): boolean {
+  try {
+    return readWhole(body).tag === 0x30;
+  } catch {
+    return false;
+  }
 }
 
 function decodeBase64(text: string, reason: string): Buffer {
