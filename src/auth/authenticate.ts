@@ -56,21 +56,16 @@ export async function authenticateEnroll(store: Store, profile: AuthenticationSc
     if (!certificate) throw EstError.forbidden('EST_CLIENT_CERT_REQUIRED', 'simpleenroll requires a TLS client certificate of the authentication policy');
     if (!certificate.ok) throw EstError.forbidden('EST_CLIENT_CERT_REJECTED', `TLS client certificate not accepted: ${certificate.reason}`);
   }
-  const passcode = await authenticatePasscode(store, profile, credentials, now);
+  const passcode = await authenticatePasscode(store, profile, credentials);
   return certificate?.ok && certificate.principal.kind === 'certificate' ? { ...passcode, certificate: certificate.principal } : passcode;
 }
 
-async function authenticatePasscode(
-  store: Store,
-  profile: AuthenticationScope,
-  credentials: ClientCredentials,
-  now: Date,
-): Promise<Principal & { kind: 'passcode' }> {
+async function authenticatePasscode(store: Store, profile: AuthenticationScope, credentials: ClientCredentials): Promise<Principal & { kind: 'passcode' }> {
   const basic = parseBasicAuthorization(credentials.authorization);
   if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED');
   if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header' });
   const policy = profile.authenticationPolicy;
-  const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode, now);
+  const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode);
   if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}` });
   const registered = check.record.registeredValues;
   return {

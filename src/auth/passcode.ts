@@ -91,21 +91,24 @@ export type PasscodeCheck = { readonly ok: true; readonly record: PasscodeRecord
  * The store finds the record by digest; the digests and usernames are then
  * compared in constant time, so timing reveals nothing about near misses.
  * The reason is for est-ra's records; the client only ever sees a 401.
+ *
+ * Limits (uses, expiry) are not checked here: the enrollment service takes a
+ * use atomically with recording a new request, and a device retrying a
+ * request it was promised (the same CSR after 202, after a restart, or after
+ * a lost answer) must collect it even when that was the passcode's last use.
  */
 export async function verifyPasscode(
   store: Store,
   policy: string,
   presented: { username?: string; passcode: string },
   requireUsername: boolean,
-  now: Date,
 ): Promise<PasscodeCheck> {
   const digest = hashPasscode(presented.passcode);
   const record = await store.findPasscode(policy, digest);
   if (!record || !constantTimeEqual(record.hash, digest)) return { ok: false, reason: 'unknown or disabled passcode' };
   if (requireUsername && !constantTimeEqual(record.username ?? '', presented.username ?? ''))
     return { ok: false, reason: 'username does not match the passcode' };
-  const limit = limitReached(record, now);
-  return limit ? { ok: false, reason: `passcode ${record.id} is ${limit}` } : { ok: true, record };
+  return { ok: true, record };
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

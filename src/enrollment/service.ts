@@ -10,6 +10,7 @@ import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/ty
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import type { IssuedNames } from '../pki/names.js';
+import { passcodeStatus } from '../auth/passcode.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -66,14 +67,18 @@ export class EnrollmentService {
       if (answer) return answer;
     }
     const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
-    // A passcode use is taken by a new request only: a device polling after 202 spends none.
-    if (request.principal.kind === 'passcode' && !(await this.store.consumePasscodeUse(request.principal.passcodeId, request.receivedAt))) {
-      const reason = `authentication failed: passcode ${request.principal.passcodeId} is used up, expired or disabled`;
+    // A passcode use is taken by a new request only, with it in one transaction:
+    // a device retrying (after 202, a restart or a lost answer) spends none.
+    const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;
+    if (!(await this.store.recordRequest(record, passcodeUse))) {
+      // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
+      const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
+      const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
+      const reason = `authentication failed: passcode ${passcodeUse?.passcodeId ?? ''} is ${status === 'enabled' ? 'used up' : status}`;
       const error = new EstError('EST_AUTH_FAILED', { reason });
       await this.recordRefusal(record, error);
       throw error;
     }
-    await this.store.recordRequest(record);
     const probeDueAt = this.health.probeDueAt(profile.name);
     if (probeDueAt !== undefined) {
       // The upstream is known to be down: queue at once rather than make the device wait for a timeout.

@@ -94,7 +94,7 @@ interface PasscodeRow {
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
 export type WriteOperation =
-  | { readonly kind: 'recordRequest'; readonly request: RequestValues }
+  | { readonly kind: 'recordRequest'; readonly request: RequestValues; readonly passcodeUse?: { readonly id: string; readonly now: string } }
   | { readonly kind: 'recordIssued'; readonly values: IssuedValues }
   | { readonly kind: 'recordRefused'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
   | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
@@ -102,7 +102,6 @@ export type WriteOperation =
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
   | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
-  | { readonly kind: 'consumePasscodeUse'; readonly values: { readonly id: string; readonly now: string } }
   | { readonly kind: 'refundPasscodeUse'; readonly values: { readonly id: string } };
 
 /** What one write did: the rows it changed, or why it failed. */
@@ -216,6 +215,8 @@ export class SqliteDatabase {
   private apply(operation: WriteOperation): number {
     switch (operation.kind) {
       case 'recordRequest':
+        // The passcode use and the request in one transaction: a crash keeps both or neither.
+        if (operation.passcodeUse && this.statements.consumePasscodeUse.run(operation.passcodeUse).changes === 0) return 0;
         return this.statements.insertRequest.run(operation.request).changes;
       case 'recordIssued':
         this.statements.markIssued.run(operation.values);
@@ -236,8 +237,6 @@ export class SqliteDatabase {
         return this.statements.setPasscodeEnabled.run(operation.values).changes;
       case 'rotatePasscode':
         return this.statements.rotatePasscode.run(operation.values).changes;
-      case 'consumePasscodeUse':
-        return this.statements.consumePasscodeUse.run(operation.values).changes;
       case 'refundPasscodeUse':
         return this.statements.refundPasscodeUse.run(operation.values).changes;
     }
@@ -275,6 +274,11 @@ export class SqliteDatabase {
 
   getCached(key: string): Buffer | undefined {
     return (this.statements.getCached.get(key) as { value: Buffer } | undefined)?.value;
+  }
+
+  getPasscode(id: string): PasscodeRecord | undefined {
+    const row = this.statements.getPasscode.get(id) as PasscodeRow | undefined;
+    return row && toPasscodeRecord(row);
   }
 
   findPasscode(policy: string, hash: string): PasscodeRecord | undefined {
@@ -349,6 +353,7 @@ function prepareStatements(db: Database.Database) {
     ),
     refundPasscodeUse: db.prepare(`UPDATE passcodes SET uses = uses - 1 WHERE id = @id AND uses > 0`),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
+    getPasscode: db.prepare(`SELECT * FROM passcodes WHERE id = ?`),
   };
 }
 

@@ -68,8 +68,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordRequest(request: NewRequest): Promise<void> {
-    await this.write({ kind: 'recordRequest', request: requestValues(request) });
+  async recordRequest(request: NewRequest, passcodeUse?: { readonly passcodeId: string; readonly now: Date }): Promise<boolean> {
+    const use = passcodeUse && { id: passcodeUse.passcodeId, now: passcodeUse.now.toISOString() };
+    return (await this.write({ kind: 'recordRequest', request: requestValues(request), ...(use ? { passcodeUse: use } : {}) })) === 1;
   }
 
   async recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void> {
@@ -124,6 +125,10 @@ export class SqliteStore implements Store {
     return this.database.listRequests(limit);
   }
 
+  async getPasscode(id: string): Promise<PasscodeRecord | undefined> {
+    return this.database.getPasscode(id);
+  }
+
   async findPasscode(policy: string, hash: string): Promise<PasscodeRecord | undefined> {
     return this.database.findPasscode(policy, hash);
   }
@@ -138,10 +143,6 @@ export class SqliteStore implements Store {
 
   async rotatePasscode(id: string, hash: string): Promise<boolean> {
     return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
-  }
-
-  async consumePasscodeUse(id: string, now: Date): Promise<boolean> {
-    return (await this.write({ kind: 'consumePasscodeUse', values: { id, now: now.toISOString() } })) === 1;
   }
 
   async refundPasscodeUse(id: string): Promise<void> {

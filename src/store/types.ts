@@ -114,8 +114,14 @@ export interface PasscodeRecord {
 }
 
 export interface Store {
-  /** Makes the request durable (state received) before anything is issued for it. */
-  recordRequest(request: NewRequest): Promise<void>;
+  /**
+   * Makes the request durable (state received) before anything is issued for
+   * it. With `passcodeUse`, takes one use of that passcode in the same
+   * transaction: false, and nothing recorded, when it is disabled, expired at
+   * `now` or used up, so two requests never both take the last use and a
+   * crash never keeps one without the other.
+   */
+  recordRequest(request: NewRequest, passcodeUse?: { readonly passcodeId: string; readonly now: Date }): Promise<boolean>;
   /** Records the certificate issued for a request, atomically with its outcome. */
   recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void>;
   /**
@@ -149,16 +155,13 @@ export interface Store {
   addPasscode(passcode: PasscodeRecord): Promise<void>;
   /** The enabled passcode of a policy with this hash, if any (limits are the caller's to check). */
   findPasscode(policy: string, hash: string): Promise<PasscodeRecord | undefined>;
+  /** A passcode by id, whatever its state. */
+  getPasscode(id: string): Promise<PasscodeRecord | undefined>;
   listPasscodes(policy?: string): Promise<PasscodeRecord[]>;
   /** Enables or disables a passcode; false when there is no such passcode. */
   setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean>;
   /** Replaces a passcode's secret (its hash), keeping its limits and count; false when there is no such passcode. */
   rotatePasscode(id: string, hash: string): Promise<boolean>;
-  /**
-   * Takes one use of a passcode, atomically: false when it is disabled,
-   * expired at `now` or used up, so two requests can never both take the last use.
-   */
-  consumePasscodeUse(id: string, now: Date): Promise<boolean>;
   /** Gives back a use taken by a request that got no certificate (the upstream refused it). */
   refundPasscodeUse(id: string): Promise<void>;
 

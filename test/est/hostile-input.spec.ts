@@ -1,6 +1,7 @@
 import { connect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { opensslCsr } from '../helpers/csr.js';
@@ -8,6 +9,7 @@ import { curl } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Issue #10, the smaller findings: each probed as the issue describes it, with real clients. */
 describe('hostile input: answers that are right and logs that tell the truth', function () {
@@ -76,5 +78,30 @@ describe('hostile input: answers that are right and logs that tell the truth', f
       socket.on('error', () => resolve('refused'));
     });
     expect(outcome).to.equal('refused');
+  });
+
+  it('#10 - ok a one-use passcode: the device whose answer was lost sends the same CSR again and gets the same certificate', async () => {
+    const printed = await mustRun(process.execPath, [
+      CLI,
+      'passcodes',
+      'create',
+      '--policy',
+      'demo',
+      '--max-uses',
+      '1',
+      '--config',
+      join(ra.dir, 'config.yaml'),
+    ]);
+    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const device = await opensslCsr(ra.dir, 'lost-answer');
+    const send = () => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    const first = await send();
+    expect(first.status, first.body).to.equal(200);
+    const again = await send();
+    expect(again.status, again.body).to.equal(200);
+    expect(again.body).to.equal(first.body);
+    const other = await opensslCsr(ra.dir, 'lost-answer-2');
+    const spent = await curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${other.csrPemFile}`]);
+    expect(spent.status, 'a new CSR takes a new use, and there is none').to.equal(401);
   });
 });

@@ -135,6 +135,35 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     expect((await withPasscode((await opensslCsr(ra.dir, 'refund-3')).csrPemFile)).status, 'and now spent').to.equal(401);
   });
 
+  it('#10 - ok a one-use passcode while the upstream is down: 202, the same CSR again 202 (no second use), then the certificate', async () => {
+    const printed = await mustRun(process.execPath, [
+      CLI,
+      'passcodes',
+      'create',
+      '--policy',
+      'demo',
+      '--max-uses',
+      '1',
+      '--config',
+      join(ra.dir, 'config.yaml'),
+    ]);
+    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const device = await opensslCsr(ra.dir, 'once-down');
+    const send = () => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    await upstream.setMode('error500');
+    try {
+      expect((await send()).status).to.equal(202);
+      expect((await send()).status, 'a retry takes no use').to.equal(202);
+    } finally {
+      await upstream.setMode('normal');
+    }
+    const issued = await eventually(async () => {
+      const answer = await send();
+      return answer.status === 200 ? answer : undefined;
+    }, 30_000);
+    expect(await upstreamVerify(await certsFromP7(ra.dir, issued.body, 'once-down'))).to.contain(': OK');
+  });
+
   it('ok simplereenroll with a certificate the upstream issued keeps its identity', async () => {
     const device = await opensslCsr(ra.dir, 'fw-renew', { subject: '/CN=fw-renew' });
     const first = await certsFromP7(ra.dir, (await enroll('fw-renew', device.csrPemFile)).body, 'fw-renew-cert');
