@@ -17,6 +17,7 @@ import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
+import { LogThrottle } from './ops/log-throttle.js';
 import { Metrics, startOpsListener } from './ops/metrics.js';
 
 export interface ServerOptions {
@@ -92,7 +93,15 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     app,
   );
   server.maxConnections = config.limits.max_connections;
-  server.on('tlsClientError', (err) => logger.debug(LOG_EVENT.clientError, { error: err.message }));
+  // Refused handshakes (a bad client chain, a protocol error, a scanner) are audited: one line per address and
+  // reason per minute, with the count held back.
+  const tlsRefusals = new LogThrottle(60_000);
+  server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
+    const peer = socket.remoteAddress ?? 'unknown';
+    const reason = err.code ?? err.message;
+    const { log, suppressed } = tlsRefusals.take(`${peer} ${reason}`, Date.now());
+    if (log) logger.warn(LOG_EVENT.tlsRefused, { peer, reason, error: err.message, ...(suppressed > 0 ? { suppressed } : {}) });
+  });
 
   await listen(server, options.port ?? config.listen.port, config.listen.host);
   const port = (server.address() as AddressInfo).port;

@@ -7,7 +7,7 @@ export const LOG_EVENT = {
   reloaded: 'configuration reloaded',
   reloadFailed: 'reload failed; still serving the previous configuration',
   startFailed: 'start failed',
-  clientError: 'client connection error',
+  tlsRefused: 'TLS handshake refused',
   upstreamUnavailable: 'upstream unavailable',
   upstreamAuthFailed: "upstream rejected est-ra's credentials",
   upstreamPopRefused: "upstream refused the CSR's tls-unique proof-of-possession",

@@ -7,6 +7,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
+import { eventually } from '../helpers/wait.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -103,5 +104,16 @@ describe('hostile input: answers that are right and logs that tell the truth', f
     const other = await opensslCsr(ra.dir, 'lost-answer-2');
     const spent = await curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${other.csrPemFile}`]);
     expect(spent.status, 'a new CSR takes a new use, and there is none').to.equal(401);
+  });
+
+  it('#10 - ok a refused TLS handshake is logged at warn with the address and reason, once per minute', async () => {
+    const before = ra.logs.length;
+    for (let i = 0; i < 5; i++) await run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${ra.port}/.well-known/est/cacerts`]);
+    const lines = await eventually(() => {
+      const found = ra.logs.slice(before).filter((line) => line.includes('TLS handshake refused'));
+      return found.length > 0 ? found : undefined;
+    }, 5_000);
+    expect(lines).to.have.length(1);
+    expect(JSON.parse(lines[0]!)).to.include({ level: 'warn', peer: '127.0.0.1' });
   });
 });
