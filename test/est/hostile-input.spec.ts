@@ -1,5 +1,6 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { connect } from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -8,6 +9,7 @@ import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
+import { bitString, contextTag, objectIdentifier, sequence, set, smallInteger, tlv } from '../../src/pki/der.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -115,5 +117,19 @@ describe('hostile input: answers that are right and logs that tell the truth', f
     }, 5_000);
     expect(lines).to.have.length(1);
     expect(JSON.parse(lines[0]!)).to.include({ level: 'warn', peer: '127.0.0.1' });
+  });
+
+  it('#10 - fail a signed CSR whose subject nests 200 levels deep is a 400, never a 500', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let nested: Buffer = tlv(0x0c, Buffer.from('deep'));
+    for (let i = 0; i < 200; i++) nested = sequence(nested);
+    const subject = sequence(set(sequence(objectIdentifier('2.5.4.3'), nested)));
+    const info = sequence(smallInteger(0), subject, publicKey.export({ type: 'spki', format: 'der' }), contextTag(0));
+    const csr = sequence(info, sequence(objectIdentifier('1.2.840.10045.4.3.2')), bitString(sign('sha256', info, privateKey)));
+    const file = join(ra.dir, 'deep.der');
+    writeFileSync(file, csr);
+    const answer = await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${file}`]);
+    expect(answer.status, answer.body).to.equal(400);
+    expect(answer.body).to.match(/^400 malformed PKCS#10 request: /);
   });
 });
