@@ -18,6 +18,7 @@ import type { Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
+import { guardConnections } from './est/connection-guard.js';
 import { Metrics, startOpsListener } from './ops/metrics.js';
 
 export interface ServerOptions {
@@ -55,6 +56,7 @@ const RESTART_ONLY: readonly ((config: LoadedConfig) => [string, unknown])[] = [
   (c) => ['ops', c.ops],
   (c) => ['log.format', c.log.format],
   (c) => ['limits.max_body_bytes', c.limits.max_body_bytes],
+  (c) => ['limits.handshake_timeout_ms', c.limits.handshake_timeout_ms],
 ];
 
 /** Composition root: builds every part from the configuration, wires them and listens. */
@@ -75,6 +77,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
+  /** The configuration in force: the one loaded at start, then each reload's. */
+  let running = config;
   const server = createServer(
     {
       ...(await tlsContextOptions(config, profiles.profiles)),
@@ -82,8 +86,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       // clients still connect; each operation decides what it accepts.
       requestCert: true,
       rejectUnauthorized: false,
-      // A client that connects and never finishes the handshake is dropped as one that never sends headers.
-      handshakeTimeout: config.limits.headers_timeout_ms,
+      // A client that connects and never finishes the handshake holds a connection for nothing: seconds, not the header timeout.
+      handshakeTimeout: config.limits.handshake_timeout_ms,
       headersTimeout: config.limits.headers_timeout_ms,
       requestTimeout: config.limits.request_timeout_ms,
       keepAliveTimeout: config.limits.keep_alive_timeout_ms,
@@ -93,11 +97,25 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
     app,
   );
   server.maxConnections = config.limits.max_connections;
+  const connectionRefusals = new LogThrottle(60_000);
+  guardConnections(
+    server,
+    () => ({
+      perAddress: running.limits.max_connections_per_address,
+      total: running.limits.max_connections,
+      reserve: running.limits.connections_reserve,
+    }),
+    (peer, reason) => {
+      const { log, suppressed } = connectionRefusals.take(`${peer} ${reason}`, Date.now());
+      if (log) logger.warn(LOG_EVENT.connectionRefused, { peer, reason, ...(suppressed > 0 ? { suppressed } : {}) });
+    },
+  );
   // Refused handshakes (a bad client chain, a protocol error, a scanner) are audited: one line per address and
   // reason per minute, with the count held back.
   const tlsRefusals = new LogThrottle(60_000);
   server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
-    const peer = socket.remoteAddress ?? 'unknown';
+    // A TLS socket ended by the handshake timeout has lost its remoteAddress on Node 20; the TCP socket under it has not.
+    const peer = socket.remoteAddress ?? (socket as { _parent?: { remoteAddress?: string } })._parent?.remoteAddress ?? 'unknown';
     const reason = err.code ?? err.message;
     const { log, suppressed } = tlsRefusals.take(`${peer} ${reason}`, Date.now());
     if (log) logger.warn(LOG_EVENT.tlsRefused, { peer, reason, error: err.message, ...(suppressed > 0 ? { suppressed } : {}) });
@@ -107,7 +125,6 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const port = (server.address() as AddressInfo).port;
   const host = config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  let running = config;
   /** Profiles replaced by a reload, kept until requests routed to them are done. */
   const retired = new Set<Profile>();
   const ops = config.ops && (await startOpsListener(metrics, config.ops.listen.host, config.ops.listen.port));

@@ -29,6 +29,9 @@ limits:
   request_timeout_ms: 30000     # time to send the whole request
   keep_alive_timeout_ms: 5000
   max_connections: 1024
+  max_connections_per_address: 64   # one scanner or broken device cannot hold them all
+  connections_reserve: 64       # the last connections under max_connections: only for addresses holding none
+  handshake_timeout_ms: 5000    # time to finish the TLS handshake
 
 # Prometheus /metrics and /healthz over plain HTTP: keep it on loopback or a management network.
 # ops:

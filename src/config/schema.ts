@@ -418,6 +418,12 @@ export const configSchema = z
           request_timeout_ms: positiveInt.default(30_000),
           keep_alive_timeout_ms: positiveInt.default(5_000),
           max_connections: positiveInt.default(1024),
+          /** Connections one address may hold at once: a scanner or a broken device cannot take them all. */
+          max_connections_per_address: positiveInt.default(64),
+          /** The last connections under max_connections, kept for addresses that hold none yet (at most a quarter of them). */
+          connections_reserve: z.number().int().nonnegative().default(64),
+          /** Time a client has to finish the TLS handshake. */
+          handshake_timeout_ms: positiveInt.default(5_000),
         })
         .strict()
         .default({}),

@@ -8,6 +8,7 @@ export const LOG_EVENT = {
   reloadFailed: 'reload failed; still serving the previous configuration',
   startFailed: 'start failed',
   tlsRefused: 'TLS handshake refused',
+  connectionRefused: 'connection refused',
   upstreamUnavailable: 'upstream unavailable',
   upstreamAuthFailed: "upstream rejected est-ra's credentials",
   upstreamPopRefused: "upstream refused the CSR's tls-unique proof-of-possession",

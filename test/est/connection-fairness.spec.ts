@@ -1,0 +1,58 @@
+import { connect, type Socket } from 'node:net';
+import { expect } from 'chai';
+import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
+import { editConfig } from '../helpers/config.js';
+import { opensslCsr } from '../helpers/csr.js';
+import { curl } from '../helpers/clients.js';
+import { eventually } from '../helpers/wait.js';
+
+const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
+
+/** Issue #10 §1: one client holding connections cannot stop the others from enrolling. */
+describe('connection fairness: a per-address share and a short handshake deadline', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+  const sockets: Socket[] = [];
+
+  before(async () => {
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          config.limits = { max_connections: 40, max_connections_per_address: 10, connections_reserve: 5, handshake_timeout_ms: 1000 };
+        }),
+    });
+  });
+  after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await ra.close();
+  });
+
+  /** A plain TCP connection from `localAddress` that never starts TLS; resolves when it is open, with whether it was closed since. */
+  const hold = (localAddress: string): Promise<Socket & { closedByServer?: boolean }> =>
+    new Promise((resolve, reject) => {
+      const socket: Socket & { closedByServer?: boolean } = connect({ host: '127.0.0.1', port: ra.port, localAddress }, () => resolve(socket));
+      socket.on('close', () => (socket.closedByServer = true));
+      socket.on('error', reject);
+      sockets.push(socket);
+    });
+
+  it('#10 - ok an address holding its share of connections does not keep another address from enrolling', async () => {
+    const held = await Promise.all(Array.from({ length: 15 }, () => hold('127.0.0.2')));
+    // The server closes what is over the share; what it kept stays open.
+    const closed = await eventually(() => {
+      const n = held.filter((s) => s.closedByServer).length;
+      return n >= 5 ? n : undefined;
+    }, 5_000);
+    expect(closed).to.equal(5);
+    const device = await opensslCsr(ra.dir, 'fair-1');
+    const answer = await curl(ra, '/simpleenroll', ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    expect(answer.status, answer.body).to.equal(200);
+    expect(ra.logs.some((line) => line.includes('connection refused') && line.includes('127.0.0.2'))).to.equal(true);
+  });
+
+  it('#10 - ok a connection that never starts TLS is closed at the handshake deadline', async () => {
+    const idle = await hold('127.0.0.3');
+    await eventually(() => idle.closedByServer, 10_000);
+    expect(ra.logs.some((line) => line.includes('TLS handshake refused') && line.includes('127.0.0.3'))).to.equal(true);
+  });
+});
