@@ -29,6 +29,7 @@ export const ERROR_CATALOGUE = {
   EST_UNKNOWN_LABEL: { status: 404, reason: 'unknown EST label' },
   EST_METHOD: { status: 405, reason: 'method not allowed' },
   EST_BODY_TOO_LARGE: { status: 413, reason: 'request body too large' },
+  EST_TOO_MANY_REFUSALS: { status: 429, reason: 'too many refused requests from this address; retry later' },
   EST_CONTENT_TYPE: { status: 415, reason: 'Content-Type must be application/pkcs10' },
   EST_INTERNAL: { status: 500, reason: 'internal server error' },
   EST_NOT_IMPLEMENTED: { status: 501, reason: 'operation not supported by this profile' },

@@ -19,6 +19,7 @@ import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
+import { RefusalLimiter } from './est/refusal-limiter.js';
 import { Metrics, startOpsListener } from './ops/metrics.js';
 
 export interface ServerOptions {
@@ -67,18 +68,29 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const metrics = new Metrics(() => store.countWaiting());
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
   const enrollment = new EnrollmentService(store, logger, metrics, now);
+  /** The configuration in force: the one loaded at start, then each reload's. */
+  let running = config;
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
   await retryWorker.start();
+  // Retention, at start and hourly: the store stays bounded however long est-ra runs (issued certificates and waiting requests stay).
+  const prune = (): void => {
+    const before = new Date(now().getTime() - running.store.retention_days * 86_400_000);
+    store.prune(before).then(
+      (rows) => rows > 0 && logger.info(LOG_EVENT.pruned, { rows, before: before.toISOString() }),
+      (err: unknown) => logger.error(LOG_EVENT.internalError, { error: err instanceof Error ? err.stack : String(err) }),
+    );
+  };
+  const pruneTimer = setInterval(prune, 3_600_000).unref();
+  prune();
 
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now);
-  app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, maxBodyBytes: config.limits.max_body_bytes }));
+  const refusals = new RefusalLimiter(() => running.limits.refusals_per_minute_per_address);
+  app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, refusals, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
-  /** The configuration in force: the one loaded at start, then each reload's. */
-  let running = config;
   const server = createServer(
     {
       ...(await tlsContextOptions(config, profiles.profiles)),
@@ -167,6 +179,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       return { restartNeeded };
     },
     async close() {
+      clearInterval(pruneTimer);
       ops?.server.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

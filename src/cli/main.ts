@@ -241,6 +241,26 @@ passcodes
     });
   });
 
+const storeCommand = program.command('store').description('what the store holds');
+storeCommand
+  .command('stats')
+  .description('rows and bytes: requests, refused, waiting, certificates, counted refusals, passcodes, file size')
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .option('--refusals <n>', 'also list the latest counted refusals (before authentication), one per address, code and hour', positiveCount)
+  .action(async (options: { config: string; refusals?: number }) => {
+    await withStore(options.config, async (store, config) => {
+      const stats = await store.stats();
+      print(`store ${config.store.sqlite.path}: ${(stats.bytes / 1024).toFixed(0)} KiB, retention ${config.store.retention_days} days`);
+      print(
+        `requests ${stats.requests} (refused ${stats.refused}, waiting ${stats.waiting}) · certificates ${stats.certificates} · passcodes ${stats.passcodes}`,
+      );
+      print(`refusals before authentication: ${stats.refusals_counted} counted in ${stats.refusal_rows} rows`);
+      for (const r of options.refusals ? await store.refusalCounts(options.refusals) : []) {
+        print(`  ${r.hour}h ${r.address} ${r.profile}/${r.operation} ${r.status} ${r.code} ×${r.count}: ${r.lastReason}`);
+      }
+    });
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);

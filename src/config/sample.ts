@@ -18,6 +18,7 @@ tls:
 store:
   sqlite:
     path: est-ra.db             # WAL, synchronous writes: every request is durable
+  retention_days: 90            # refused requests, counted refusals and finished CSR bodies are pruned after this
 
 log:
   level: info                   # error | warn | info | debug
@@ -32,6 +33,7 @@ limits:
   max_connections_per_address: 64   # one scanner or broken device cannot hold them all
   connections_reserve: 64       # the last connections under max_connections: only for addresses holding none
   handshake_timeout_ms: 5000    # time to finish the TLS handshake
+  refusals_per_minute_per_address: 120   # past this, 429 + Retry-After until the minute is over
 
 # Prometheus /metrics and /healthz over plain HTTP: keep it on loopback or a management network.
 # ops:

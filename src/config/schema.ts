@@ -396,7 +396,13 @@ export const configSchema = z
           ),
       })
       .strict(),
-    store: z.object({ sqlite: z.object({ path: filePath }).strict() }).strict(),
+    store: z
+      .object({
+        sqlite: z.object({ path: filePath }).strict(),
+        /** Refused requests, counted refusals and the CSR bodies of finished requests are pruned after this many days. */
+        retention_days: positiveInt.default(90),
+      })
+      .strict(),
     log: section(
       z
         .object({
@@ -422,6 +428,8 @@ export const configSchema = z
           max_connections_per_address: positiveInt.default(64),
           /** The last connections under max_connections, kept for addresses that hold none yet (at most a quarter of them). */
           connections_reserve: z.number().int().nonnegative().default(64),
+          /** Refused requests one address may get per minute before it is answered 429 until the minute is over. */
+          refusals_per_minute_per_address: positiveInt.default(120),
           /** Time a client has to finish the TLS handshake. */
           handshake_timeout_ms: positiveInt.default(5_000),
         })

@@ -163,6 +163,20 @@ export class EnrollmentService {
    * was recorded as received before.
    */
   async recordRefusal(record: NewRequest, error: EstError): Promise<void> {
+    // Before authentication there is nobody to record a request for: counted per address, reason and hour, so a
+    // scanner's thousands of refusals a second take a row an hour, not a row each.
+    if (record.principal.kind === 'none') {
+      await this.store.countRefusal({
+        address: record.peerAddress,
+        profile: record.profile,
+        operation: record.operation,
+        code: error.code,
+        status: error.status,
+        reason: error.reason,
+        at: this.now(),
+      });
+      return;
+    }
     await this.store.recordRefused(record, this.now(), error.status, error.reason);
   }
 

@@ -14,6 +14,7 @@ import { CSR_CONTENT_TYPES } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
 import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
+import type { RefusalLimiter } from './refusal-limiter.js';
 
 export interface EstDependencies {
   readonly profiles: ProfileDirectory;
@@ -21,6 +22,8 @@ export interface EstDependencies {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
+  /** Refused requests per address per minute (429 past the budget). */
+  readonly refusals: RefusalLimiter;
 }
 
 /** The operations of RFC 7030 §3.2.2 and the method each takes. */
@@ -56,6 +59,7 @@ export interface EstRequestState {
 export function buildEstRouter(deps: EstDependencies): express.Router {
   const router = express.Router();
   router.use(logEachRequest(deps.logger, deps.metrics));
+  router.use(refuseFloodingAddress(deps.refusals));
   router.use(resolveRoute(deps.profiles));
   router.use((req, res, next) => {
     refuseDisallowedAddress(deps, req, res).then(() => next(), next);
@@ -65,7 +69,7 @@ export function buildEstRouter(deps: EstDependencies): express.Router {
   router.use((req, res, next) => {
     dispatch(deps, req, res).catch(next);
   });
-  router.use(renderError(deps.logger));
+  router.use(renderError(deps.logger, deps.refusals));
   return router;
 }
 
@@ -226,9 +230,24 @@ function channelBindingOf(socket: TLSSocket): ChannelBinding | undefined {
   return first ? { type: 'tls-unique', value: first } : undefined;
 }
 
-function renderError(logger: Logger) {
-  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+/** An address past its budget of refused requests gets 429 until its minute is over, before anything else is spent on it. */
+function refuseFloodingAddress(refusals: RefusalLimiter) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const wait = refusals.retryAfter(req.socket.remoteAddress ?? '', Date.now());
+    if (wait !== undefined) throw new EstError('EST_TOO_MANY_REFUSALS', { retryAfter: wait });
+    next();
+  };
+}
+
+/** What counts against an address's budget: the client's own mistakes and refusals, not the challenge clients ask for first. */
+function countsAsRefusal(error: EstError): boolean {
+  return error.status >= 400 && error.status < 500 && error.code !== 'EST_AUTH_REQUIRED' && error.code !== 'EST_TOO_MANY_REFUSALS';
+}
+
+function renderError(logger: Logger, refusals: RefusalLimiter) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toEstError(err);
+    if (countsAsRefusal(error)) refusals.refused(req.socket.remoteAddress ?? '', Date.now());
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
     // Only est-ra's own faults are errors; a 501 or an upstream's 502/503 is an answer, told by the request's log line.

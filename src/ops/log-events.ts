@@ -9,6 +9,7 @@ export const LOG_EVENT = {
   startFailed: 'start failed',
   tlsRefused: 'TLS handshake refused',
   connectionRefused: 'connection refused',
+  pruned: 'store pruned',
   upstreamUnavailable: 'upstream unavailable',
   upstreamAuthFailed: "upstream rejected est-ra's credentials",
   upstreamPopRefused: "upstream refused the CSR's tls-unique proof-of-possession",

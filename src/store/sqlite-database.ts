@@ -1,5 +1,18 @@
 import Database from 'better-sqlite3';
-import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RequestRecord, WaitingRequest } from './types.js';
+import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RefusalCount, RequestRecord, StoreStats, WaitingRequest } from './types.js';
+
+interface RefusalCountRow {
+  address: string;
+  profile: string;
+  operation: string;
+  code: string;
+  hour: string;
+  status: number;
+  last_reason: string;
+  count: number;
+  first_at: string;
+  last_at: string;
+}
 
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
 const MIGRATIONS: readonly string[] = [
@@ -56,6 +69,21 @@ const MIGRATIONS: readonly string[] = [
    );`,
   // Values registered with a passcode (the name policy's user_supplied source), as JSON.
   `ALTER TABLE passcodes ADD COLUMN registered_values TEXT`,
+  // Refusals before authentication, counted per address, profile, operation and code per hour instead of one row each.
+  `CREATE TABLE refusal_counts (
+     address     TEXT NOT NULL,
+     profile     TEXT NOT NULL,
+     operation   TEXT NOT NULL,
+     code        TEXT NOT NULL,
+     hour        TEXT NOT NULL,
+     status      INTEGER NOT NULL,
+     last_reason TEXT NOT NULL,
+     count       INTEGER NOT NULL,
+     first_at    TEXT NOT NULL,
+     last_at     TEXT NOT NULL,
+     PRIMARY KEY (address, profile, operation, code, hour)
+   );
+   CREATE INDEX requests_completed ON requests (state, completed_at);`,
 ];
 
 interface RequestRow {
@@ -102,7 +130,20 @@ export type WriteOperation =
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
   | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
-  | { readonly kind: 'refundPasscodeUse'; readonly values: { readonly id: string } };
+  | { readonly kind: 'refundPasscodeUse'; readonly values: { readonly id: string } }
+  | { readonly kind: 'countRefusal'; readonly values: RefusalCountValues }
+  | { readonly kind: 'prune'; readonly values: { readonly before: string } };
+
+export interface RefusalCountValues {
+  readonly address: string;
+  readonly profile: string;
+  readonly operation: string;
+  readonly code: string;
+  readonly hour: string;
+  readonly status: number;
+  readonly reason: string;
+  readonly at: string;
+}
 
 /** What one write did: the rows it changed, or why it failed. */
 export type WriteResult = { readonly changes: number } | { readonly error: Error };
@@ -239,6 +280,14 @@ export class SqliteDatabase {
         return this.statements.rotatePasscode.run(operation.values).changes;
       case 'refundPasscodeUse':
         return this.statements.refundPasscodeUse.run(operation.values).changes;
+      case 'countRefusal':
+        return this.statements.countRefusal.run(operation.values).changes;
+      case 'prune':
+        return (
+          this.statements.pruneRefused.run(operation.values).changes +
+          this.statements.pruneBodies.run(operation.values).changes +
+          this.statements.pruneRefusalCounts.run(operation.values).changes
+        );
     }
   }
 
@@ -262,6 +311,25 @@ export class SqliteDatabase {
 
   getIssuedCertificate(requestId: string): Buffer | undefined {
     return (this.statements.getIssuedCertificate.get(requestId) as { der: Buffer } | undefined)?.der;
+  }
+
+  refusalCounts(limit: number): RefusalCount[] {
+    return (this.statements.refusalCounts.all(limit) as RefusalCountRow[]).map((row) => ({
+      address: row.address,
+      profile: row.profile,
+      operation: row.operation,
+      code: row.code,
+      hour: row.hour,
+      status: row.status,
+      lastReason: row.last_reason,
+      count: row.count,
+      firstAt: row.first_at,
+      lastAt: row.last_at,
+    }));
+  }
+
+  stats(): Omit<StoreStats, 'bytes'> {
+    return this.statements.stats.get() as Omit<StoreStats, 'bytes'>;
   }
 
   findIssuedBySerial(serial: string): { profile: string; der: Buffer } | undefined {
@@ -350,6 +418,29 @@ function prepareStatements(db: Database.Database) {
     consumePasscodeUse: db.prepare(
       `UPDATE passcodes SET uses = uses + 1
        WHERE id = @id AND enabled = 1 AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > @now)`,
+    ),
+    countRefusal: db.prepare(
+      `INSERT INTO refusal_counts (address, profile, operation, code, hour, status, last_reason, count, first_at, last_at)
+       VALUES (@address, @profile, @operation, @code, @hour, @status, @reason, 1, @at, @at)
+       ON CONFLICT (address, profile, operation, code, hour) DO UPDATE SET count = count + 1, last_reason = @reason, last_at = @at`,
+    ),
+    // Retention: refused requests go; finished ones keep their row (the issued-certificate index and retries need
+    // it) but lose the CSR and client certificate bodies; nothing waiting is touched.
+    pruneRefused: db.prepare(`DELETE FROM requests WHERE state = 'refused' AND completed_at < @before`),
+    pruneBodies: db.prepare(
+      `UPDATE requests SET csr = NULL, client_certificate = NULL
+       WHERE state = 'issued' AND completed_at < @before AND (csr IS NOT NULL OR client_certificate IS NOT NULL)`,
+    ),
+    pruneRefusalCounts: db.prepare(`DELETE FROM refusal_counts WHERE last_at < @before`),
+    refusalCounts: db.prepare(`SELECT * FROM refusal_counts ORDER BY last_at DESC LIMIT ?`),
+    stats: db.prepare(
+      `SELECT (SELECT count(*) FROM requests) AS requests,
+              (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,
+              (SELECT count(*) FROM requests WHERE state IN ('received', 'queued', 'pending')) AS waiting,
+              (SELECT count(*) FROM certificates) AS certificates,
+              (SELECT count(*) FROM refusal_counts) AS refusal_rows,
+              (SELECT coalesce(sum(count), 0) FROM refusal_counts) AS refusals_counted,
+              (SELECT count(*) FROM passcodes) AS passcodes`,
     ),
     refundPasscodeUse: db.prepare(`UPDATE passcodes SET uses = uses - 1 WHERE id = @id AND uses > 0`),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),

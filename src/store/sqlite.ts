@@ -1,5 +1,6 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
-import type { IssuedOutcome, NewRequest, Operation, PasscodeRecord, RequestRecord, Store, WaitingRequest } from './types.js';
+import { statSync } from 'node:fs';
+import type { IssuedOutcome, NewRequest, Operation, PasscodeRecord, RefusalCount, RequestRecord, Store, StoreStats, WaitingRequest } from './types.js';
 
 interface PendingWrite {
   readonly operation: WriteOperation;
@@ -30,7 +31,7 @@ export class SqliteStore implements Store {
   private pending: PendingWrite[] = [];
   private gatherStartedAt = 0;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     this.database = new SqliteDatabase(path);
   }
 
@@ -143,6 +144,30 @@ export class SqliteStore implements Store {
 
   async rotatePasscode(id: string, hash: string): Promise<boolean> {
     return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
+  }
+
+  async countRefusal(refusal: { address: string; profile: string; operation: string; code: string; status: number; reason: string; at: Date }): Promise<void> {
+    const at = refusal.at.toISOString();
+    await this.write({ kind: 'countRefusal', values: { ...refusal, at, hour: at.slice(0, 13) } });
+  }
+
+  async refusalCounts(limit: number): Promise<RefusalCount[]> {
+    return this.database.refusalCounts(limit);
+  }
+
+  async prune(before: Date): Promise<number> {
+    return this.write({ kind: 'prune', values: { before: before.toISOString() } });
+  }
+
+  async stats(): Promise<StoreStats> {
+    const size = (file: string): number => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0;
+      }
+    };
+    return { ...this.database.stats(), bytes: size(this.path) + size(`${this.path}-wal`) };
   }
 
   async refundPasscodeUse(id: string): Promise<void> {

@@ -113,6 +113,34 @@ export interface PasscodeRecord {
   readonly registeredValues: Readonly<Record<string, readonly string[]>>;
 }
 
+/** Refusals before authentication, counted per address, profile, operation and code per hour. */
+export interface RefusalCount {
+  readonly address: string;
+  readonly profile: string;
+  readonly operation: string;
+  readonly code: string;
+  /** The hour, ISO, e.g. 2026-12-01T00. */
+  readonly hour: string;
+  readonly status: number;
+  readonly lastReason: string;
+  readonly count: number;
+  readonly firstAt: string;
+  readonly lastAt: string;
+}
+
+/** What `est-ra store stats` shows. */
+export interface StoreStats {
+  readonly requests: number;
+  readonly refused: number;
+  readonly waiting: number;
+  readonly certificates: number;
+  readonly refusal_rows: number;
+  readonly refusals_counted: number;
+  readonly passcodes: number;
+  /** The database file and its write-ahead log, in bytes. */
+  readonly bytes: number;
+}
+
 export interface Store {
   /**
    * Makes the request durable (state received) before anything is issued for
@@ -129,6 +157,30 @@ export interface Store {
    * given), whether or not it was recorded as received before.
    */
   recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void>;
+  /**
+   * Counts a refusal made before the client was authenticated (a wrong
+   * passcode, no client certificate, an address outside the allowlist): one
+   * row per address, profile, operation and code per hour, so a flood of
+   * them cannot fill the disk.
+   */
+  countRefusal(refusal: {
+    readonly address: string;
+    readonly profile: string;
+    readonly operation: string;
+    readonly code: string;
+    readonly status: number;
+    readonly reason: string;
+    readonly at: Date;
+  }): Promise<void>;
+  refusalCounts(limit: number): Promise<RefusalCount[]>;
+  /**
+   * Retention: removes refused requests and counted refusals older than
+   * `before`, and the CSR and client-certificate bodies of issued requests;
+   * never an issued-certificate record or a request still waiting. Returns
+   * the rows changed.
+   */
+  prune(before: Date): Promise<number>;
+  stats(): Promise<StoreStats>;
   /** Parks a request for the retry worker: queued (upstream unreachable) or pending (upstream said 202). */
   recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void>;
   /** Requests left `received` by a process that stopped mid-request become `queued`; returns how many. */

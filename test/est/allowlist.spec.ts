@@ -49,9 +49,14 @@ describe('allowed_ip_addresses: checked first, 403 before any challenge', () => 
     expect((await curl(ra, '/cacerts', ['--interface', '127.0.0.1'])).status).to.equal(403);
   });
 
-  it('ok the refusal is recorded with the address and the reason', async () => {
+  it('ok the refusal is counted with the address and the reason', async () => {
     await enrollFrom('127.0.4.9');
-    const [latest] = await ra.server.store.listRequests(1);
-    expect(latest).to.include({ state: 'refused', status: 403, peerAddress: '127.0.4.9', reason: "client address 127.0.4.9 not allowed by profile 'demo'" });
+    const [latest] = await ra.server.store.refusalCounts(1);
+    expect(latest).to.include({
+      status: 403,
+      address: '127.0.4.9',
+      code: 'EST_ADDRESS_NOT_ALLOWED',
+      lastReason: "client address 127.0.4.9 not allowed by profile 'demo'",
+    });
   });
 });

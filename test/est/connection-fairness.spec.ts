@@ -56,3 +56,27 @@ describe('connection fairness: a per-address share and a short handshake deadlin
     expect(ra.logs.some((line) => line.includes('TLS handshake refused') && line.includes('127.0.0.3'))).to.equal(true);
   });
 });
+
+describe('a budget of refused requests per address: 429 past it, others untouched', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+
+  before(async () => {
+    ra = await startEstRa({ editConfig: (yaml) => yaml.replace(/refusals_per_minute_per_address: \d+/, 'refusals_per_minute_per_address: 5') });
+  });
+  after(async () => ra.close());
+
+  const wrongPasscode = async (from: string) => {
+    const device = await opensslCsr(ra.dir, `budget-${from}`);
+    return curl(ra, '/simpleenroll', ['--interface', from, '--user', ':wrong', ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+  };
+
+  it('#10 - fail the sixth refused request in a minute from one address gets 429 with Retry-After; another address still gets its 401', async () => {
+    for (let i = 0; i < 5; i++) expect((await wrongPasscode('127.0.0.4')).status).to.equal(401);
+    const limited = await wrongPasscode('127.0.0.4');
+    expect(limited.status).to.equal(429);
+    expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    expect(limited.body).to.equal('429 too many refused requests from this address; retry later\n');
+    expect((await wrongPasscode('127.0.0.5')).status).to.equal(401);
+  });
+});

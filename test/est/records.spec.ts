@@ -39,14 +39,15 @@ describe('every request is recorded, and secrets never reach the log', () => {
     expect(latest?.csr?.length).to.be.greaterThan(0);
   });
 
-  it('fail a wrong passcode is recorded as refused, the bare challenge is not', async () => {
-    const before = (await ra.server.store.listRequests(1000)).length;
+  it('fail a wrong passcode is counted as a refusal before authentication, the bare challenge is not', async () => {
+    const before = await ra.server.store.stats();
     const device = await opensslCsr(ra.dir, 'rec-wrong');
     expect((await curl(ra, '/simpleenroll', [...PKCS10, '--data-binary', `@${device.csrPemFile}`])).status).to.equal(401);
     expect((await curl(ra, '/simpleenroll', ['--user', 'x:wrong-passcode', ...PKCS10, '--data-binary', `@${device.csrPemFile}`])).status).to.equal(401);
-    const records = await ra.server.store.listRequests(1000);
-    expect(records.length).to.equal(before + 1);
-    expect(records[0]).to.include({ state: 'refused', status: 401, reason: 'authentication failed: unknown or disabled passcode' });
+    const after = await ra.server.store.stats();
+    expect(after.refusals_counted - before.refusals_counted).to.equal(1);
+    const [counted] = await ra.server.store.refusalCounts(1);
+    expect(counted).to.include({ code: 'EST_AUTH_FAILED', status: 401, lastReason: 'authentication failed: unknown or disabled passcode' });
   });
 
   it('ok one JSON log line per request with id, profile, principal, operation, outcome and duration; no secrets', async () => {

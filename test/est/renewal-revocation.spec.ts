@@ -71,6 +71,8 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
   };
   const verify = (certFile: string): Promise<string> => mustRun('openssl', ['verify', '-CAfile', ca.caFile, certFile]);
   const latest = async (): Promise<Record<string, unknown>> => (await ra.server.store.listRequests(1))[0] as unknown as Record<string, unknown>;
+  /** A certificate refused at authentication is counted, not stored as a request (issue #10). */
+  const latestRefusal = async (): Promise<Record<string, unknown>> => (await ra.server.store.refusalCounts(1))[0] as unknown as Record<string, unknown>;
   const pkiRenew = async (cert: IssuedCert, name: string) => {
     const csr = await renewalCsr(cert, name);
     return strongswanPki(ra, ['--est', '--in', csr.csrDerFile, '--cert', cert.certFile, '--key', cert.keyFile, '--outform', 'pem']);
@@ -85,11 +87,11 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
     expect((await latest()).principal).to.deep.include({ kind: 'certificate', subject: 'CN=good', revocation: `good (OCSP ${responder.url})` });
   });
 
-  it('fail a revoked certificate: 403 with the reason, recorded as refused', async () => {
+  it('fail a revoked certificate: 403 with the reason, counted as a refusal', async () => {
     const answer = await reenroll('strict', certs.revoked!);
     expect(answer.status).to.equal(403);
     expect(answer.body).to.equal(`403 TLS client certificate not accepted: certificate revoked (OCSP ${responder.url})\n`);
-    expect(await latest()).to.deep.include({ state: 'refused', status: 403, operation: 'simplereenroll' });
+    expect(await latestRefusal()).to.deep.include({ code: 'EST_CLIENT_CERT_REJECTED', status: 403, operation: 'simplereenroll' });
   });
 
   it('ok renew_revoked_cert: true renews the revoked certificate, and says so in the record', async () => {
@@ -113,7 +115,7 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
     expect(result.code).not.to.equal(0);
     expect(result.stdout).not.to.contain('BEGIN CERTIFICATE');
     expect(result.stderr).to.contain('403');
-    expect(await latest()).to.deep.include({ state: 'refused', status: 403 });
+    expect(await latestRefusal()).to.deep.include({ code: 'EST_CLIENT_CERT_REJECTED', status: 403 });
   });
 
   it('fail hard_fail: with the responder down, a certificate never checked before cannot renew', async () => {

@@ -9,7 +9,7 @@ describe('error catalogue', () => {
   for (const [code, entry] of entries) {
     it(`ok ${code}: valid status, one-line reason, documented`, () => {
       expect(code).to.match(/^EST_[A-Z_]+$/);
-      expect(entry.status).to.be.oneOf([202, 400, 401, 403, 404, 405, 413, 415, 500, 501, 502, 503]);
+      expect(entry.status).to.be.oneOf([202, 400, 401, 403, 404, 405, 413, 415, 429, 500, 501, 502, 503]);
       expect(entry.reason).to.match(/^[^\r\n]+$/);
       expect(docs).to.contain(`\`${code}\``);
       const error = new EstError(code);
