@@ -27,7 +27,8 @@ export interface EnrollmentRequest {
  * est/ hands over an HTTP-free request and renders what comes back;
  * authentication is auth/, the decision policy/, recording, forwarding and
  * the check of the answer EnrollmentService (service.ts) with the upstream.
- * Every refusal is recorded through EnrollmentService.recordRefusal.
+ * Every refusal is recorded through EnrollmentService: counted
+ * (countRefusal) before authentication, recorded (recordRefusal) after.
  */
 export class EnrollmentPipeline {
   constructor(
@@ -77,7 +78,9 @@ export class EnrollmentPipeline {
       // A bare first attempt without credentials is the client asking for the
       // challenge (libest always does this), not a request to record.
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
-      if (error.code !== 'EST_AUTH_REQUIRED') await this.service.recordRefusal(record, error);
+      if (error.code === 'EST_AUTH_REQUIRED') throw error;
+      if (record.principal.kind === 'none') await this.service.countRefusal(record, error);
+      else await this.service.recordRefusal(record, error);
       throw error;
     }
     // From here on the enrollment service records what happens.
@@ -86,18 +89,10 @@ export class EnrollmentPipeline {
 
   /**
    * allowed_ip_addresses said no, before the body was read and before any
-   * challenge (DigiCert's usage restriction): recorded like any refusal.
+   * challenge (DigiCert's usage restriction): counted like any refusal before authentication.
    */
   async refuseAddress(request: Omit<EnrollmentRequest, 'credentials' | 'body'>, error: EstError): Promise<never> {
-    const record: NewRequest = {
-      id: request.id,
-      receivedAt: this.now(),
-      profile: request.profile.name,
-      peerAddress: request.peerAddress,
-      principal: { kind: 'none' },
-      operation: request.operation,
-    };
-    await this.service.recordRefusal(record, error);
+    await this.service.countRefusal({ peerAddress: request.peerAddress, profile: request.profile.name, operation: request.operation }, error);
     throw error;
   }
 }

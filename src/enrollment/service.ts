@@ -163,21 +163,25 @@ export class EnrollmentService {
    * was recorded as received before.
    */
   async recordRefusal(record: NewRequest, error: EstError): Promise<void> {
-    // Before authentication there is nobody to record a request for: counted per address, reason and hour, so a
-    // scanner's thousands of refusals a second take a row an hour, not a row each.
-    if (record.principal.kind === 'none') {
-      await this.store.countRefusal({
-        address: record.peerAddress,
-        profile: record.profile,
-        operation: record.operation,
-        code: error.code,
-        status: error.status,
-        reason: error.reason,
-        at: this.now(),
-      });
-      return;
-    }
     await this.store.recordRefused(record, this.now(), error.status, error.reason);
+  }
+
+  /**
+   * A refusal before the client was authenticated: there is nobody to record
+   * a request for, so it is counted per address, profile, operation and code
+   * per hour, and a scanner's thousands of refusals a second take a row an
+   * hour, not a row each.
+   */
+  async countRefusal(request: Pick<NewRequest, 'peerAddress' | 'profile' | 'operation'>, error: EstError): Promise<void> {
+    await this.store.countRefusal({
+      address: request.peerAddress,
+      profile: request.profile,
+      operation: request.operation,
+      code: error.code,
+      status: error.status,
+      reason: error.reason,
+      at: this.now(),
+    });
   }
 
   /** Seconds a device should wait: until the next attempt, at least 1 s, at most 10 min. */
