@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RefusalCount, RequestRecord, StoreStats, WaitingRequest } from './types.js';
+import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RefusalCount, RefusalEvent, RequestRecord, StoreStats, WaitingRequest } from './types.js';
 
 interface RefusalCountRow {
   address: string;
@@ -134,16 +134,7 @@ export type WriteOperation =
   | { readonly kind: 'countRefusal'; readonly values: RefusalCountValues }
   | { readonly kind: 'prune'; readonly values: { readonly before: string } };
 
-export interface RefusalCountValues {
-  readonly address: string;
-  readonly profile: string;
-  readonly operation: string;
-  readonly code: string;
-  readonly hour: string;
-  readonly status: number;
-  readonly reason: string;
-  readonly at: string;
-}
+export type RefusalCountValues = Omit<RefusalEvent, 'at'> & { readonly at: string; readonly hour: string };
 
 /** What one write did: the rows it changed, or why it failed. */
 export type WriteResult = { readonly changes: number } | { readonly error: Error };

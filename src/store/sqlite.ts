@@ -1,6 +1,17 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
-import type { IssuedOutcome, NewRequest, Operation, PasscodeRecord, RefusalCount, RequestRecord, Store, StoreStats, WaitingRequest } from './types.js';
+import type {
+  IssuedOutcome,
+  NewRequest,
+  Operation,
+  PasscodeRecord,
+  RefusalCount,
+  RefusalEvent,
+  RequestRecord,
+  Store,
+  StoreStats,
+  WaitingRequest,
+} from './types.js';
 
 interface PendingWrite {
   readonly operation: WriteOperation;
@@ -146,7 +157,7 @@ export class SqliteStore implements Store {
     return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
   }
 
-  async countRefusal(refusal: { address: string; profile: string; operation: string; code: string; status: number; reason: string; at: Date }): Promise<void> {
+  async countRefusal(refusal: RefusalEvent): Promise<void> {
     const at = refusal.at.toISOString();
     await this.write({ kind: 'countRefusal', values: { ...refusal, at, hour: at.slice(0, 13) } });
   }

@@ -113,6 +113,18 @@ export interface PasscodeRecord {
   readonly registeredValues: Readonly<Record<string, readonly string[]>>;
 }
 
+/** One refusal before authentication, as the enrollment service reports it. */
+export interface RefusalEvent {
+  readonly address: string;
+  readonly profile: string;
+  readonly operation: string;
+  /** The EstError code. */
+  readonly code: string;
+  readonly status: number;
+  readonly reason: string;
+  readonly at: Date;
+}
+
 /** Refusals before authentication, counted per address, profile, operation and code per hour. */
 export interface RefusalCount {
   readonly address: string;
@@ -163,15 +175,7 @@ export interface Store {
    * row per address, profile, operation and code per hour, so a flood of
    * them cannot fill the disk.
    */
-  countRefusal(refusal: {
-    readonly address: string;
-    readonly profile: string;
-    readonly operation: string;
-    readonly code: string;
-    readonly status: number;
-    readonly reason: string;
-    readonly at: Date;
-  }): Promise<void>;
+  countRefusal(refusal: RefusalEvent): Promise<void>;
   refusalCounts(limit: number): Promise<RefusalCount[]>;
   /**
    * Retention: removes refused requests and counted refusals older than

@@ -2,17 +2,16 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { connect } from 'node:tls';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
+import { createPasscode } from '../helpers/passcodes.js';
 import { eventually } from '../helpers/wait.js';
 import { bitString, contextTag, objectIdentifier, sequence, set, smallInteger, tlv } from '../../src/pki/der.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Issue #10, the smaller findings: each probed as the issue describes it, with real clients. */
 describe('hostile input: answers that are right and logs that tell the truth', function () {
@@ -84,18 +83,7 @@ describe('hostile input: answers that are right and logs that tell the truth', f
   });
 
   it('#10 - ok a one-use passcode: the device whose answer was lost sends the same CSR again and gets the same certificate', async () => {
-    const printed = await mustRun(process.execPath, [
-      CLI,
-      'passcodes',
-      'create',
-      '--policy',
-      'demo',
-      '--max-uses',
-      '1',
-      '--config',
-      join(ra.dir, 'config.yaml'),
-    ]);
-    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const passcode = await createPasscode(ra, '--max-uses', '1');
     const device = await opensslCsr(ra.dir, 'lost-answer');
     const send = () => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
     const first = await send();

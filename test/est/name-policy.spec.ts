@@ -8,6 +8,7 @@ import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify, strongswanPki, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
+import { createPasscode } from '../helpers/passcodes.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
@@ -36,10 +37,6 @@ describe('subject and SAN policy: the profile decides what a certificate may say
     const pem = await certsFromP7(ra.dir, body, name);
     expect(await opensslVerify(ra, pem)).to.contain(': OK');
     return pem;
-  };
-  const createPasscode = async (...args: string[]): Promise<string> => {
-    const printed = await mustRun(process.execPath, [CLI, 'passcodes', 'create', '--policy', 'demo', ...args, '--config', join(ra.dir, 'config.yaml')]);
-    return /\(shown once\): (\S+)$/m.exec(printed)![1]!;
   };
 
   before(async () => {
@@ -148,7 +145,7 @@ describe('subject and SAN policy: the profile decides what a certificate may say
   });
 
   it('ok user_supplied: the passcode registers the common name; another is refused, none gets the registered one', async () => {
-    const passcode = await createPasscode('--value', 'common_name=SN17171717');
+    const passcode = await createPasscode(ra, '--value', 'common_name=SN17171717');
     const other = await enroll('reg-other', { label: 'fixed', subject: '/CN=SN99999999', passcode });
     expect(other.status).to.equal(403);
     expect(other.body).to.equal('403 subject.common_name is registered as SN17171717 for this credential; the CSR asks for SN99999999\n');

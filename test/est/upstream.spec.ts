@@ -8,10 +8,8 @@ import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
+import { createPasscode } from '../helpers/passcodes.js';
 import { eventually } from '../helpers/wait.js';
-import { fileURLToPath } from 'node:url';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
@@ -111,18 +109,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
   });
 
   it('#9 - ok a passcode use is given back when the upstream refuses the request', async () => {
-    const printed = await mustRun(process.execPath, [
-      CLI,
-      'passcodes',
-      'create',
-      '--policy',
-      'demo',
-      '--max-uses',
-      '1',
-      '--config',
-      join(ra.dir, 'config.yaml'),
-    ]);
-    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const passcode = await createPasscode(ra, '--max-uses', '1');
     const withPasscode = (csrFile: string) => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${csrFile}`]);
     await upstream.setMode('garbage');
     try {
@@ -136,18 +123,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
   });
 
   it('#10 - ok a one-use passcode while the upstream is down: 202, the same CSR again 202 (no second use), then the certificate', async () => {
-    const printed = await mustRun(process.execPath, [
-      CLI,
-      'passcodes',
-      'create',
-      '--policy',
-      'demo',
-      '--max-uses',
-      '1',
-      '--config',
-      join(ra.dir, 'config.yaml'),
-    ]);
-    const passcode = /\(shown once\): (\S+)$/m.exec(printed)![1]!;
+    const passcode = await createPasscode(ra, '--max-uses', '1');
     const device = await opensslCsr(ra.dir, 'once-down');
     const send = () => curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
     await upstream.setMode('error500');
