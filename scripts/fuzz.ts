@@ -177,7 +177,8 @@ async function main(): Promise<void> {
     // Lift the per-address budgets: the fuzzer is one address and must reach the parsers, not the 429.
     const yaml = readFileSync(init.configFile, 'utf8')
       .replace(/refusals_per_minute_per_address: \d+/, 'refusals_per_minute_per_address: 100000000')
-      .replace(/max_connections_per_address: \d+/, 'max_connections_per_address: 1024');
+      .replace(/max_connections_per_address: \d+/, 'max_connections_per_address: 1024')
+      .replace(/refusals_per_minute_per_passcode: \d+/, 'refusals_per_minute_per_passcode: 100000000');
     const config = parseConfig(yaml, init.configFile);
     const logger = winston.createLogger({ level: 'error', silent: true });
     const server = await startServer(config, { port: 0, logger });

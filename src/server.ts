@@ -19,7 +19,7 @@ import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
-import { RefusalLimiter } from './est/refusal-limiter.js';
+import { RefusalLimiter } from './ops/refusal-budget.js';
 import { Metrics, startOpsListener } from './ops/metrics.js';
 
 export interface ServerOptions {
@@ -86,7 +86,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now);
+  const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now, new RefusalLimiter(() => running.limits.refusals_per_minute_per_passcode));
   const refusals = new RefusalLimiter(() => running.limits.refusals_per_minute_per_address);
   app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, refusals, maxBodyBytes: config.limits.max_body_bytes }));
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));

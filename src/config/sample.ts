@@ -34,6 +34,7 @@ limits:
   connections_reserve: 64       # the last connections under max_connections: only for addresses holding none
   handshake_timeout_ms: 5000    # time to finish the TLS handshake
   refusals_per_minute_per_address: 120   # past this, 429 + Retry-After until the minute is over
+  refusals_per_minute_per_passcode: 30   # the same for one passcode (a used-up one tried again and again)
 
 # Prometheus /metrics and /healthz over plain HTTP: keep it on loopback or a management network.
 # ops:

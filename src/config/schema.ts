@@ -430,6 +430,8 @@ export const configSchema = z
           connections_reserve: z.number().int().nonnegative().default(64),
           /** Refused requests one address may get per minute before it is answered 429 until the minute is over. */
           refusals_per_minute_per_address: positiveInt.default(120),
+          /** Refused requests one passcode may get per minute (a used-up one tried again and again) before 429. */
+          refusals_per_minute_per_passcode: positiveInt.default(30),
           /** Time a client has to finish the TLS handshake. */
           handshake_timeout_ms: positiveInt.default(5_000),
         })

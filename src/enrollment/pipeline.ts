@@ -7,6 +7,7 @@ import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import { checkRenewalOrigin } from '../policy/renewal-origin.js';
 import type { NewRequest, Operation, Principal, Store } from '../store/types.js';
 import type { Enrollment, EnrollmentService } from './service.js';
+import type { RefusalLimiter } from '../ops/refusal-budget.js';
 
 /** An enrollment as the HTTP layer hands it over: no express, no sockets. */
 export interface EnrollmentRequest {
@@ -36,6 +37,8 @@ export class EnrollmentPipeline {
     private readonly profiles: ProfileDirectory,
     private readonly service: EnrollmentService,
     private readonly now: () => Date,
+    /** Refused requests per passcode per minute (429 past the budget). */
+    private readonly passcodeRefusals: RefusalLimiter,
   ) {}
 
   /**
@@ -65,6 +68,12 @@ export class EnrollmentPipeline {
       current = identity.certificate;
       record.principal = identity.principal;
       onPrincipal(record.principal);
+      if (identity.principal.kind === 'passcode') {
+        const wait = this.passcodeRefusals.retryAfter(identity.principal.passcodeId, record.receivedAt.getTime());
+        if (wait !== undefined) {
+          throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
+        }
+      }
       if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current, identity.caPath ?? []);
       record.csr = decodeDerBody(request.body);
       csr = await parseAndVerifyCsr(record.csr);
@@ -79,12 +88,25 @@ export class EnrollmentPipeline {
       // challenge (libest always does this), not a request to record.
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
       if (error.code === 'EST_AUTH_REQUIRED') throw error;
+      this.countAgainstPasscode(record.principal, error);
       if (record.principal.kind === 'none') await this.service.countRefusal(record, error);
       else await this.service.recordRefusal(record, error);
       throw error;
     }
     // From here on the enrollment service records what happens.
-    return this.service.enroll(profile, { ...record, csr, current, names: decision.names });
+    try {
+      return await this.service.enroll(profile, { ...record, csr, current, names: decision.names });
+    } catch (err) {
+      if (err instanceof EstError) this.countAgainstPasscode(record.principal, err);
+      throw err;
+    }
+  }
+
+  /** A client's mistake or a refusal made to a passcode holder counts against that passcode's budget. */
+  private countAgainstPasscode(principal: Principal, error: EstError): void {
+    if (principal.kind === 'passcode' && error.status >= 400 && error.status < 500 && error.code !== 'EST_TOO_MANY_REFUSALS') {
+      this.passcodeRefusals.refused(principal.passcodeId, this.now().getTime());
+    }
   }
 
   /**

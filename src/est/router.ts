@@ -14,7 +14,7 @@ import { CSR_CONTENT_TYPES } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
 import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
-import type { RefusalLimiter } from './refusal-limiter.js';
+import type { RefusalLimiter } from '../ops/refusal-budget.js';
 
 export interface EstDependencies {
   readonly profiles: ProfileDirectory;

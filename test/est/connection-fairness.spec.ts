@@ -5,6 +5,7 @@ import { editConfig } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { eventually } from '../helpers/wait.js';
+import { createPasscode } from '../helpers/passcodes.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -78,5 +79,30 @@ describe('a budget of refused requests per address: 429 past it, others untouche
     expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
     expect(limited.body).to.equal('429 too many refused requests from this address; retry later\n');
     expect((await wrongPasscode('127.0.0.5')).status).to.equal(401);
+  });
+});
+
+describe('a budget of refused requests per passcode', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+
+  before(async () => {
+    ra = await startEstRa({ editConfig: (yaml) => yaml.replace(/refusals_per_minute_per_passcode: \d+/, 'refusals_per_minute_per_passcode: 3') });
+  });
+  after(async () => ra.close());
+
+  it('#10 - fail a used-up passcode tried again and again gets 429 with Retry-After after its budget; another passcode is untouched', async () => {
+    const spent = await createPasscode(ra, '--max-uses', '1');
+    const enrollWith = async (passcode: string, name: string) => {
+      const device = await opensslCsr(ra.dir, name);
+      return curl(ra, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    };
+    expect((await enrollWith(spent, 'pb-0')).status).to.equal(200);
+    for (let i = 1; i <= 3; i++) expect((await enrollWith(spent, `pb-${i}`)).status).to.equal(401);
+    const limited = await enrollWith(spent, 'pb-4');
+    expect(limited.status).to.equal(429);
+    expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    expect(limited.body).to.equal('429 too many refused requests with this passcode; retry later\n');
+    expect((await enrollWith(ra.passcode, 'pb-other')).status).to.equal(200);
   });
 });
