@@ -226,4 +226,8 @@ describe('readTime: the time forms certificates carry', () => {
     expect(() => read(TAG.utcTime, '2001020304')).to.throw('bad time');
     expect(() => read(TAG.octetString, '491231235959Z')).to.throw('UTCTime or GeneralizedTime');
   });
+
+  it('#9 - fail a GeneralizedTime without seconds (found by the differential test: a UTCTime string under the GeneralizedTime tag)', () => {
+    expect(() => read(TAG.generalizedTime, '261201010318Z')).to.throw('bad time');
+  });
 });
