@@ -41,8 +41,12 @@ export class RetryWorker {
   ) {}
 
   async start(): Promise<void> {
-    const requeued = await this.store.requeueInterrupted();
-    if (requeued > 0) this.logger.warn(LOG_EVENT.requestsRequeued, { count: requeued });
+    const forwarding = this.profiles.profiles.filter((profile) => profile.forwardsCsrUnchanged).map((profile) => profile.name);
+    const requeued = await this.store.requeueInterrupted(forwarding);
+    if (requeued.length > 0) this.logger.warn(LOG_EVENT.requestsRequeued, { count: requeued.length });
+    // Each one by id, so an admin can find the request and the second certificate it may have at the upstream.
+    for (const request of requeued.filter((r) => r.possiblyIssuedTwiceUpstream))
+      this.logger.warn(LOG_EVENT.possiblyIssuedTwice, { id: request.id, profile: request.profile, cause: 'est-ra stopped while forwarding it' });
     this.timer = setInterval(() => this.wake(), this.options.intervalMs);
     this.timer.unref();
     this.wake();
@@ -113,22 +117,24 @@ export class RetryWorker {
     };
     const profile = this.profiles.named(request.profile);
     try {
-      if (!profile) {
-        await this.service.recordRefusal(record, new EstError('EST_UNKNOWN_LABEL', { reason: `profile '${request.profile}' is no longer configured` }));
-        return;
-      }
-      // Its signature was checked when the device sent it; only the parse is needed again.
-      const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
-      const current = request.clientCertificate ? CertificateView.parse(request.clientCertificate) : undefined;
-      let names;
+      // In flight from here on: a process that stops now leaves it received, and the next start knows it may have gone up.
+      if (request.state === 'queued' && !(await this.store.markForwarding(request.id))) return;
+      let prepared;
       try {
-        names = namesForRecorded(profile.names, csr, request.principal, current);
+        if (!profile) throw new EstError('EST_UNKNOWN_LABEL', { reason: `profile '${request.profile}' is no longer configured` });
+        // Its signature was checked when the device sent it; only the parse is needed again.
+        const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
+        const current = request.clientCertificate ? CertificateView.parse(request.clientCertificate) : undefined;
+        // The profile's name rules may have changed while it waited: refused then as a new request would be.
+        prepared = { profile, csr, current, names: namesForRecorded(profile.names, csr, request.principal, current) };
       } catch (err) {
-        // The profile's name rules changed while it waited: refused as a new request would be.
-        await this.service.recordRefusal(record, err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err }));
+        // Final, so that nothing stays in flight: a request that cannot be forwarded any more is refused.
+        await this.service.refuseAccepted(record, err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err }));
         return;
       }
-      await this.service.forward(profile, record, csr, current, names, request.attempts);
+      const issued = await this.service.forward(prepared.profile, record, prepared.csr, prepared.current, prepared.names, request.attempts);
+      if (request.possiblyIssuedTwiceUpstream)
+        this.logger.warn(LOG_EVENT.possiblyIssuedTwice, { id: request.id, profile: request.profile, serial: issued.serialNumber });
     } catch {
       // forward() recorded the outcome (waiting again, or refused); nothing more to do here.
     } finally {

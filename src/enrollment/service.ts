@@ -145,16 +145,31 @@ export class EnrollmentService {
       }
       if (err instanceof UpstreamUnavailableError) {
         const retryAt = this.health.failed(profile.name, this.now());
-        await this.store.recordWaiting(record.id, 'queued', retryAt, attempts + 1, err.reason);
-        this.logger.warn(LOG_EVENT.requestQueued, { id: record.id, profile: profile.name, reason: err.reason, retry_at: retryAt.toISOString() });
+        const outcomeUnknown = err.mayHaveReachedUpstream;
+        await this.store.recordWaiting(record.id, 'queued', retryAt, attempts + 1, err.reason, outcomeUnknown);
+        this.logger.warn(LOG_EVENT.requestQueued, {
+          id: record.id,
+          profile: profile.name,
+          reason: err.reason,
+          retry_at: retryAt.toISOString(),
+          ...(outcomeUnknown ? { possibly_issued_twice_upstream: true } : {}),
+        });
         throw EstError.pending(this.retryAfterFor(retryAt.toISOString()), 'the upstream CA is unreachable; the request is queued and will be forwarded', err);
       }
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
-      await this.recordRefusal(record, error);
-      // The device got no certificate for this use of its passcode: give it back.
-      if (record.principal.kind === 'passcode') await this.store.refundPasscodeUse(record.principal.passcodeId);
+      await this.refuseAccepted(record, error);
       throw error;
     }
+  }
+
+  /**
+   * A recorded request that will get no certificate (the upstream refused it,
+   * or it can no longer be forwarded): refused, and the passcode use it took
+   * given back, so uses always equal requests that got or will get one.
+   */
+  async refuseAccepted(record: NewRequest, error: EstError): Promise<void> {
+    const refundPasscodeUse = record.principal.kind === 'passcode' ? record.principal.passcodeId : undefined;
+    await this.store.recordRefused(record, this.now(), error.status, error.reason, { refundPasscodeUse });
   }
 
   /**

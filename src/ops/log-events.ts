@@ -17,6 +17,7 @@ export const LOG_EVENT = {
   upstreamRecovered: 'upstream reachable again',
   requestQueued: 'request queued for the upstream',
   requestsRequeued: 'interrupted requests queued again',
+  possiblyIssuedTwice: 'request forwarded again after an unknown outcome; the upstream may hold a second certificate',
   retryFailed: 'forwarding a queued request failed',
   revocationUnknown: 'revocation status unknown; allowed by soft_fail',
 } as const;

@@ -1,5 +1,16 @@
 import Database from 'better-sqlite3';
-import type { IssuedOutcome, NewRequest, PasscodeRecord, Principal, RefusalCount, RefusalEvent, RequestRecord, StoreStats, WaitingRequest } from './types.js';
+import type {
+  InterruptedRequest,
+  IssuedOutcome,
+  NewRequest,
+  PasscodeRecord,
+  Principal,
+  RefusalCount,
+  RefusalEvent,
+  RequestRecord,
+  StoreStats,
+  WaitingRequest,
+} from './types.js';
 
 interface RefusalCountRow {
   address: string;
@@ -84,6 +95,8 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (address, profile, operation, code, hour)
    );
    CREATE INDEX requests_completed ON requests (state, completed_at);`,
+  // An earlier forward may have reached the upstream without an answer: forwarding again may issue twice there.
+  `ALTER TABLE requests ADD COLUMN possibly_issued_twice_upstream INTEGER NOT NULL DEFAULT 0`,
 ];
 
 interface RequestRow {
@@ -104,6 +117,7 @@ interface RequestRow {
   serial: string | null;
   subject: string | null;
   not_after: string | null;
+  possibly_issued_twice_upstream: number;
 }
 
 interface PasscodeRow {
@@ -124,13 +138,18 @@ interface PasscodeRow {
 export type WriteOperation =
   | { readonly kind: 'recordRequest'; readonly request: RequestValues; readonly passcodeUse?: { readonly id: string; readonly now: string } }
   | { readonly kind: 'recordIssued'; readonly values: IssuedValues }
-  | { readonly kind: 'recordRefused'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
+  | {
+      readonly kind: 'recordRefused';
+      readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string };
+      /** The passcode whose use the request took, given back with the refusal. */
+      readonly refundPasscodeUse?: string;
+    }
   | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
+  | { readonly kind: 'markForwarding'; readonly values: { readonly id: string } }
   | { readonly kind: 'putCached'; readonly values: { readonly key: string; readonly value: Buffer; readonly updatedAt: string } }
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
   | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
-  | { readonly kind: 'refundPasscodeUse'; readonly values: { readonly id: string } }
   | { readonly kind: 'countRefusal'; readonly values: RefusalCountValues }
   | { readonly kind: 'prune'; readonly values: { readonly before: string } };
 
@@ -167,6 +186,8 @@ export interface WaitingValues {
   readonly nextAttemptAt: string;
   readonly attempts: number;
   readonly reason: string;
+  /** 1 when the failed attempt may have reached the upstream. */
+  readonly outcomeUnknown: number;
 }
 
 export function requestValues(request: NewRequest): RequestValues {
@@ -254,9 +275,13 @@ export class SqliteDatabase {
         this.statements.markIssued.run(operation.values);
         return this.statements.insertCertificate.run(operation.values).changes;
       case 'recordRefused':
+        // Before the refusal is written: a request refused already gave its use back.
+        if (operation.refundPasscodeUse) this.statements.refundPasscodeUse.run({ passcodeId: operation.refundPasscodeUse, requestId: operation.values.id });
         return this.statements.upsertRefused.run(operation.values).changes;
       case 'recordWaiting':
         return this.statements.markWaiting.run(operation.values).changes;
+      case 'markForwarding':
+        return this.statements.markForwarding.run(operation.values).changes;
       case 'putCached':
         return this.statements.putCached.run(operation.values).changes;
       case 'addPasscode':
@@ -269,8 +294,6 @@ export class SqliteDatabase {
         return this.statements.setPasscodeEnabled.run(operation.values).changes;
       case 'rotatePasscode':
         return this.statements.rotatePasscode.run(operation.values).changes;
-      case 'refundPasscodeUse':
-        return this.statements.refundPasscodeUse.run(operation.values).changes;
       case 'countRefusal':
         return this.statements.countRefusal.run(operation.values).changes;
       case 'prune':
@@ -282,8 +305,13 @@ export class SqliteDatabase {
     }
   }
 
-  requeueInterrupted(): number {
-    return this.statements.requeueInterrupted.run().changes;
+  /** One transaction: every request left in flight is queued again, and marked when its profile forwards upstream. */
+  requeueInterrupted(forwardingProfiles: readonly string[]): InterruptedRequest[] {
+    return this.db.transaction(() =>
+      (this.statements.requeueInterrupted.all({ forwarding: JSON.stringify(forwardingProfiles) }) as { id: string; profile: string; marked: number }[]).map(
+        (row) => ({ id: row.id, profile: row.profile, possiblyIssuedTwiceUpstream: row.marked === 1 }),
+      ),
+    )();
   }
 
   countWaiting(): Record<string, number> {
@@ -375,10 +403,17 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, next_attempt_at = NULL, completed_at = @completedAt`,
     ),
     markWaiting: db.prepare(
-      `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt
+      `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt,
+         possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, @outcomeUnknown)
        WHERE id = @id AND state IN ('received', 'queued', 'pending')`,
     ),
-    requeueInterrupted: db.prepare(`UPDATE requests SET state = 'queued', next_attempt_at = received_at WHERE state = 'received'`),
+    markForwarding: db.prepare(`UPDATE requests SET state = 'received' WHERE id = @id AND state = 'queued'`),
+    requeueInterrupted: db.prepare(
+      `UPDATE requests SET state = 'queued', next_attempt_at = received_at,
+         possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, profile IN (SELECT value FROM json_each(@forwarding)))
+       WHERE state = 'received'
+       RETURNING id, profile, profile IN (SELECT value FROM json_each(@forwarding)) AS marked`,
+    ),
     countWaiting: db.prepare(`SELECT state, count(*) AS n FROM requests WHERE state IN ('received', 'queued', 'pending') GROUP BY state`),
     listWaiting: db.prepare(
       `SELECT * FROM requests
@@ -433,7 +468,10 @@ function prepareStatements(db: Database.Database) {
               (SELECT coalesce(sum(count), 0) FROM refusal_counts) AS refusals_counted,
               (SELECT count(*) FROM passcodes) AS passcodes`,
     ),
-    refundPasscodeUse: db.prepare(`UPDATE passcodes SET uses = uses - 1 WHERE id = @id AND uses > 0`),
+    refundPasscodeUse: db.prepare(
+      `UPDATE passcodes SET uses = uses - 1
+       WHERE id = @passcodeId AND uses > 0 AND EXISTS (SELECT 1 FROM requests WHERE id = @requestId AND state <> 'refused')`,
+    ),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
     getPasscode: db.prepare(`SELECT * FROM passcodes WHERE id = ?`),
   };
@@ -474,5 +512,6 @@ function toRequestRecord(row: RequestRow): RequestRecord {
     serial: row.serial,
     subject: row.subject,
     notAfter: row.not_after,
+    possiblyIssuedTwiceUpstream: row.possibly_issued_twice_upstream === 1,
   };
 }

@@ -1,12 +1,14 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
 import type {
+  InterruptedRequest,
   IssuedOutcome,
   NewRequest,
   Operation,
   PasscodeRecord,
   RefusalCount,
   RefusalEvent,
+  RefusalOptions,
   RequestRecord,
   Store,
   StoreStats,
@@ -89,16 +91,34 @@ export class SqliteStore implements Store {
     await this.write({ kind: 'recordIssued', values: issuedValues(requestId, completedAt, outcome) });
   }
 
-  async recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void> {
-    await this.write({ kind: 'recordRefused', values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason } });
+  async recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string, options: RefusalOptions = {}): Promise<void> {
+    await this.write({
+      kind: 'recordRefused',
+      values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason },
+      ...(options.refundPasscodeUse ? { refundPasscodeUse: options.refundPasscodeUse } : {}),
+    });
   }
 
-  async recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void> {
-    await this.write({ kind: 'recordWaiting', values: { id: requestId, state, nextAttemptAt: nextAttemptAt.toISOString(), attempts, reason } });
+  async recordWaiting(
+    requestId: string,
+    state: 'queued' | 'pending',
+    nextAttemptAt: Date,
+    attempts: number,
+    reason: string,
+    outcomeUnknown = false,
+  ): Promise<void> {
+    await this.write({
+      kind: 'recordWaiting',
+      values: { id: requestId, state, nextAttemptAt: nextAttemptAt.toISOString(), attempts, reason, outcomeUnknown: outcomeUnknown ? 1 : 0 },
+    });
   }
 
-  async requeueInterrupted(): Promise<number> {
-    return this.database.requeueInterrupted();
+  async markForwarding(requestId: string): Promise<boolean> {
+    return (await this.write({ kind: 'markForwarding', values: { id: requestId } })) === 1;
+  }
+
+  async requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]> {
+    return this.database.requeueInterrupted(forwardingProfiles);
   }
 
   async countWaiting(): Promise<Record<string, number>> {
@@ -179,10 +199,6 @@ export class SqliteStore implements Store {
       }
     };
     return { ...this.database.stats(), bytes: size(this.path) + size(`${this.path}-wal`) };
-  }
-
-  async refundPasscodeUse(id: string): Promise<void> {
-    await this.write({ kind: 'refundPasscodeUse', values: { id } });
   }
 
   /** Commits what is queued, then closes the file. */

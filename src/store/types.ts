@@ -87,12 +87,27 @@ export interface RequestRecord {
   readonly serial: string | null;
   readonly subject: string | null;
   readonly notAfter: string | null;
+  /**
+   * An earlier forward of this request may have reached the upstream without
+   * est-ra getting its answer (the process stopped, or the upstream timed out
+   * or reset the connection), so forwarding it again may leave a second
+   * certificate at the upstream: EST has no idempotency key (RFC 7030 §4.2).
+   */
+  readonly possiblyIssuedTwiceUpstream: boolean;
+}
+
+/** A request a stopped process left in flight, queued again at start. */
+export interface InterruptedRequest {
+  readonly id: string;
+  readonly profile: string;
+  /** Its profile forwards to an upstream, which may have issued it already. */
+  readonly possiblyIssuedTwiceUpstream: boolean;
 }
 
 /** A request waiting for the upstream: what the retry worker needs to forward it again. */
 export type WaitingRequest = Pick<
   RequestRecord,
-  'id' | 'profile' | 'principal' | 'operation' | 'csr' | 'clientCertificate' | 'state' | 'attempts' | 'nextAttemptAt'
+  'id' | 'profile' | 'principal' | 'operation' | 'csr' | 'clientCertificate' | 'state' | 'attempts' | 'nextAttemptAt' | 'possiblyIssuedTwiceUpstream'
 >;
 
 export interface PasscodeRecord {
@@ -111,6 +126,14 @@ export interface PasscodeRecord {
   readonly expiresAt: string | null;
   /** DigiCert's registered_values: what the name policy's user_supplied source takes, e.g. { common_name: ['sensor-17'] }. */
   readonly registeredValues: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface RefusalOptions {
+  /**
+   * A passcode use the request took and will not need (the upstream refused
+   * it): given back in the same transaction as the refusal, once.
+   */
+  readonly refundPasscodeUse?: string;
 }
 
 /** One refusal before authentication, as the enrollment service reports it. */
@@ -168,7 +191,7 @@ export interface Store {
    * Records why a request was refused (status and the reason the client was
    * given), whether or not it was recorded as received before.
    */
-  recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void>;
+  recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string, options?: RefusalOptions): Promise<void>;
   /**
    * Counts a refusal made before the client was authenticated (a wrong
    * passcode, no client certificate, an address outside the allowlist): one
@@ -185,10 +208,25 @@ export interface Store {
    */
   prune(before: Date): Promise<number>;
   stats(): Promise<StoreStats>;
-  /** Parks a request for the retry worker: queued (upstream unreachable) or pending (upstream said 202). */
-  recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string): Promise<void>;
-  /** Requests left `received` by a process that stopped mid-request become `queued`; returns how many. */
-  requeueInterrupted(): Promise<number>;
+  /**
+   * Parks a request for the retry worker: queued (upstream unreachable) or
+   * pending (upstream said 202). `outcomeUnknown`: the failed attempt may have
+   * reached the upstream (a timeout, a reset), so the request is marked
+   * possibly issued twice upstream.
+   */
+  recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string, outcomeUnknown?: boolean): Promise<void>;
+  /**
+   * Takes a queued request for forwarding (state received, in flight): false
+   * when it is no longer queued. A process that stops while forwarding it
+   * leaves it received, for requeueInterrupted.
+   */
+  markForwarding(requestId: string): Promise<boolean>;
+  /**
+   * Requests left `received` (in flight) by a process that stopped become
+   * `queued` again; those of `forwardingProfiles` (profiles with an upstream)
+   * are marked possibly issued twice upstream.
+   */
+  requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]>;
   /** How many requests wait in each state (queued, pending, received). */
   countWaiting(): Promise<Record<string, number>>;
   /** Queued requests, and pending ones whose next attempt is due, oldest first. */
@@ -218,8 +256,6 @@ export interface Store {
   setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean>;
   /** Replaces a passcode's secret (its hash), keeping its limits and count; false when there is no such passcode. */
   rotatePasscode(id: string, hash: string): Promise<boolean>;
-  /** Gives back a use taken by a request that got no certificate (the upstream refused it). */
-  refundPasscodeUse(id: string): Promise<void>;
 
   close(): Promise<void>;
 }

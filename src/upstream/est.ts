@@ -201,7 +201,7 @@ export class EstUpstream implements Upstream {
             // first line of at most 1024 characters and refuses longer CSRs with 400.
             await this.http.post<ArrayBuffer>(`/${operation}`, encodeBase64Body(csr!.der, 'wrapped'), { headers: { 'Content-Type': 'application/pkcs10' } });
     } catch (err) {
-      throw new UpstreamUnavailableError(`upstream ${operation}: ${describe(err)}`, { cause: err });
+      throw new UpstreamUnavailableError(`upstream ${operation}: ${describe(err)}`, { cause: err, mayHaveReachedUpstream: !failedBeforeSending(err) });
     }
     const body = Buffer.from(response.data);
     const status = response.status;
@@ -231,7 +231,10 @@ export class EstUpstream implements Upstream {
       throw new EstError('EST_UPSTREAM_AUTH', { reason: `the upstream CA rejected est-ra's own credentials (${status})` });
     }
     if (status === 408 || status === 429 || status >= 500)
-      throw new UpstreamUnavailableError(`upstream ${operation} answered ${status}${said ? ` ${said}` : ''}`);
+      throw new UpstreamUnavailableError(`upstream ${operation} answered ${status}${said ? ` ${said}` : ''}`, {
+        // 408, 429 and 503 say the request was not processed (RFC 9110 §15.5.9, RFC 6585 §4, RFC 9110 §15.6.4).
+        mayHaveReachedUpstream: status !== 408 && status !== 429 && status !== 503,
+      });
     throw new EstError('EST_UPSTREAM_REFUSED', { reason: `the upstream CA refused the request (${status}${said ? ` ${said}` : ''})` });
   }
 }
@@ -299,6 +302,20 @@ function firstLine(body: Buffer): string {
     .split(/\r?\n/)[0]!
     .replace(/[^\x20-\x7e]/g, '')
     .trim();
+}
+
+/**
+ * Errors raised before a byte of the request could reach the upstream: no
+ * route, no name, connection refused, or a server certificate est-ra refused
+ * (the request is written only after the TLS handshake succeeded).
+ */
+const FAILED_BEFORE_SENDING = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+function failedBeforeSending(err: unknown): boolean {
+  if (!(err instanceof AxiosError)) return false;
+  const cause = err.cause as { code?: unknown } | undefined;
+  const code = typeof cause?.code === 'string' ? cause.code : (err.code ?? '');
+  return FAILED_BEFORE_SENDING.has(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code);
 }
 
 function describe(err: unknown): string {

@@ -28,9 +28,18 @@ export interface IssuedCertificate {
  * Not the device's fault.
  */
 export class UpstreamUnavailableError extends EstError {
-  constructor(reason: string, options?: { cause?: unknown }) {
+  /**
+   * False only when the request certainly never reached the upstream's
+   * issuing logic (no connection, TLS refused, or an answer that says it was
+   * not processed: 408, 429, 503); a timeout, a reset or another 5xx leave the
+   * outcome unknown, and the request may be issued twice if sent again.
+   */
+  readonly mayHaveReachedUpstream: boolean;
+
+  constructor(reason: string, options?: { cause?: unknown; mayHaveReachedUpstream?: boolean }) {
     super('EST_UPSTREAM_UNAVAILABLE', { reason, cause: options?.cause, retryAfter: 30 });
     this.name = 'UpstreamUnavailableError';
+    this.mayHaveReachedUpstream = options?.mayHaveReachedUpstream ?? true;
   }
 }
 

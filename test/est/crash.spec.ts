@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,22 +9,17 @@ import { editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { run } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
+import { serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-/** est-ra as systemd runs it: its own process, so it can be killed for real. */
-function serve(configFile: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-      const listening = /"message":"listening".*?"url":"([^"]+)"/.exec(output) ?? /"url":"([^"]+)".*?"message":"listening"/.exec(output);
-      if (listening) resolve({ child, url: listening[1]! });
-    });
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.once('exit', (code) => reject(new Error(`est-ra serve exited ${code}: ${output}`)));
-  });
+function readRequests(dbFile: string): { id: string; state: string; serial: string | null; possibly_issued_twice_upstream: number }[] {
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(`SELECT id, state, serial, possibly_issued_twice_upstream FROM requests ORDER BY received_at`).all() as ReturnType<typeof readRequests>;
+  } finally {
+    db.close();
+  }
 }
 
 function requestStates(dbFile: string): Record<string, number> {
@@ -42,10 +36,10 @@ describe("kill -9 between recording a request and the upstream's answer", functi
   this.timeout(90_000);
   let dir: string;
   let upstream: Upstream;
-  let estRa: ChildProcess | undefined;
+  let estRa: EstRaProcess | undefined;
 
   after(async () => {
-    estRa?.kill('SIGKILL');
+    await estRa?.stop('SIGKILL');
     await upstream.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -91,39 +85,42 @@ describe("kill -9 between recording a request and the upstream's answer", functi
         `${url}/.well-known/est/simpleenroll`,
       ]);
 
-    let served = await serve(configFile);
-    estRa = served.child;
-    const inFlight = enroll(served.url);
+    estRa = await serveEstRa(configFile);
+    const inFlight = enroll(estRa.url);
     await eventually(() => (requestStates(dbFile).received === 1 ? true : undefined));
-    estRa.kill('SIGKILL');
-    await new Promise((resolve) => estRa?.once('exit', resolve));
+    await estRa.stop('SIGKILL');
     expect((await inFlight).stdout).not.to.match(/\n200$/);
     expect(requestStates(dbFile)).to.deep.equal({ received: 1 });
 
     await upstream.setMode('normal');
-    served = await serve(configFile);
-    estRa = served.child;
+    estRa = await serveEstRa(configFile);
     await eventually(() => (requestStates(dbFile).issued === 1 ? true : undefined));
-    const retry = await enroll(served.url);
+    const retry = await enroll(estRa.url);
     expect(retry.stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);
+    // It was in flight when est-ra died: the upstream may have issued it then too. Recorded, and logged by id.
+    const [request] = readRequests(dbFile);
+    expect(request).to.include({ state: 'issued', possibly_issued_twice_upstream: 1 });
+    const warned = estRa
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('the upstream may hold a second certificate'))
+      .map((line) => JSON.parse(line) as { id: string; serial?: string });
+    expect(warned.map((line) => line.id)).to.deep.equal([request!.id, request!.id]);
+    expect(warned[1]!.serial).to.equal(request!.serial);
 
     // Once recorded as issued, a request is final: another restart forwards nothing.
-    estRa.kill('SIGKILL');
-    await new Promise((resolve) => estRa?.once('exit', resolve));
-    served = await serve(configFile);
-    estRa = served.child;
-    expect((await enroll(served.url)).stdout).to.match(/\n200$/);
+    await estRa.stop('SIGKILL');
+    estRa = await serveEstRa(configFile);
+    expect((await enroll(estRa.url)).stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);
     expect(requestStates(dbFile)).to.deep.equal({ issued: 1 });
 
     // Started while the upstream is down, est-ra serves /cacerts from its store.
     await upstream.stop();
-    estRa.kill('SIGTERM');
-    await new Promise((resolve) => estRa?.once('exit', resolve));
-    served = await serve(configFile);
-    estRa = served.child;
-    const cacerts = await run('curl', ['-sS', '--cacert', rootCa, '-o', '/dev/null', '-w', '%{http_code}', `${served.url}/.well-known/est/cacerts`]);
+    await estRa.stop('SIGTERM');
+    estRa = await serveEstRa(configFile);
+    const cacerts = await run('curl', ['-sS', '--cacert', rootCa, '-o', '/dev/null', '-w', '%{http_code}', `${estRa.url}/.well-known/est/cacerts`]);
     expect(cacerts.stdout).to.equal('200');
   });
 });

@@ -294,5 +294,24 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
       return retry.status === 200 ? retry : undefined;
     }, 30_000);
     expect(await upstreamVerify(await certsFromP7(ra.dir, answer.body, 'fw-hang-cert'))).to.contain(': OK');
+    // The timed-out attempt may have been issued upstream (EST has no idempotency): recorded, and logged by id with the serial.
+    const [request] = await ra.server.store.listRequests(1);
+    expect(request).to.include({ state: 'issued', possiblyIssuedTwiceUpstream: true });
+    const warned = ra.logs
+      .filter((line) => line.includes('the upstream may hold a second certificate'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warned).to.deep.include({ ...warned[0], id: request!.id, serial: request!.serial });
+  });
+
+  it('ok an upstream that refuses connections: queued, and not marked as possibly issued twice', async () => {
+    await upstream.stop();
+    try {
+      const device = await opensslCsr(ra.dir, 'fw-refused');
+      expect((await enroll('fw-refused', device.csrPemFile)).status).to.equal(202);
+      const [request] = await ra.server.store.listRequests(1);
+      expect(request).to.include({ state: 'queued', possiblyIssuedTwiceUpstream: false });
+    } finally {
+      await upstream.restart();
+    }
   });
 });

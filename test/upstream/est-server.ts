@@ -14,7 +14,7 @@
  * ({url, control, rootCa, issuingCa}) once it listens, then runs until SIGTERM.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -391,6 +391,7 @@ class Upstream {
       tlsClientErrors: 0,
       requests: { cacerts: 0, simpleenroll: 0, simplereenroll: 0, csrattrs: 0, other: 0 },
       issued: 0,
+      issuedPerCsr: {},
       lastHadClientCert: false,
       lastClientSubject: null,
       lastPath: null,
@@ -483,6 +484,7 @@ class Upstream {
       case 'wrong-key':
       case 'other-ca':
       case 'csrattrs-down':
+      case 'slow':
         break;
       case 'libest':
         // OpenSSL's base64 BIO drops a first line longer than its 1024-byte buffer; libest then finds no CSR.
@@ -497,6 +499,11 @@ class Upstream {
     }
     const der = await this.issue(csrPem, mode);
     this.stats.issued++;
+    const csrSha256 = createHash('sha256')
+      .update(forge.util.decode64(csrPem.replace(/-----[^-]+-----|\s/g, '')), 'latin1')
+      .digest('hex');
+    this.stats.issuedPerCsr[csrSha256] = (this.stats.issuedPerCsr[csrSha256] ?? 0) + 1;
+    if (mode === 'slow') await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 300));
     sendBase64(res, der, 'application/pkcs7-mime; smime-type=certs-only');
   }
 
@@ -542,7 +549,7 @@ class Upstream {
   }
 
   /** A certs-only PKCS#7 (DER) with one certificate for the CSR, shaped by the mode. */
-  private async issue(csrPem: string, mode: 'normal' | 'pending' | 'wrong-key' | 'other-ca' | 'libest' | 'csrattrs-down'): Promise<Buffer> {
+  private async issue(csrPem: string, mode: 'normal' | 'pending' | 'wrong-key' | 'other-ca' | 'libest' | 'csrattrs-down' | 'slow'): Promise<Buffer> {
     await this.checkCsr(csrPem);
     const signer = mode === 'other-ca' ? await this.otherCa() : { cert: this.pki.issuingCert, key: this.pki.issuingKey };
     return this.inScratch(async (dir) => {

@@ -41,6 +41,11 @@ export const UPSTREAM_MODES = [
   'libest',
   /** /csrattrs answers 500; enrollment as normal. */
   'csrattrs-down',
+  /**
+   * Issue at once, answer 100-400 ms later: a client that dies in between
+   * (est-ra killed) leaves a certificate at the upstream that it never got.
+   */
+  'slow',
 ] as const;
 
 export type UpstreamMode = (typeof UPSTREAM_MODES)[number];
@@ -73,6 +78,8 @@ export interface UpstreamStats {
   readonly requests: Record<EstOperation | 'other', number>;
   /** Enroll requests answered 200 with a certificate (including wrong-key and other-ca ones). */
   readonly issued: number;
+  /** Certificates issued per CSR (SHA-256 of its DER, hex): more than one means a request was issued twice. */
+  readonly issuedPerCsr: Record<string, number>;
   readonly lastHadClientCert: boolean;
   /** The last client certificate's subject, RDNs joined by ', ', e.g. 'CN=est-ra RA'. */
   readonly lastClientSubject: string | null;
