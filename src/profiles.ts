@@ -9,6 +9,8 @@ import { compileProfileRules } from './policy/compile-rules.js';
 import { compileAllowlist } from './auth/allowlist.js';
 import { LocalCaUpstream } from './upstream/local-ca.js';
 import { EstUpstream } from './upstream/est.js';
+import { RaCertificateRenewer } from './upstream/ra-renewal.js';
+import { loadPemIdentity, loadPkcs12Identity, type RaIdentity } from './upstream/ra-identity.js';
 import type { Upstream } from './upstream/types.js';
 import type { Store } from './store/types.js';
 import type { Logger } from './ops/logger.js';
@@ -129,14 +131,20 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
   }
   const est = config.est!;
   const at = `profiles.${name}.est`;
+  const files = est.ra_pkcs12 === undefined ? { certificate: est.ra_certificate!, key: est.ra_key! } : undefined;
+  let identity: RaIdentity;
+  try {
+    identity = files
+      ? loadPemIdentity(files)
+      : loadPkcs12Identity(readFileSync(est.ra_pkcs12!), readSecret(est.ra_pkcs12_passphrase!, `${at}.ra_pkcs12_passphrase`));
+  } catch (err) {
+    throw new Error(`${at}: cannot load the RA identity: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const upstream = new EstUpstream(
     name,
     {
       url: est.url,
-      identity:
-        est.ra_pkcs12 !== undefined
-          ? { pkcs12: readFileSync(est.ra_pkcs12), passphrase: readSecret(est.ra_pkcs12_passphrase!, `${at}.ra_pkcs12_passphrase`) }
-          : { certificate: readFileSync(est.ra_certificate!), key: readFileSync(est.ra_key!) },
+      identity,
       trustAnchors: est.trust_anchors.map((file) => readFileSync(file)),
       basic: est.passcode && { username: est.username, passcode: readSecret(est.passcode, `${at}.passcode`) },
       timeoutMs: est.timeout_ms,
@@ -150,6 +158,19 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
     services.now,
   );
   await upstream.start();
+  if (est.ra_renewal.enabled) {
+    const renewal = est.ra_renewal;
+    const renewer = new RaCertificateRenewer(
+      name,
+      upstream,
+      { renewBeforeMs: renewal.renew_before, retryEveryMs: renewal.retry_every, newKey: renewal.new_key, files },
+      services.logger,
+      services.metrics,
+      services.now,
+    );
+    renewer.start();
+    upstream.onClose(() => renewer.stop());
+  }
   return upstream;
 }
 

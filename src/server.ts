@@ -1,4 +1,4 @@
-import { constants } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
@@ -14,13 +14,14 @@ import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
 import { EnrollmentPipeline } from './enrollment/pipeline.js';
 import { SqliteStore } from './store/sqlite.js';
-import type { Store } from './store/types.js';
+import type { PasscodeRecord, Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
 import { RefusalLimiter } from './ops/refusal-budget.js';
-import { Metrics, startOpsListener } from './ops/metrics.js';
+import { Metrics, startOpsListener, type MetricSources, type WatchedCertificate } from './ops/metrics.js';
+import { passcodeStatus } from './auth/passcode.js';
 
 export interface ServerOptions {
   /** The clock every time-dependent decision reads; tests inject their own. */
@@ -65,9 +66,23 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger(config.log);
   const store = new SqliteStore(config.store.sqlite.path);
-  const metrics = new Metrics(() => store.countWaiting());
+  // The gauges read the parts at scrape time; the parts are made below.
+  const sources: MetricSources = {
+    countWaiting: () => store.countWaiting(),
+    upstreams: () =>
+      profiles.profiles
+        .filter((profile) => profile.forwardsCsrUnchanged)
+        .map((profile) => ({ profile: profile.name, reachable: enrollment.health.probeDueAt(profile.name) === undefined })),
+    certificates: () => watchedCertificates(tlsCertificate, profiles.profiles),
+    passcodes: async () => passcodesByPolicy(await store.listPasscodes(), now()),
+    storeReachable: () => store.countWaiting().then(() => true),
+    now,
+  };
+  const metrics = new Metrics(sources);
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
   const enrollment = new EnrollmentService(store, logger, metrics, now);
+  /** The TLS server certificate in force, for its days-left gauge. */
+  let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
   /** The configuration in force: the one loaded at start, then each reload's. */
   let running = config;
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
@@ -139,7 +154,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
   /** Profiles replaced by a reload, kept until requests routed to them are done. */
   const retired = new Set<Profile>();
-  const ops = config.ops && (await startOpsListener(metrics, config.ops.listen.host, config.ops.listen.port));
+  const ops = config.ops && (await startOpsListener(metrics, sources, config.ops.listen.host, config.ops.listen.port));
   logger.info(LOG_EVENT.listening, { url, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
 
   return {
@@ -154,6 +169,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       const built = await buildProfiles(next, { store, logger, metrics, now });
       try {
         server.setSecureContext(await tlsContextOptions(next, built));
+        tlsCertificate = new X509Certificate(readFileSync(next.tls.certificate));
       } catch (err) {
         closeUpstreams(built);
         throw err;
@@ -221,6 +237,34 @@ async function tlsContextOptions(config: LoadedConfig, profiles: readonly Profil
     ciphers: config.tls.ciphers,
     ca: cas.flat().map((c) => c.toString('pem')),
   };
+}
+
+/** Every certificate est-ra depends on: its TLS certificate, each profile's CAs and RA certificate. */
+async function watchedCertificates(tls: X509Certificate, profiles: readonly Profile[]): Promise<WatchedCertificate[]> {
+  const watched: WatchedCertificate[] = [
+    { kind: 'tls', profile: '', subject: tls.subject.replace(/\n/g, ', '), notBefore: new Date(tls.validFrom), notAfter: new Date(tls.validTo) },
+  ];
+  for (const profile of profiles) {
+    // An upstream that has never answered has no CAs yet: nothing to watch, and /readyz does not wait for it.
+    for (const ca of await profile.upstream.caCertificates().catch(() => []))
+      watched.push({ kind: 'ca', profile: profile.name, subject: ca.subject, notBefore: ca.notBefore, notAfter: ca.notAfter });
+    const ra = profile.upstream.raCertificate?.();
+    if (ra) watched.push({ kind: 'ra', profile: profile.name, ...ra });
+  }
+  return watched;
+}
+
+/** Uses and passcodes by status, per authentication policy. */
+function passcodesByPolicy(passcodes: readonly PasscodeRecord[], now: Date): { policy: string; uses: number; byStatus: Record<string, number> }[] {
+  const byPolicy = new Map<string, { policy: string; uses: number; byStatus: Record<string, number> }>();
+  for (const passcode of passcodes) {
+    const entry = byPolicy.get(passcode.policy) ?? { policy: passcode.policy, uses: 0, byStatus: {} };
+    entry.uses += passcode.uses;
+    const status = passcodeStatus(passcode, now).replace(/\W+/g, '_');
+    entry.byStatus[status] = (entry.byStatus[status] ?? 0) + 1;
+    byPolicy.set(passcode.policy, entry);
+  }
+  return [...byPolicy.values()];
 }
 
 function closeUpstreams(profiles: readonly Profile[]): void {

@@ -73,6 +73,7 @@ profiles:
     #   timeout_ms: 30000
     #   reenroll_operation: simplereenroll  # or simpleenroll, when the upstream cannot see the device's certificate
     #   cacerts_refresh_s: 3600
+    #   ra_renewal: { renew_before: 30d, retry_every: 1h, new_key: true }   # est-ra renews ra_certificate + ra_key itself
     # csrattrs_source: profile              # profile | upstream | merged
     # est_cacerts_include_full_tls_chain: false
     # base64_framing: auto      # auto: one line without a User-Agent (strongSwan pki), else 64-column lines | wrapped | single_line

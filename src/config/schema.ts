@@ -78,6 +78,26 @@ const secret = z
   .strict()
   .refine((s) => (s.file === undefined) !== (s.env === undefined), 'must give exactly one of file or env');
 
+/** A span of time as an admin writes it: 30d, 12h, 10m, 45s. */
+const duration = z
+  .string()
+  .regex(/^\d+[smhd]$/, 'must be a number and a unit: s, m, h or d (e.g. 30d)')
+  .transform((text) => Number(text.slice(0, -1)) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[text.slice(-1) as 's' | 'm' | 'h' | 'd']);
+
+/** est-ra renews its own RA certificate at the upstream (simplereenroll with the current one) before it expires. */
+const raRenewal = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Start renewing this long before the RA certificate expires. */
+    renew_before: duration.default('30d'),
+    /** After a failed attempt, try again this much later (the metric and the error log alarm meanwhile). */
+    retry_every: duration.default('1h'),
+    /** A new key pair for the new certificate (the old key is replaced); false keeps the current key. */
+    new_key: z.boolean().default(true),
+  })
+  .strict()
+  .default({});
+
 const estUpstream = z
   .object({
     /** Base URL with the upstream's label path, e.g. https://clientauth.demo.one.digicert.com/.well-known/est/devicetrustmanager/IOT_x/device-group/g */
@@ -105,6 +125,8 @@ const estUpstream = z
       .default('simplereenroll'),
     /** How often the upstream's /cacerts is fetched again. */
     cacerts_refresh_s: positiveInt.default(3600),
+    /** Renewal of the RA certificate (ra_certificate + ra_key only: a PKCS#12 file is not rewritten). */
+    ra_renewal: raRenewal,
   })
   .strict()
   .superRefine((est, ctx) => {

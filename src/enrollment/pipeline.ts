@@ -9,6 +9,14 @@ import type { NewRequest, Operation, Principal, Store } from '../store/types.js'
 import type { Enrollment, EnrollmentService } from './service.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
 
+/** What the HTTP layer learns as an enrollment goes, for the request's log line and answer. */
+export interface EnrollmentObserver {
+  /** Who asked, as soon as that is known. */
+  principal(principal: Principal): void;
+  /** The recorded request this exchange belongs to: its own id when new, the earlier request's when a device retries. */
+  request(requestId: string): void;
+}
+
 /** An enrollment as the HTTP layer hands it over: no express, no sockets. */
 export interface EnrollmentRequest {
   readonly id: string;
@@ -43,10 +51,10 @@ export class EnrollmentPipeline {
 
   /**
    * Resolves with the certificate, or throws the refusal (or
-   * EstError.pending). `onPrincipal` learns who asked as soon as that is
-   * known, for the request's log line.
+   * EstError.pending). `observe` learns who asked and which recorded request
+   * this is, for the request's log line and answer.
    */
-  async enroll(request: EnrollmentRequest, onPrincipal: (principal: Principal) => void): Promise<Enrollment> {
+  async enroll(request: EnrollmentRequest, observe: EnrollmentObserver): Promise<Enrollment> {
     const { profile, operation } = request;
     const record: { -readonly [K in keyof NewRequest]: NewRequest[K] } = {
       id: request.id,
@@ -67,7 +75,7 @@ export class EnrollmentPipeline {
           : { principal: await authenticateEnroll(this.store, profile, request.credentials, now), certificate: undefined };
       current = identity.certificate;
       record.principal = identity.principal;
-      onPrincipal(record.principal);
+      observe.principal(record.principal);
       if (identity.principal.kind === 'passcode') {
         const wait = this.passcodeRefusals.retryAfter(identity.principal.passcodeId, record.receivedAt.getTime());
         if (wait !== undefined) {
@@ -80,7 +88,7 @@ export class EnrollmentPipeline {
       // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
       if (identity.principal.kind === 'ra') {
         record.principal = { ...identity.principal, device: csr.subject };
-        onPrincipal(record.principal);
+        observe.principal(record.principal);
       }
       decision = decide(profile, { operation, csr, principal: record.principal, current, channelBinding: request.credentials.channelBinding, now });
     } catch (err) {
@@ -95,7 +103,7 @@ export class EnrollmentPipeline {
     }
     // From here on the enrollment service records what happens.
     try {
-      return await this.service.enroll(profile, { ...record, csr, current, names: decision.names });
+      return await this.service.enroll(profile, { ...record, csr, current, names: decision.names }, (id) => observe.request(id));
     } catch (err) {
       if (err instanceof EstError) this.countAgainstPasscode(record.principal, err);
       throw err;

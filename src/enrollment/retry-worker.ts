@@ -129,14 +129,20 @@ export class RetryWorker {
         prepared = { profile, csr, current, names: namesForRecorded(profile.names, csr, request.principal, current) };
       } catch (err) {
         // Final, so that nothing stays in flight: a request that cannot be forwarded any more is refused.
-        await this.service.refuseAccepted(record, err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err }));
+        const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+        await this.service.refuseAccepted(record, error);
+        this.logger.warn(LOG_EVENT.backgroundRefused, { id: request.id, profile: request.profile, status: error.status, reason: error.reason });
         return;
       }
       const issued = await this.service.forward(prepared.profile, record, prepared.csr, prepared.current, prepared.names, request.attempts);
+      // With the id the device was given (X-Request-Id), so its retries and this line can be matched.
+      this.logger.info(LOG_EVENT.backgroundIssued, { id: request.id, profile: request.profile, was: request.state, serial: issued.serialNumber });
       if (request.possiblyIssuedTwiceUpstream)
         this.logger.warn(LOG_EVENT.possiblyIssuedTwice, { id: request.id, profile: request.profile, serial: issued.serialNumber });
-    } catch {
-      // forward() recorded the outcome (waiting again, or refused); nothing more to do here.
+    } catch (err) {
+      // forward() recorded the outcome: waiting again (logged there when queued), or refused, told here.
+      if (err instanceof EstError && err.code !== 'EST_PENDING')
+        this.logger.warn(LOG_EVENT.backgroundRefused, { id: request.id, profile: request.profile, status: err.status, reason: err.reason });
     } finally {
       this.probing.delete(request.profile);
     }

@@ -59,13 +59,15 @@ export class EnrollmentService {
     private readonly now: () => Date,
   ) {}
 
-  async enroll(profile: Profile, request: AcceptedRequest): Promise<Enrollment> {
+  /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
+  async enroll(profile: Profile, request: AcceptedRequest, onRequest: (requestId: string) => void = () => {}): Promise<Enrollment> {
     const csrSha256 = createHash('sha256').update(request.csr.der).digest('hex');
     const earlier = await this.store.findByCsr(profile.name, request.operation, csrSha256);
     if (earlier) {
-      const answer = await this.answerRetry(earlier.id, earlier.state, earlier.nextAttemptAt);
+      const answer = await this.answerRetry(earlier.id, earlier.state, earlier.nextAttemptAt, () => onRequest(earlier.id));
       if (answer) return answer;
     }
+    onRequest(request.id);
     const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
     // A passcode use is taken by a new request only, with it in one transaction:
     // a device retrying (after 202, a restart or a lost answer) spends none.
@@ -96,14 +98,16 @@ export class EnrollmentService {
    * the waiting one is answered 202 again, the issued one with its
    * certificate while that is still valid. Undefined: treat it as new.
    */
-  private async answerRetry(id: string, state: string, nextAttemptAt: string | null): Promise<Enrollment | undefined> {
+  private async answerRetry(id: string, state: string, nextAttemptAt: string | null, isRetry: () => void): Promise<Enrollment | undefined> {
     if (state === 'queued' || state === 'pending' || state === 'received') {
+      isRetry();
       throw EstError.pending(this.retryAfterFor(nextAttemptAt), 'request accepted earlier; certificate not ready yet');
     }
     const der = state === 'issued' ? await this.store.getIssuedCertificate(id) : undefined;
     if (!der) return undefined;
     const certificate = CertificateView.parse(der);
     if (this.now() > certificate.notAfter) return undefined;
+    isRetry();
     return { certificate, replayed: true };
   }
 

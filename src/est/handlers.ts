@@ -32,7 +32,15 @@ export async function handleEnroll(
   res: ServerResponse,
 ): Promise<void> {
   try {
-    const { certificate, replayed } = await pipeline.enroll(request, (principal) => (state.principal = principal));
+    const { certificate, replayed } = await pipeline.enroll(request, {
+      principal: (principal) => (state.principal = principal),
+      // The device sees the id of the request it belongs to, and every retry of one request carries that id.
+      request: (requestId) => {
+        state.requestId = requestId;
+        res.setHeader('X-Request-Id', requestId);
+      },
+    });
+    state.replayed = replayed;
     state.outcome = replayed ? 'issued earlier' : 'issued';
     state.serial = certificate.serialNumber;
     sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]), framing);

@@ -7,7 +7,7 @@ import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import type { Principal } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
-import type { Metrics } from '../ops/metrics.js';
+import { outcomeOf, type Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ChannelBinding, type ClientCredentials } from '../auth/authenticate.js';
 import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
@@ -47,6 +47,12 @@ export interface EstRequestState {
   /** 'issued', or the reason a request was refused. */
   outcome?: string;
   serial?: string;
+  /** The recorded request this exchange belongs to, when it is an enrollment: `id` when new, an earlier one for a retry. */
+  requestId?: string;
+  /** A retry answered with the certificate issued earlier. */
+  replayed?: boolean;
+  /** The EstError code of a refusal. */
+  code?: string;
 }
 
 /**
@@ -84,10 +90,14 @@ function logEachRequest(logger: Logger, metrics: Metrics) {
     res.on('finish', () => {
       const seconds = (performance.now() - state.startedAt) / 1000;
       const operation = state.operation ?? 'unknown';
-      metrics.requests.inc({ profile: state.profile?.name ?? 'none', operation, status: res.statusCode });
-      metrics.requestSeconds.observe({ operation }, seconds);
-      logger.info(LOG_EVENT.request, {
+      const outcome = outcomeOf(res.statusCode, state.replayed === true);
+      metrics.requests.inc({ profile: state.profile?.name ?? 'none', operation, status: res.statusCode, outcome });
+      metrics.requestSeconds.observe({ operation, outcome }, seconds);
+      // A refusal est-ra means is a warning with its reason; the bare first request that asks for the Basic challenge is not.
+      const level = res.statusCode >= 400 && state.code !== 'EST_AUTH_REQUIRED' ? 'warn' : 'info';
+      logger.log(level, LOG_EVENT.request, {
         id: state.id,
+        ...(state.requestId !== undefined && state.requestId !== state.id ? { request_id: state.requestId } : {}),
         method: req.method,
         path: req.originalUrl.split('?')[0],
         peer: req.socket.remoteAddress,
@@ -250,6 +260,7 @@ function renderError(logger: Logger, refusals: RefusalLimiter) {
     if (countsAsRefusal(error)) refusals.refused(req.socket.remoteAddress ?? '', Date.now());
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
+    if (state) state.code = error.code;
     // Only est-ra's own faults are errors; a 501 or an upstream's 502/503 is an answer, told by the request's log line.
     if (error.code === 'EST_INTERNAL')
       logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });

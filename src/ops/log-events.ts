@@ -19,5 +19,10 @@ export const LOG_EVENT = {
   requestsRequeued: 'interrupted requests queued again',
   possiblyIssuedTwice: 'request forwarded again after an unknown outcome; the upstream may hold a second certificate',
   retryFailed: 'forwarding a queued request failed',
+  backgroundIssued: 'waiting request issued',
+  raRenewed: 'RA certificate renewed',
+  raRenewalFailed: 'RA certificate renewal failed',
+  raRenewalUnsupported: 'RA certificate due for renewal, which est-ra does for ra_certificate + ra_key only: renew the PKCS#12 file',
+  backgroundRefused: 'waiting request refused',
   revocationUnknown: 'revocation status unknown; allowed by soft_fail',
 } as const;

@@ -16,13 +16,14 @@ import { identityOf } from '../pki/identity.js';
 import { CertificateView } from '../pki/certificate-view.js';
 import type { SignatureAlgorithmName } from '../pki/certificate-signer.js';
 import { whatIsWrong } from '../pki/der.js';
+import type { RaIdentity } from './ra-identity.js';
 
 /** How est-ra reaches one upstream RFC 7030 server, as the profile configures it (files already read). */
 export interface EstUpstreamOptions {
   /** Base URL including the upstream's label path, e.g. https://host/.well-known/est/devicetrustmanager/IOT_x/device-group/g */
   readonly url: string;
-  /** est-ra's RA identity for TLS client authentication: PEM certificate chain + key, or PKCS#12. */
-  readonly identity: { readonly certificate: Buffer; readonly key: Buffer } | { readonly pkcs12: Buffer; readonly passphrase: string };
+  /** est-ra's RA identity for TLS client authentication (ra-identity.ts). */
+  readonly identity: RaIdentity;
   /** Trust anchors for the upstream's TLS certificate. */
   readonly trustAnchors: readonly Buffer[];
   /** HTTP Basic towards the upstream; without a username the bare passcode is sent, as DigiCert documents. */
@@ -49,11 +50,13 @@ const REFETCH_AFTER_FAILURE_MS = 10_000;
  */
 export class EstUpstream implements Upstream {
   private readonly http: AxiosInstance;
-  private readonly agent: Agent;
+  private agent: Agent;
+  private identity: RaIdentity;
   private cachedCaCertificates: readonly x509.X509Certificate[] = [];
   private refreshTimer?: NodeJS.Timeout;
   /** With nothing cached, callers fail fast for a while after a failed fetch instead of each waiting for a timeout. */
   private lastRefreshFailure?: { at: number; error: unknown };
+  private readonly closers: (() => void)[] = [];
 
   constructor(
     private readonly profile: string,
@@ -62,18 +65,8 @@ export class EstUpstream implements Upstream {
     private readonly logger: Logger,
     private readonly now: () => Date,
   ) {
-    const identity =
-      'pkcs12' in options.identity
-        ? { pfx: options.identity.pkcs12, passphrase: options.identity.passphrase }
-        : { ...options.identity, cert: options.identity.certificate };
-    const tlsOptions = { ca: [...options.trustAnchors], ...identity };
-    try {
-      // Fails now, naming the profile, rather than at every connection: a wrong passphrase, a key that does not match.
-      createSecureContext(tlsOptions);
-    } catch (err) {
-      throw new Error(`profiles.${profile}.est: cannot load the RA identity or trust anchors: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets, ...tlsOptions });
+    this.identity = options.identity;
+    this.agent = this.agentFor(options.identity);
     const authorization = options.basic && basicHeader(options.basic);
     this.http = axios.create({
       baseURL: options.url.replace(/\/+$/, ''),
@@ -87,6 +80,55 @@ export class EstUpstream implements Upstream {
       validateStatus: () => true,
       headers: authorization ? { Authorization: authorization } : {},
       proxy: false,
+    });
+  }
+
+  /** A keep-alive agent presenting `identity`; fails now, naming the profile, rather than at every connection. */
+  private agentFor(identity: RaIdentity): Agent {
+    const tlsOptions = { ca: [...this.options.trustAnchors], ...identity.tls };
+    try {
+      createSecureContext(tlsOptions);
+    } catch (err) {
+      throw new Error(`profiles.${this.profile}.est: cannot load the RA identity or trust anchors: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return new Agent({ keepAlive: true, maxSockets: this.options.maxSockets, ...tlsOptions });
+  }
+
+  raCertificate(): { subject: string; notBefore: Date; notAfter: Date } {
+    const certificate = this.identity.certificate;
+    return { subject: certificate.subject.replace(/\n/g, ', '), notBefore: new Date(certificate.validFrom), notAfter: new Date(certificate.validTo) };
+  }
+
+  /** The RA identity in use. */
+  currentIdentity(): RaIdentity {
+    return this.identity;
+  }
+
+  /**
+   * Presents `identity` from the next connection on, without a restart.
+   * Requests on the old connections finish; those connections close after
+   * the upstream timeout.
+   */
+  useIdentity(identity: RaIdentity): void {
+    const previous = this.agent;
+    this.agent = this.agentFor(identity);
+    this.identity = identity;
+    this.http.defaults.httpsAgent = this.agent;
+    setTimeout(() => previous.destroy(), this.options.timeoutMs).unref();
+  }
+
+  /**
+   * est-ra's own renewal (RFC 7030 §4.2.2): /simplereenroll with the current
+   * RA certificate on the TLS link; the answer must hold a certificate for
+   * the new key, with the same identity, chained to the upstream's CAs.
+   */
+  async reenrollRaCertificate(csrDer: Buffer, subjectPublicKeyInfo: Buffer): Promise<IssuedCertificate> {
+    const answer = await this.call('post', 'simplereenroll', { der: csrDer });
+    return verifyIssued(answer, {
+      subjectPublicKeyInfo,
+      caCertificates: await this.caCertificates(),
+      identity: identityOf(CertificateView.parse(this.identity.certificate.raw)),
+      now: this.now(),
     });
   }
 
@@ -113,8 +155,14 @@ export class EstUpstream implements Upstream {
     this.refreshTimer.unref();
   }
 
+  /** Runs `stop` when the upstream closes (a reload replaces it, or est-ra stops): its RA certificate renewer. */
+  onClose(stop: () => void): void {
+    this.closers.push(stop);
+  }
+
   close(): void {
     clearInterval(this.refreshTimer);
+    for (const stop of this.closers) stop();
     this.agent.destroy();
   }
 
@@ -191,7 +239,11 @@ export class EstUpstream implements Upstream {
    * credentials) · 408/429/5xx and network failures →
    * UpstreamUnavailableError · other 4xx → EST_UPSTREAM_REFUSED.
    */
-  private async call(method: 'get' | 'post', operation: string, csr?: VerifiedCsr): Promise<Buffer> {
+  private async call(
+    method: 'get' | 'post',
+    operation: string,
+    csr?: Pick<VerifiedCsr, 'der'> & Partial<Pick<VerifiedCsr, 'challengePassword'>>,
+  ): Promise<Buffer> {
     let response: AxiosResponse<ArrayBuffer>;
     try {
       response =

@@ -72,6 +72,8 @@ export interface Upstream {
   simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
   /** The upstream's own CSR attributes (RFC 7030 §4.5), DER, or undefined for none. */
   csrAttrs?(): Promise<Buffer | undefined>;
+  /** est-ra's own RA certificate towards this upstream, if it has one (metrics, /readyz). */
+  raCertificate?(): { readonly subject: string; readonly notBefore: Date; readonly notAfter: Date } | undefined;
   /** Stops background work (cache refresh) and closes connections. */
   close?(): void;
 }

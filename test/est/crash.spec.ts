@@ -150,7 +150,7 @@ describe('RA identity problems are start-up errors that name the profile', funct
       );
       const result = await run(process.execPath, [CLI, 'serve', '--config', configFile]);
       expect(result.code).to.equal(1);
-      expect(result.stderr).to.match(/^est-ra: profiles\.demo\.est: cannot load the RA identity or trust anchors: .+\n$/);
+      expect(result.stderr).to.match(/^est-ra: profiles\.demo\.est: cannot load the RA identity: .*passphrase.*\n$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

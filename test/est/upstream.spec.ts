@@ -190,7 +190,10 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     const metrics = await (await fetch(`${ra.server.opsUrl!}/metrics`)).text();
     expect(metrics).to.contain('est_ra_upstream_failures_total{profile="demo",kind="auth"} 2');
     expect(metrics).to.contain('est_ra_upstream_failures_total{profile="demo",kind="invalid"} 4');
-    expect(metrics).to.match(/est_ra_requests_total\{profile="demo",operation="simpleenroll",status="502"\} \d+/);
+    expect(metrics).to.match(/est_ra_requests_total\{profile="demo",operation="simpleenroll",status="502",outcome="failed"\} \d+/);
+    // The RA certificate est-ra presents to the upstream: days left, for an alert long before it expires.
+    expect(metrics).to.match(/est_ra_certificate_days_left\{kind="ra",profile="demo",subject="CN=est-ra RA"\} \d+/);
+    expect(metrics).to.match(/est_ra_upstream_reachable\{profile="demo"\} [01]\n/);
   });
 
   it('ok a CSR with a challengePassword through an RA certificate with id-kp-cmcRA: libest mode issues it; a 401 to it is about credentials', async () => {

@@ -394,6 +394,7 @@ class Upstream {
       issuedPerCsr: {},
       lastHadClientCert: false,
       lastClientSubject: null,
+      lastClientSerial: null,
       lastPath: null,
     };
   }
@@ -423,6 +424,7 @@ class Upstream {
     const peer = (req.socket as TLSSocket).getPeerX509Certificate();
     this.stats.lastHadClientCert = peer !== undefined;
     this.stats.lastClientSubject = peer ? peer.subject.split('\n').join(', ') : null;
+    this.stats.lastClientSerial = peer ? peer.serialNumber : null;
     this.stats.lastPath = pathname;
     const operation = operationOf(pathname, this.options.label);
     if (!operation) {
@@ -646,7 +648,8 @@ async function main(): Promise<void> {
     {
       key: readFileSync(pki.serverKey),
       cert: readFileSync(pki.serverCert, 'utf8') + readFileSync(pki.issuingCert, 'utf8'),
-      ca: readFileSync(options.clientCaFile),
+      // The RA CA the test gives, and the upstream's own CAs: an RA certificate it issued (est-ra renewing its own) works too.
+      ca: [readFileSync(options.clientCaFile), readFileSync(pki.rootCert), readFileSync(pki.issuingCert)],
       requestCert: true,
       rejectUnauthorized: true,
     },

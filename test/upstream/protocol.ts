@@ -83,5 +83,7 @@ export interface UpstreamStats {
   readonly lastHadClientCert: boolean;
   /** The last client certificate's subject, RDNs joined by ', ', e.g. 'CN=est-ra RA'. */
   readonly lastClientSubject: string | null;
+  /** The last client certificate's serial number, hex as Node prints it. */
+  readonly lastClientSerial: string | null;
   readonly lastPath: string | null;
 }
