@@ -88,7 +88,18 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   app.disable('etag');
   const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now, new RefusalLimiter(() => running.limits.refusals_per_minute_per_passcode));
   const refusals = new RefusalLimiter(() => running.limits.refusals_per_minute_per_address);
-  app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, refusals, maxBodyBytes: config.limits.max_body_bytes }));
+  app.use(
+    '/.well-known/est',
+    buildEstRouter({
+      profiles,
+      pipeline,
+      logger,
+      metrics,
+      refusals,
+      refusedAnswerDelayMs: () => running.limits.refused_answer_delay_ms,
+      maxBodyBytes: config.limits.max_body_bytes,
+    }),
+  );
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
   const server = createServer(
