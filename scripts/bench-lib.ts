@@ -3,6 +3,8 @@
  * `serve`), its RSS and CPU time from /proc, device keys and fresh CSRs, and
  * the load driver (a new full TLS handshake per request).
  */
+// @peculiar/x509's decorators need reflect-metadata loaded before the library.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -190,6 +192,12 @@ export interface Target {
   readonly authorization?: string;
   /** No keep-alive and no session cache: every request is a new, full TLS handshake. */
   readonly agent: Agent;
+  /**
+   * Source addresses (127.0.0.x) the workers connect from, worker i from the
+   * (i mod n)th: many devices of a plant, not one address. Absent: the kernel's
+   * choice, 127.0.0.1.
+   */
+  readonly localAddresses?: readonly string[];
 }
 
 /**
@@ -221,7 +229,7 @@ export interface Outcome {
   readonly retryAfter?: string;
 }
 
-export function enroll(target: Target, csrBase64: string): Promise<Outcome> {
+export function enroll(target: Target, csrBase64: string, localAddress?: string): Promise<Outcome> {
   const started = performance.now();
   return new Promise((done) => {
     const failed = (): void => done({ status: 0, ms: performance.now() - started, resumed: false, body: Buffer.alloc(0) });
@@ -232,6 +240,7 @@ export function enroll(target: Target, csrBase64: string): Promise<Outcome> {
         path: '/.well-known/est/simpleenroll',
         method: 'POST',
         agent: target.agent,
+        ...(localAddress !== undefined ? { localAddress } : {}),
         headers: {
           'Content-Type': 'application/pkcs10',
           'Content-Length': Buffer.byteLength(csrBase64),
@@ -282,8 +291,10 @@ export function csrCycle(keys: readonly DeviceKey[]): () => string {
 export async function runLevel(target: Target, pid: number, nextCsr: () => string, concurrency: number, seconds: number): Promise<LevelResult> {
   const outcomes: Outcome[] = [];
   const deadline = performance.now() + seconds * 1000;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) outcomes.push(await enroll(target, nextCsr()));
+  const from = target.localAddresses;
+  const worker = async (_: unknown, i: number): Promise<void> => {
+    const localAddress = from?.[i % from.length];
+    while (performance.now() < deadline) outcomes.push(await enroll(target, nextCsr(), localAddress));
   };
   const estRaCpuBefore = cpuMs(pid);
   const driverCpuBefore = process.cpuUsage();

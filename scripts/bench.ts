@@ -4,16 +4,27 @@
  * a new full TLS handshake per request, then measures what one enrollment is
  * made of. A fresh est-ra then authenticates simpleenroll by client
  * certificate (one device certificate of an openssl-ca CA, revocation
- * hard_fail over a live OCSP responder, then off) at c32. Then a second est-ra, the RA, forwards to the first one
+ * hard_fail over a live OCSP responder, then off) at c32. Then, on a fresh
+ * est-ra with init's limits (scripts/bench-hostile.ts): 256 devices at once
+ * from eight source addresses (127.0.0.1-8; one address may hold only 64
+ * connections), with zero errors; and a hostile address, 127.0.0.2, in its
+ * own process (scripts/bench-attacker.ts) at the lowest CPU priority,
+ * holding its connection cap (plain TCP that never starts TLS, reopened when
+ * closed, and more than the cap, refused and reopened at once) and flooding
+ * refused requests (wrong passcode, no credential, garbage bodies) whatever
+ * the answer (401, 429 + Retry-After): a legitimate c8 from 127.0.0.1 is
+ * measured quiet, then under the flood (p50/p99 ratios), and what the store
+ * grows by per minute of flood alone. Then a second est-ra, the RA, forwards to the first one
  * (`upstream: est`): what the RA hop adds at c32, how few upstream
  * connections its keep-alive needs, and how fast its queue drains after an
  * upstream outage. Prints one JSON object on stdout; progress goes to stderr.
  *
  * Linux only: the children's RSS and CPU time are read from /proc, the RA's
- * upstream connections from ss (iproute2).
+ * upstream connections from ss (iproute2); the source addresses 127.0.0.2-8
+ * are loopback's own.
  *
  *   npm run bench
- *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, ra
+ *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra
  */
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
@@ -74,10 +85,11 @@ import {
   type RoundResult,
   type Target,
 } from './bench-lib.js';
+import { benchHostile, HOSTILE_TARGETS, hostileTargetsMet, type HostileResults } from './bench-hostile.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,ra').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra').split(','));
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 /** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
 const LEVEL_ROUNDS = 3;
@@ -102,6 +114,7 @@ const TARGETS = {
   ra_upstream_connections_max: RA_MAX_SOCKETS,
   queue_drain_per_s_min: 200,
   mtls_c32_enrollments_per_s_min: 350,
+  ...HOSTILE_TARGETS,
 } as const;
 /** The client-certificate section's load, as the c32 level. */
 const MTLS_CONCURRENCY = 32;
@@ -868,7 +881,12 @@ interface RaResults {
   readonly drain: QueueDrain;
 }
 
-function report(measured: Levels | undefined, mtls: MtlsResults | undefined, ra: RaResults | undefined): Record<string, unknown> {
+function report(
+  measured: Levels | undefined,
+  mtls: MtlsResults | undefined,
+  hostile: HostileResults | undefined,
+  ra: RaResults | undefined,
+): Record<string, unknown> {
   const c32 = measured?.levels['c32'];
   const met: Record<string, boolean> = {};
   if (measured) {
@@ -883,10 +901,13 @@ function report(measured: Levels | undefined, mtls: MtlsResults | undefined, ra:
     met.queue_drain_per_s = (ra.drain.drain_per_s ?? 0) >= TARGETS.queue_drain_per_s_min;
   }
   if (mtls) met.mtls_c32_enrollments_per_s = mtls.section.enrollments_per_s >= TARGETS.mtls_c32_enrollments_per_s_min;
+  if (hostile) Object.assign(met, hostileTargetsMet(hostile));
   return {
     simpleenroll_full_handshake: measured?.levels,
     mtls_simpleenroll: mtls?.section,
     revocation_modes: mtls?.modes,
+    simpleenroll_c256_plant: hostile?.c256,
+    hostile_address: hostile?.hostile,
     est_ra_peak_rss_mb: measured?.peakRssMb,
     breakdown: measured?.breakdown,
     ra_overhead: ra?.overhead,
@@ -915,7 +936,8 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const upstream = await startEstRa(upstreamDir);
   const measured = SECTIONS.has('levels') ? await benchLevels(upstream, keys, nextCsr) : undefined;
   const mtls = SECTIONS.has('mtls') ? await benchMtls(root, nextCsr) : undefined;
-  if (!SECTIONS.has('ra')) return report(measured, mtls, undefined);
+  const hostile = SECTIONS.has('hostile') ? await benchHostile(root, nextCsr) : undefined;
+  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -924,7 +946,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, mtls, { overhead, keepAlive, drain });
+  return report(measured, mtls, hostile, { overhead, keepAlive, drain });
 }
 
 async function main(): Promise<void> {
