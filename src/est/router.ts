@@ -25,6 +25,8 @@ export interface EstDependencies {
   readonly maxBodyBytes: number;
   /** Refused requests per address per minute (429 past the budget). */
   readonly refusals: RefusalLimiter;
+  /** Requests without credentials answered with the 401 challenge, per address per minute: a budget of their own (429 past it). */
+  readonly challenges: RefusalLimiter;
   /** How long an address past its budget waits for each 429 (limits.refused_answer_delay_ms), read per request. */
   readonly refusedAnswerDelayMs: () => number;
 }
@@ -62,7 +64,7 @@ export interface EstRequestState {
 export function buildEstRouter(deps: EstDependencies): express.Router {
   const router = express.Router();
   router.use(logEachRequest(deps.logger, deps.metrics));
-  router.use(refuseFloodingAddress(deps.refusals, deps.refusedAnswerDelayMs));
+  router.use(refuseFloodingAddress([deps.refusals, deps.challenges], deps.refusedAnswerDelayMs));
   router.use(resolveRoute(deps.profiles));
   router.use((req, res, next) => {
     refuseDisallowedAddress(deps, req, res).then(() => next(), next);
@@ -72,7 +74,7 @@ export function buildEstRouter(deps: EstDependencies): express.Router {
   router.use((req, res, next) => {
     dispatch(deps, req, res).catch(next);
   });
-  router.use(renderError(deps.logger, deps.refusals));
+  router.use(renderError(deps.logger, deps.refusals, deps.challenges));
   return router;
 }
 
@@ -249,9 +251,12 @@ function channelBindingOf(socket: TLSSocket): ChannelBinding | undefined {
  * gets one answer per delay, so max_connections_per_address / delay bounds
  * the work an address can ask for; a held request costs a timer.
  */
-function refuseFloodingAddress(refusals: RefusalLimiter, delayMs: () => number) {
+function refuseFloodingAddress(budgets: readonly RefusalLimiter[], delayMs: () => number) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const wait = refusals.retryAfter(req.socket.remoteAddress ?? '', Date.now());
+    const wait = budgets.reduce<number | undefined>((most, budget) => {
+      const seconds = budget.retryAfter(req.socket.remoteAddress ?? '', Date.now());
+      return seconds === undefined ? most : Math.max(most ?? 0, seconds);
+    }, undefined);
     if (wait === undefined) return next();
     const refuse = (): void => next(new EstError('EST_TOO_MANY_REFUSALS', { retryAfter: wait }));
     const delay = delayMs();
@@ -267,10 +272,13 @@ function countsAsRefusal(error: EstError): boolean {
   return error.status >= 400 && error.status < 500 && error.code !== 'EST_AUTH_REQUIRED' && error.code !== 'EST_TOO_MANY_REFUSALS';
 }
 
-function renderError(logger: Logger, refusals: RefusalLimiter) {
+function renderError(logger: Logger, refusals: RefusalLimiter, challenges: RefusalLimiter) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toEstError(err);
     if (countsAsRefusal(error)) refusals.refused(req.socket.remoteAddress ?? '', Date.now());
+    // The challenge is not a refusal (clients ask for it before sending credentials), but a flood of requests
+    // without credentials is: uncounted, it got ~1000 401s a second and est-ra's CPU (the bench's hostile section).
+    if (error.code === 'EST_AUTH_REQUIRED') challenges.refused(req.socket.remoteAddress ?? '', Date.now());
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
     // Only est-ra's own faults are errors; a 501 or an upstream's 502/503 is an answer, told by the request's log line.

@@ -141,3 +141,30 @@ describe('an address past its refusal budget: each 429 held, its request lines t
     expect(requestLines.filter((line) => line.includes('"status":401'))).to.have.length(2);
   });
 });
+
+describe('requests without credentials: a budget of their own', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+
+  before(async () => {
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          config.limits = { refusals_per_minute_per_address: 1, refused_answer_delay_ms: 0 };
+        }),
+    });
+  });
+  after(async () => ra.close());
+
+  it('#10 - fail past ten times the refusal budget, requests without credentials from one address get 429; another address still gets its challenge', async () => {
+    const device = await opensslCsr(ra.dir, 'no-credential');
+    const noCredential = (from: string) => curl(ra, '/simpleenroll', ['--interface', from, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    for (let i = 0; i < 10; i++) expect((await noCredential('127.0.0.8')).status).to.equal(401);
+    const limited = await noCredential('127.0.0.8');
+    expect(limited.status).to.equal(429);
+    expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    const other = await noCredential('127.0.0.9');
+    expect(other.status).to.equal(401);
+    expect(other.headers).to.match(/\r\nWWW-Authenticate: Basic/i);
+  });
+});
