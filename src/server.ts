@@ -23,6 +23,9 @@ import { RefusalLimiter } from './ops/refusal-budget.js';
 import { Metrics, startOpsListener, type MetricSources, type WatchedCertificate } from './ops/metrics.js';
 import { passcodeStatus } from './auth/passcode.js';
 
+/** Requests without credentials (answered with the 401 challenge) an address may send per minute, per refusal it may get. */
+const CHALLENGES_PER_REFUSAL = 10;
+
 export interface ServerOptions {
   /** The clock every time-dependent decision reads; tests inject their own. */
   readonly now?: () => Date;
@@ -103,7 +106,22 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   app.disable('etag');
   const pipeline = new EnrollmentPipeline(store, profiles, enrollment, now, new RefusalLimiter(() => running.limits.refusals_per_minute_per_passcode));
   const refusals = new RefusalLimiter(() => running.limits.refusals_per_minute_per_address);
-  app.use('/.well-known/est', buildEstRouter({ profiles, pipeline, logger, metrics, refusals, maxBodyBytes: config.limits.max_body_bytes }));
+  // A client asking for the challenge first asks once per enrollment: ten times the refusal budget leaves
+  // room for a gateway enrolling twenty devices a second, and none for a flood.
+  const challenges = new RefusalLimiter(() => CHALLENGES_PER_REFUSAL * running.limits.refusals_per_minute_per_address);
+  app.use(
+    '/.well-known/est',
+    buildEstRouter({
+      profiles,
+      pipeline,
+      logger,
+      metrics,
+      refusals,
+      challenges,
+      refusedAnswerDelayMs: () => running.limits.refused_answer_delay_ms,
+      maxBodyBytes: config.limits.max_body_bytes,
+    }),
+  );
   app.use((_req, res) => sendError(res, new EstError('EST_NOT_FOUND')));
 
   const server = createServer(

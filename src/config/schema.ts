@@ -454,6 +454,8 @@ export const configSchema = z
           refusals_per_minute_per_address: positiveInt.default(120),
           /** Refused requests one passcode may get per minute (a used-up one tried again and again) before 429. */
           refusals_per_minute_per_passcode: positiveInt.default(30),
+          /** How long an address past its refusal budget waits for each 429: a flood ignoring Retry-After gets max_connections_per_address answers per delay. */
+          refused_answer_delay_ms: z.number().int().nonnegative().default(1000),
           /** Time a client has to finish the TLS handshake. */
           handshake_timeout_ms: positiveInt.default(5_000),
         })

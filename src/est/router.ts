@@ -15,6 +15,7 @@ import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
 import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
+import { LogThrottle } from '../ops/log-throttle.js';
 
 export interface EstDependencies {
   readonly profiles: ProfileDirectory;
@@ -24,6 +25,10 @@ export interface EstDependencies {
   readonly maxBodyBytes: number;
   /** Refused requests per address per minute (429 past the budget). */
   readonly refusals: RefusalLimiter;
+  /** Requests without credentials answered with the 401 challenge, per address per minute: a budget of their own (429 past it). */
+  readonly challenges: RefusalLimiter;
+  /** How long an address past its budget waits for each 429 (limits.refused_answer_delay_ms), read per request. */
+  readonly refusedAnswerDelayMs: () => number;
 }
 
 /** The operations of RFC 7030 §3.2.2 and the method each takes. */
@@ -65,7 +70,7 @@ export interface EstRequestState {
 export function buildEstRouter(deps: EstDependencies): express.Router {
   const router = express.Router();
   router.use(logEachRequest(deps.logger, deps.metrics));
-  router.use(refuseFloodingAddress(deps.refusals));
+  router.use(refuseFloodingAddress([deps.refusals, deps.challenges], deps.refusedAnswerDelayMs));
   router.use(resolveRoute(deps.profiles));
   router.use((req, res, next) => {
     refuseDisallowedAddress(deps, req, res).then(() => next(), next);
@@ -75,7 +80,7 @@ export function buildEstRouter(deps: EstDependencies): express.Router {
   router.use((req, res, next) => {
     dispatch(deps, req, res).catch(next);
   });
-  router.use(renderError(deps.logger, deps.refusals));
+  router.use(renderError(deps.logger, deps.refusals, deps.challenges));
   return router;
 }
 
@@ -84,6 +89,9 @@ export function stateOf(res: Response): EstRequestState {
 }
 
 function logEachRequest(logger: Logger, metrics: Metrics) {
+  // An address past its refusal budget is answered 429 again and again: one line per address per minute, with
+  // the count held back, keeps the flood visible without filling the journal (measured: 60 MB a minute otherwise).
+  const tooMany = new LogThrottle(60_000);
   return (req: Request, res: Response, next: NextFunction): void => {
     const state: EstRequestState = { id: randomUUID(), startedAt: performance.now() };
     res.locals.est = state;
@@ -93,6 +101,8 @@ function logEachRequest(logger: Logger, metrics: Metrics) {
       const outcome = outcomeOf(res.statusCode, state.replayed === true);
       metrics.requests.inc({ profile: state.profile?.name ?? 'none', operation, status: res.statusCode, outcome });
       metrics.requestSeconds.observe({ operation, outcome }, seconds);
+      const throttled = res.statusCode === 429 ? tooMany.take(`${req.socket.remoteAddress}`, Date.now()) : undefined;
+      if (throttled && !throttled.log) return;
       // A refusal est-ra means is a warning with its reason; the bare first request that asks for the Basic challenge is not.
       const level = res.statusCode >= 400 && state.code !== 'EST_AUTH_REQUIRED' ? 'warn' : 'info';
       logger.log(level, LOG_EVENT.request, {
@@ -108,6 +118,7 @@ function logEachRequest(logger: Logger, metrics: Metrics) {
         outcome: state.outcome,
         serial: state.serial,
         duration_ms: Math.round(seconds * 100_000) / 100,
+        ...(throttled?.suppressed ? { suppressed: throttled.suppressed } : {}),
       });
     });
     next();
@@ -240,12 +251,29 @@ function channelBindingOf(socket: TLSSocket): ChannelBinding | undefined {
   return first ? { type: 'tls-unique', value: first } : undefined;
 }
 
-/** An address past its budget of refused requests gets 429 until its minute is over, before anything else is spent on it. */
-function refuseFloodingAddress(refusals: RefusalLimiter) {
-  return (req: Request, _res: Response, next: NextFunction): void => {
-    const wait = refusals.retryAfter(req.socket.remoteAddress ?? '', Date.now());
-    if (wait !== undefined) throw new EstError('EST_TOO_MANY_REFUSALS', { retryAfter: wait });
-    next();
+/**
+ * An address past its budget of refused requests gets 429 until its minute
+ * is over, before anything else is spent on it, and only after `delayMs`: a
+ * flooder that ignores Retry-After and sends the next request at once on
+ * each of its connections would otherwise get thousands of cheap 429s a
+ * second, which add up to all of est-ra's CPU (the bench measured a
+ * legitimate client's p50 ten times its quiet figure). Held, each connection
+ * gets one answer per delay, so max_connections_per_address / delay bounds
+ * the work an address can ask for; a held request costs a timer.
+ */
+function refuseFloodingAddress(budgets: readonly RefusalLimiter[], delayMs: () => number) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const wait = budgets.reduce<number | undefined>((most, budget) => {
+      const seconds = budget.retryAfter(req.socket.remoteAddress ?? '', Date.now());
+      return seconds === undefined ? most : Math.max(most ?? 0, seconds);
+    }, undefined);
+    if (wait === undefined) return next();
+    const refuse = (): void => next(new EstError('EST_TOO_MANY_REFUSALS', { retryAfter: wait }));
+    const delay = delayMs();
+    if (delay <= 0) return refuse();
+    const timer = setTimeout(refuse, delay);
+    // A client that gives up is not answered; its connection is closed already.
+    res.once('close', () => clearTimeout(timer));
   };
 }
 
@@ -254,10 +282,13 @@ function countsAsRefusal(error: EstError): boolean {
   return error.status >= 400 && error.status < 500 && error.code !== 'EST_AUTH_REQUIRED' && error.code !== 'EST_TOO_MANY_REFUSALS';
 }
 
-function renderError(logger: Logger, refusals: RefusalLimiter) {
+function renderError(logger: Logger, refusals: RefusalLimiter, challenges: RefusalLimiter) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toEstError(err);
     if (countsAsRefusal(error)) refusals.refused(req.socket.remoteAddress ?? '', Date.now());
+    // The challenge is not a refusal (clients ask for it before sending credentials), but a flood of requests
+    // without credentials is: uncounted, it got ~1000 401s a second and est-ra's CPU (the bench's hostile section).
+    if (error.code === 'EST_AUTH_REQUIRED') challenges.refused(req.socket.remoteAddress ?? '', Date.now());
     const state = res.locals.est as EstRequestState | undefined;
     if (state && state.outcome === undefined) state.outcome = error.reason;
     if (state) state.code = error.code;

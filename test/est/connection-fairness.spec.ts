@@ -106,3 +106,65 @@ describe('a budget of refused requests per passcode', function () {
     expect((await enrollWith(ra.passcode, 'pb-other')).status).to.equal(200);
   });
 });
+
+describe('an address past its refusal budget: each 429 held, its request lines throttled', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+
+  before(async () => {
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          config.limits = { refusals_per_minute_per_address: 2, refused_answer_delay_ms: 3000 };
+        }),
+    });
+  });
+  after(async () => ra.close());
+
+  it('#10 - fail a 429 past the budget comes only after the delay, while another address is answered at once; one request line per minute for the 429s', async () => {
+    const device = await opensslCsr(ra.dir, 'held');
+    const wrongPasscode = (from: string) =>
+      curl(ra, '/simpleenroll', ['--interface', from, '--user', ':wrong', ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    for (let i = 0; i < 2; i++) expect((await wrongPasscode('127.0.0.6')).status).to.equal(401);
+
+    let answered = false;
+    const held = Promise.all([wrongPasscode('127.0.0.6'), wrongPasscode('127.0.0.6'), wrongPasscode('127.0.0.6')]).finally(() => (answered = true));
+    // Sent after the held ones, answered before them: the 429s wait, and nobody else waits for them.
+    expect((await wrongPasscode('127.0.0.7')).status).to.equal(401);
+    expect(answered).to.equal(false);
+    for (const limited of await held) {
+      expect(limited.status).to.equal(429);
+      expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    }
+    const requestLines = ra.logs.filter((line) => line.includes('"est request"') && line.includes('127.0.0.6'));
+    expect(requestLines.filter((line) => line.includes('"status":429'))).to.have.length(1);
+    expect(requestLines.filter((line) => line.includes('"status":401'))).to.have.length(2);
+  });
+});
+
+describe('requests without credentials: a budget of their own', function () {
+  this.timeout(60_000);
+  let ra: TestEstRa;
+
+  before(async () => {
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          config.limits = { refusals_per_minute_per_address: 1, refused_answer_delay_ms: 0 };
+        }),
+    });
+  });
+  after(async () => ra.close());
+
+  it('#10 - fail past ten times the refusal budget, requests without credentials from one address get 429; another address still gets its challenge', async () => {
+    const device = await opensslCsr(ra.dir, 'no-credential');
+    const noCredential = (from: string) => curl(ra, '/simpleenroll', ['--interface', from, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    for (let i = 0; i < 10; i++) expect((await noCredential('127.0.0.8')).status).to.equal(401);
+    const limited = await noCredential('127.0.0.8');
+    expect(limited.status).to.equal(429);
+    expect(limited.headers).to.match(/\r\nRetry-After: \d+\r\n/);
+    const other = await noCredential('127.0.0.9');
+    expect(other.status).to.equal(401);
+    expect(other.headers).to.match(/\r\nWWW-Authenticate: Basic/i);
+  });
+});
