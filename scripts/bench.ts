@@ -113,6 +113,7 @@ const TARGETS = {
   ra_added_p99_ms_max: 15,
   ra_upstream_connections_max: RA_MAX_SOCKETS,
   queue_drain_per_s_min: 200,
+  forward_to_local_cpu_ratio_max: 1,
   mtls_c32_enrollments_per_s_min: 350,
   ...HOSTILE_TARGETS,
 } as const;
@@ -486,6 +487,14 @@ interface RaOverhead {
   readonly added_p99_ms: number;
   /** One round each at c1: what the hop costs with no queue in front of the two cores. */
   readonly c1_reference: { readonly via_ra_p50_ms: number; readonly direct_p50_ms: number; readonly added_p50_ms: number };
+  /**
+   * The RA's CPU per enrollment it forwarded against the upstream's CPU per
+   * enrollment it signed with its local CA, in the same rounds (issue #11:
+   * forwarding should cost no more than signing locally).
+   */
+  readonly ra_cpu_ms_per_forwarded_enrollment: number;
+  readonly local_ca_cpu_ms_per_enrollment: number;
+  readonly forward_to_local_cpu_ratio: number;
 }
 
 interface UpstreamKeepAlive {
@@ -565,6 +574,9 @@ async function measureRaOverhead(ra: EstRa, upstream: EstRa, nextCsr: () => stri
       added_p50_ms: round(via.p50_ms - straight.p50_ms, 1),
       added_p99_ms: round(via.p99_ms - straight.p99_ms, 1),
       c1_reference: { via_ra_p50_ms: c1ViaRa.p50_ms, direct_p50_ms: c1Direct.p50_ms, added_p50_ms: round(c1ViaRa.p50_ms - c1Direct.p50_ms, 1) },
+      ra_cpu_ms_per_forwarded_enrollment: via.est_ra_cpu_ms_per_enrollment,
+      local_ca_cpu_ms_per_enrollment: straight.est_ra_cpu_ms_per_enrollment,
+      forward_to_local_cpu_ratio: round(via.est_ra_cpu_ms_per_enrollment / straight.est_ra_cpu_ms_per_enrollment, 2),
     },
     keepAlive: {
       requests_forwarded: tally.forwarded,
@@ -898,6 +910,7 @@ function report(
     met.ra_added_p50_ms = ra.overhead.added_p50_ms <= TARGETS.ra_added_p50_ms_max;
     met.ra_added_p99_ms = ra.overhead.added_p99_ms <= TARGETS.ra_added_p99_ms_max;
     met.ra_upstream_connections = ra.keepAlive.max_connections_seen <= TARGETS.ra_upstream_connections_max;
+    met.forward_to_local_cpu_ratio = ra.overhead.forward_to_local_cpu_ratio <= TARGETS.forward_to_local_cpu_ratio_max;
     met.queue_drain_per_s = (ra.drain.drain_per_s ?? 0) >= TARGETS.queue_drain_per_s_min;
   }
   if (mtls) met.mtls_c32_enrollments_per_s = mtls.section.enrollments_per_s >= TARGETS.mtls_c32_enrollments_per_s_min;
