@@ -126,10 +126,12 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   // leaves OpenSSL's verify error on the thread's error queue (rejectUnauthorized: false lets the handshake finish).
   // The connection's first SSL_read then finds it there (SSL_get_error reads the queue first), and Node drops the
   // connection before the request is read: the device got a reset instead of est-ra's 403 naming its certificate.
-  // A call into the TLS binding that clears the queue on return, here reading the peer certificate (~4 us), prevents it
-  // (found by npm run fuzz; test/est/fuzz-findings.spec.ts replays it with curl).
+  // A call into the TLS binding that clears the queue on return prevents it: reading our own certificate (a few us) does,
+  // and touches nothing of the connection (reading the peer's here would lose the chain the client sent, router.ts);
+  // getCipher(), getProtocol(), getPeerFinished() do not clear it (measured). Found by npm run fuzz;
+  // test/est/fuzz-findings.spec.ts replays it with curl.
   server.on('secureConnection', (socket: TLSSocket) => {
-    socket.getPeerX509Certificate();
+    socket.getX509Certificate();
   });
   // Refused handshakes (a bad client chain, a protocol error, a scanner) are audited: one line per address and
   // reason per minute, with the count held back.
