@@ -319,12 +319,15 @@ async function main(): Promise<void> {
     let tlsRefused = 0;
     /** Milliseconds spent waiting for answers, per kind: where the run's time goes. */
     const busy = new Map<string, number>();
+    /** RSS (no GC) at every tenth of the run: a leak climbs steadily, the allocator's high-water mark levels off. */
+    const rssDuring: number[] = [];
     let next = 0;
     const started = performance.now();
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < CASES) {
           const index = next++;
+          if (index % Math.ceil(CASES / 10) === 0) rssDuring.push(Math.round(process.memoryUsage().rss / 1048576));
           const fuzz = makeCase(random, index);
           const sent = performance.now();
           const outcome = await send(agent, server.port, fuzz);
@@ -363,7 +366,7 @@ async function main(): Promise<void> {
           client_certificates: { pool: pool.entries.length, unloadable: pool.unloadable },
           upstream_served: { total: upstreamServed, ...Object.fromEntries([...upstream.served].sort(([a], [b]) => a.localeCompare(b))) },
           unhandled_rejections: unhandled,
-          memory_mb: { before, after },
+          memory_mb: { before, after, rss_during: rssDuring },
         },
         null,
         1,
