@@ -340,12 +340,20 @@ function basicHeader(basic: { username?: string; passcode: string }): string {
   return `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
 }
 
-/** Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); 60 s when absent or unreadable. */
+/**
+ * The longest an upstream's Retry-After is followed: est-ra polls a pending
+ * request at least daily. Without a bound, `Retry-After: 99999999999999999999`
+ * (or a 400-digit one, Infinity) made the next poll an invalid Date, and
+ * recording it threw a RangeError: a 500 to the device (found by npm run fuzz).
+ */
+export const MAX_UPSTREAM_RETRY_AFTER_S = 86_400;
+
+/** Retry-After as delay-seconds or an HTTP-date (RFC 9110 §10.2.3), within 1 s .. a day; 60 s when absent or unreadable. */
 export function retryAfterSeconds(header: unknown, now: Date): number {
   const value = typeof header === 'string' ? header.trim() : '';
-  if (/^\d+$/.test(value)) return Number(value);
   const date = Date.parse(value);
-  return Number.isNaN(date) ? 60 : Math.max(1, Math.ceil((date - now.getTime()) / 1000));
+  const seconds = /^\d+$/.test(value) ? Number(value) : Number.isNaN(date) ? 60 : Math.ceil((date - now.getTime()) / 1000);
+  return Math.min(MAX_UPSTREAM_RETRY_AFTER_S, Math.max(1, seconds));
 }
 
 function firstLine(body: Buffer): string {

@@ -481,6 +481,9 @@ class Upstream {
       case 'garbage':
         sendBase64(res, Buffer.from('this is not a PKCS#7 certs-only message'), 'application/pkcs7-mime; smime-type=certs-only');
         return;
+      case 'pending-far':
+        await this.checkCsr(csrPemFromBody(body));
+        throw new HttpProblem(202, 'pending approval', { 'Retry-After': '99999999999999999999' });
       case 'pending':
       case 'normal':
       case 'wrong-key':

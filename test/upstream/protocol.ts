@@ -14,6 +14,11 @@ export const UPSTREAM_MODES = [
   'normal',
   /** 202 + Retry-After: 1 until POST /control/approve, then issue (RFC 7030 §4.2.3: the client re-sends). */
   'pending',
+  /**
+   * 202 with `Retry-After: 99999999999999999999`: delay-seconds past any
+   * date a JavaScript Date holds (npm run fuzz found est-ra answering 500).
+   */
+  'pending-far',
   /** 401, as if the RA's credentials were wrong. */
   'unauthorized',
   /** 403, as if the RA may not ask for this certificate. */
