@@ -10,24 +10,13 @@ import { serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
 import { mustRun, run } from '../helpers/run.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { eventually } from '../helpers/wait.js';
+import { prng } from '../helpers/prng.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ROUNDS = 4;
 const DEVICES_PER_ROUND = 16;
 /** Seeded, so a failing run can be replayed: CRASH_SEED=... npx mocha dist/test/est/crash-consistency.spec.js */
 const SEED = Number(process.env.CRASH_SEED ?? Date.now() % 100_000);
-
-/** mulberry32: the kill times of a run, from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Device {
   readonly name: string;

@@ -1,5 +1,6 @@
 import { sign, type KeyObject } from 'node:crypto';
 import { children, readTlv, type TlvHeader } from '../../src/pki/der.js';
+import { prng } from './prng.js';
 
 /**
  * Seeded mutations of real DER for the differential test: structural edits
@@ -10,18 +11,6 @@ import { children, readTlv, type TlvHeader } from '../../src/pki/der.js';
  * Byte-level edits (flips, truncations, insertions) of the whole encoding or
  * of the signed part (then re-signed) complete the set.
  */
-
-/** mulberry32: a small seeded PRNG, so every case is reproducible from its seed. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type LengthForm = 'der' | 'long' | 'leading-zero' | 'indefinite' | 'huge' | 'plus-one' | 'minus-one';
 
