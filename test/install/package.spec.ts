@@ -140,6 +140,7 @@ describe('the Debian package: npm run package, dpkg -i, the unit as est-ra, dpkg
   let issuingCaFile: string;
   let policy: string;
   let service: Started | undefined;
+  let forceDepends: string[] = [];
   /** A test that failed half-way leaves no est-ra running for the next one. */
   const stopService = async (): Promise<void> => {
     if (service && service.child.exitCode === null && service.child.signalCode === null) await killEstRaProcesses(service);
@@ -224,7 +225,8 @@ describe('the Debian package: npm run package, dpkg -i, the unit as est-ra, dpkg
     const nodejs = await run('dpkg-query', ['-W', '-f', '${Status} ${Version}', 'nodejs']);
     const packaged = /^install ok installed (\S+)$/.exec(nodejs.stdout);
     const met = packaged !== null && (await run('dpkg', ['--compare-versions', packaged[1]!, 'ge', '20.19'])).code === 0;
-    const installed = await run('dpkg', ['-i', ...(met ? [] : ['--force-depends']), DEB]);
+    forceDepends = met ? [] : ['--force-depends'];
+    const installed = await run('dpkg', ['-i', ...forceDepends, DEB]);
     expect(installed.code, installed.stderr).to.equal(0);
     writeFileSync(MARKER, '');
 
@@ -440,6 +442,35 @@ describe('the Debian package: npm run package, dpkg -i, the unit as est-ra, dpkg
       [...socketFamilies].filter((family) => !families.includes(family)),
       'address families outside RestrictAddressFamilies',
     ).to.deep.equal([]);
+  });
+
+  it('ok the backup and restore commands in docs/install.md bring the store back', async () => {
+    await stopService();
+    const docs = readFileSync(join(REPO, 'docs', 'install.md'), 'utf8');
+    const section = docs.slice(docs.indexOf('## 7. Back up and restore'), docs.indexOf('## 8. Uninstall'));
+    const [backup, restore] = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((match) => match[1]!);
+    // No systemd as PID 1 here: a shell function stands in for systemctl; backups go to this test's directory.
+    const asPrinted = (block: string): string => `systemctl() { :; }\n${block.replaceAll('/var/backups/est-ra', join(tmp, 'backups'))}`;
+    const requests = async (): Promise<string> => {
+      const stats = await mustRun('runuser', ['-u', 'est-ra', '--', 'est-ra', 'store', 'stats', '--config', configFile]);
+      return /^requests .*$/m.exec(stats)![0];
+    };
+    const before = await requests();
+    expect(before).to.match(/^requests 3 /);
+    const backedUp = await sh(asPrinted(backup!), tmp);
+    expect(backedUp.code, backedUp.stderr).to.equal(0);
+    const [archive] = readdirSync(join(tmp, 'backups'));
+    const restored = await sh(asPrinted(restore!.replace('est-ra-2027-03-31.tar.gz', archive!)), tmp);
+    expect(restored.code, restored.stderr).to.equal(0);
+    expect(await requests()).to.equal(before);
+    expect((await mustRun('stat', ['-c', '%U', join(STATE, 'est-ra.db')])).trim()).to.equal('est-ra');
+  });
+
+  it('ok installing the package again (an upgrade) keeps the state, the configuration and the modes', async () => {
+    const installed = await run('dpkg', ['-i', ...forceDepends, DEB]);
+    expect(installed.code, installed.stderr).to.equal(0);
+    expect((await mustRun('stat', ['-c', '%a %U:%G', STATE, '/etc/est-ra'])).trim().split('\n')).to.deep.equal(['750 est-ra:est-ra', '750 root:est-ra']);
+    expect(await mustRun('runuser', ['-u', 'est-ra', '--', 'est-ra', 'check-config', '--config', configFile])).to.contain('OK');
   });
 
   it('ok systemd-analyze verify passes on the installed unit, and security --offline scores it at most 2.5', async () => {
