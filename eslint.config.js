@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'est-ra-demo/', '.test-tmp/'] },
+  { ignores: ['dist/', 'node_modules/', 'est-ra-demo/', '.test-tmp/', 'release/', 'state/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

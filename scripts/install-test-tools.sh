@@ -12,9 +12,16 @@ $SUDO apt-get install -y -qq curl openssl strongswan-pki libstrongswan-extra-plu
 # Bouncy Castle: its EST client (test/java/BcEstClient.java) and the DER differential test's oracle
 # (test/oracle/DerOracle.java), both compiled at test time with the JDK.
 $SUDO apt-get install -y -qq libbcpkix-java libbcprov-java libbcutil-java openjdk-17-jdk-headless >/dev/null
+# The package test (test/install/package.spec.ts): npm run package compiles better-sqlite3 (g++, make,
+# python3); the .deb is installed with dpkg and its postinst uses adduser; systemd-analyze checks the unit;
+# strace and util-linux's unshare/runuser reproduce the unit's sandbox; sqlite3 for the backup in docs/install.md.
+$SUDO apt-get install -y -qq g++ make python3 adduser systemd strace util-linux sqlite3 >/dev/null
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
 for jar in bcprov bcpkix bcutil; do
   [ -f "/usr/share/java/$jar.jar" ] || { echo "/usr/share/java/$jar.jar is missing" >&2; exit 1; }
 done
 javac -version >/dev/null 2>&1 || { echo "javac did not install" >&2; exit 1; }
-echo "curl, openssl, strongSwan pki, Bouncy Castle and javac are installed"
+for tool in strace systemd-analyze unshare runuser; do
+  command -v "$tool" >/dev/null || { echo "$tool did not install" >&2; exit 1; }
+done
+echo "curl, openssl, strongSwan pki, Bouncy Castle, javac, strace and systemd-analyze are installed"

@@ -51,7 +51,13 @@ export interface RunningServer {
    * changed settings that only a restart applies.
    */
   reload(config: LoadedConfig): Promise<{ readonly restartNeeded: readonly string[] }>;
-  close(): Promise<void>;
+  /**
+   * Stops. With `drain` (SIGTERM, `systemctl stop`): no new connections, the
+   * requests in flight are answered (for at most limits.request_timeout_ms,
+   * the longest any request may take anyway), then it stops; without it,
+   * open connections are cut at once.
+   */
+  close(options?: { readonly drain?: boolean }): Promise<void>;
 }
 
 /** Settings a reload cannot apply to a running server: listeners, the store, the log format, the body limit the router was built with. */
@@ -223,12 +229,24 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       }, next.limits.request_timeout_ms).unref();
       return { restartNeeded };
     },
-    async close() {
+    async close(options) {
       clearInterval(pruneTimer);
       ops?.server.close();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        if (!options?.drain) {
+          server.close(() => resolve());
+          server.closeAllConnections();
+          return;
+        }
+        // A keep-alive connection whose request was answered is idle again: it is
+        // closed then, not kept until its keep-alive timeout.
+        const closeIdle = setInterval(() => server.closeIdleConnections(), 100);
+        const cutOff = setTimeout(() => server.closeAllConnections(), running.limits.request_timeout_ms);
+        server.close(() => {
+          clearInterval(closeIdle);
+          clearTimeout(cutOff);
+          resolve();
+        });
       });
       await retryWorker.stop();
       closeUpstreams([...profiles.profiles, ...retired]);

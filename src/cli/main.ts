@@ -28,11 +28,11 @@ function portNumber(value: string): number {
   return port;
 }
 
-/** Stops cleanly on SIGTERM (systemd stop) and SIGINT (Ctrl-C). */
+/** Stops cleanly on SIGTERM (systemd stop) and SIGINT (Ctrl-C): requests in flight are answered first. */
 function stopOnSignals(server: RunningServer): void {
   const stop = (signal: string): void => {
     server.logger.info(LOG_EVENT.stopping, { signal });
-    server.close().then(
+    server.close({ drain: true }).then(
       () => process.exit(0),
       () => process.exit(1),
     );
