@@ -122,7 +122,19 @@ async function freePort(): Promise<number> {
 }
 
 async function initStateDir(stateDir: string, port: number): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', String(port)]);
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    CLI,
+    'init',
+    '--state-dir',
+    stateDir,
+    '--port',
+    String(port),
+    '--demo-passcode',
+    '--policy-name',
+    'demo',
+    '--profile-name',
+    'demo',
+  ]);
   const passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(stdout)?.[1];
   if (!passcode) throw new Error(`est-ra init printed no demo passcode:\n${stdout}`);
   return passcode;

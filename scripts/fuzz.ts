@@ -20,7 +20,7 @@ import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
-import { initStateDir } from '../src/cli/init.js';
+import { DEMO_INIT, initStateDir } from '../src/cli/init.js';
 import { parseConfig } from '../src/config/load.js';
 import { startServer } from '../src/server.js';
 
@@ -173,7 +173,8 @@ async function main(): Promise<void> {
   let unhandled = 0;
   process.on('unhandledRejection', () => unhandled++);
   try {
-    const init = await initStateDir({ stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
+    const init = await initStateDir({ ...DEMO_INIT, stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
+    const demoPasscode = init.demoPasscode!;
     // Lift the per-address budgets: the fuzzer is one address and must reach the parsers, not the 429.
     const yaml = readFileSync(init.configFile, 'utf8')
       .replace(/refusals_per_minute_per_address: \d+/, 'refusals_per_minute_per_address: 100000000')
@@ -193,7 +194,7 @@ async function main(): Promise<void> {
     const random = prng(SEED);
     // Warm up (JIT, caches, the V8 heap), then measure RSS after a full GC, before and after the run: growth that
     // survives a GC is what a leak would look like.
-    for (let i = 0; i < 2000; i++) await send(agent, server.port, ca, makeCase(prng(SEED + 1_000_000 + i), seeds, init.demoPasscode)).catch(() => 0);
+    for (let i = 0; i < 2000; i++) await send(agent, server.port, ca, makeCase(prng(SEED + 1_000_000 + i), seeds, demoPasscode)).catch(() => 0);
     const rssBefore = settledRssMb();
     const statuses = new Map<number, number>();
     const findings: string[] = [];
@@ -203,7 +204,7 @@ async function main(): Promise<void> {
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < CASES) {
           const index = next++;
-          const fuzz = makeCase(random, seeds, init.demoPasscode);
+          const fuzz = makeCase(random, seeds, demoPasscode);
           const status = await send(agent, server.port, ca, fuzz).catch(() => 0);
           statuses.set(status, (statuses.get(status) ?? 0) + 1);
           const allowed = status > 0 && (status < 500 || (status === 501 && /\/(serverkeygen|fullcmc)$/.test(fuzz.path)));

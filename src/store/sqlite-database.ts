@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import type {
+  CertificateQuery,
+  CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
@@ -7,6 +9,7 @@ import type {
   Principal,
   RefusalCount,
   RefusalEvent,
+  RequestQuery,
   RequestRecord,
   StoreStats,
   WaitingRequest,
@@ -333,18 +336,42 @@ export class SqliteDatabase {
   }
 
   refusalCounts(limit: number): RefusalCount[] {
-    return (this.statements.refusalCounts.all(limit) as RefusalCountRow[]).map((row) => ({
-      address: row.address,
-      profile: row.profile,
-      operation: row.operation,
-      code: row.code,
-      hour: row.hour,
-      status: row.status,
-      lastReason: row.last_reason,
-      count: row.count,
-      firstAt: row.first_at,
-      lastAt: row.last_at,
-    }));
+    return (this.statements.refusalCounts.all(limit) as RefusalCountRow[]).map(toRefusalCount);
+  }
+
+  refusalCountsSince(since?: Date): RefusalCount[] {
+    return (this.statements.refusalCountsSince.all({ since: since?.toISOString() ?? null }) as RefusalCountRow[]).map(toRefusalCount);
+  }
+
+  queryRequests(query: RequestQuery): RequestRecord[] {
+    const statement = query.order === 'oldest' ? this.statements.queryRequestsOldest : this.statements.queryRequestsNewest;
+    const rows = statement.all({
+      since: query.since?.toISOString() ?? null,
+      profile: query.profile ?? null,
+      state: query.state ?? null,
+      limit: query.limit ?? -1,
+    }) as RequestRow[];
+    return rows.map(toRequestRecord);
+  }
+
+  getRequest(id: string): RequestRecord | undefined {
+    const row = this.statements.getRequest.get(id) as RequestRow | undefined;
+    return row && toRequestRecord(row);
+  }
+
+  queryCertificates(query: CertificateQuery): CertificateRecord[] {
+    const rows = this.statements.queryCertificates.all({
+      from: query.notAfterFrom?.toISOString() ?? null,
+      to: query.notAfterTo?.toISOString() ?? null,
+      profile: query.profile ?? null,
+      limit: query.limit ?? -1,
+    }) as CertificateRow[];
+    return rows.map(toCertificateRecord);
+  }
+
+  getCertificate(serial: string): CertificateRecord | undefined {
+    const row = this.statements.getCertificate.get(serial) as CertificateRow | undefined;
+    return row && toCertificateRecord(row);
   }
 
   stats(): Omit<StoreStats, 'bytes'> {
@@ -459,6 +486,25 @@ function prepareStatements(db: Database.Database) {
     ),
     pruneRefusalCounts: db.prepare(`DELETE FROM refusal_counts WHERE last_at < @before`),
     refusalCounts: db.prepare(`SELECT * FROM refusal_counts ORDER BY last_at DESC LIMIT ?`),
+    refusalCountsSince: db.prepare(`SELECT * FROM refusal_counts WHERE @since IS NULL OR last_at >= @since ORDER BY first_at, rowid`),
+    // A negative LIMIT is no limit in SQLite.
+    queryRequestsNewest: db.prepare(
+      `SELECT * FROM requests
+       WHERE (@since IS NULL OR received_at >= @since) AND (@profile IS NULL OR profile = @profile) AND (@state IS NULL OR state = @state)
+       ORDER BY received_at DESC, rowid DESC LIMIT @limit`,
+    ),
+    queryRequestsOldest: db.prepare(
+      `SELECT * FROM requests
+       WHERE (@since IS NULL OR received_at >= @since) AND (@profile IS NULL OR profile = @profile) AND (@state IS NULL OR state = @state)
+       ORDER BY received_at, rowid LIMIT @limit`,
+    ),
+    getRequest: db.prepare(`SELECT * FROM requests WHERE id = ?`),
+    queryCertificates: db.prepare(
+      `SELECT * FROM certificates
+       WHERE (@from IS NULL OR not_after >= @from) AND (@to IS NULL OR not_after <= @to) AND (@profile IS NULL OR profile = @profile)
+       ORDER BY not_after, serial LIMIT @limit`,
+    ),
+    getCertificate: db.prepare(`SELECT * FROM certificates WHERE serial = ?`),
     stats: db.prepare(
       `SELECT (SELECT count(*) FROM requests) AS requests,
               (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,
@@ -474,6 +520,43 @@ function prepareStatements(db: Database.Database) {
     ),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
     getPasscode: db.prepare(`SELECT * FROM passcodes WHERE id = ?`),
+  };
+}
+
+interface CertificateRow {
+  serial: string;
+  request_id: string;
+  profile: string;
+  subject: string;
+  not_before: string;
+  not_after: string;
+  der: Buffer;
+}
+
+function toCertificateRecord(row: CertificateRow): CertificateRecord {
+  return {
+    serial: row.serial,
+    requestId: row.request_id,
+    profile: row.profile,
+    subject: row.subject,
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    der: row.der,
+  };
+}
+
+function toRefusalCount(row: RefusalCountRow): RefusalCount {
+  return {
+    address: row.address,
+    profile: row.profile,
+    operation: row.operation,
+    code: row.code,
+    hour: row.hour,
+    status: row.status,
+    lastReason: row.last_reason,
+    count: row.count,
+    firstAt: row.first_at,
+    lastAt: row.last_at,
   };
 }
 

@@ -1,6 +1,8 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
 import type {
+  CertificateQuery,
+  CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
@@ -9,6 +11,7 @@ import type {
   RefusalCount,
   RefusalEvent,
   RefusalOptions,
+  RequestQuery,
   RequestRecord,
   Store,
   StoreStats,
@@ -155,6 +158,26 @@ export class SqliteStore implements Store {
 
   async listRequests(limit: number): Promise<RequestRecord[]> {
     return this.database.listRequests(limit);
+  }
+
+  async queryRequests(query: RequestQuery): Promise<RequestRecord[]> {
+    return this.database.queryRequests(query);
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | undefined> {
+    return this.database.getRequest(id);
+  }
+
+  async queryCertificates(query: CertificateQuery): Promise<CertificateRecord[]> {
+    return this.database.queryCertificates(query);
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.database.getCertificate(serial);
+  }
+
+  async refusalCountsSince(since?: Date): Promise<RefusalCount[]> {
+    return this.database.refusalCountsSince(since);
   }
 
   async getPasscode(id: string): Promise<PasscodeRecord | undefined> {

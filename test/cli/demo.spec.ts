@@ -76,13 +76,13 @@ describe('est-ra check-config', () => {
       writeFileSync(file, readFileSync(file, 'utf8').replace('duration_value: 1', 'duration_value: 0'));
       const result = await run(process.execPath, [CLI, 'check-config', '--config', file]);
       expect(result.code).to.equal(2);
-      expect(result.stderr).to.contain('profiles.demo.validity.duration_value: must be a positive integer');
+      expect(result.stderr).to.contain('profiles.default.validity.duration_value: must be a positive integer');
       expect(result.stderr).not.to.match(/at .*\.js:\d+/);
       writeFileSync(file, readFileSync(file, 'utf8').replace('duration_value: 0', 'duration_value: 1'));
       rmSync(join(dir, 'pki', 'issuing-ca.key'));
       const missing = await run(process.execPath, [CLI, 'check-config', '--config', file]);
       expect(missing.code).to.equal(2);
-      expect(missing.stderr).to.contain(`profiles.demo.local_ca.key: cannot read ${join(dir, 'pki', 'issuing-ca.key')}`);
+      expect(missing.stderr).to.contain(`profiles.default.local_ca.key: cannot read ${join(dir, 'pki', 'issuing-ca.key')}`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
