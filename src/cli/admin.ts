@@ -71,6 +71,19 @@ export function requestJson(request: RequestRecord): Record<string, unknown> {
   };
 }
 
+/** `requests show`: everything recorded, with the CSR and the certificate being renewed as PEM (null once retention pruned them). */
+export function requestDetailsJson(request: RequestRecord): Record<string, unknown> {
+  return {
+    ...requestJson(request),
+    csr: request.csr && pem(request.csr, 'CERTIFICATE REQUEST'),
+    client_certificate: request.clientCertificate && pem(request.clientCertificate, 'CERTIFICATE'),
+  };
+}
+
+function pem(der: Buffer, label: string): string {
+  return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----`;
+}
+
 interface CertificateDetails {
   readonly record: CertificateRecord;
   readonly certificate: x509.X509Certificate;
@@ -178,7 +191,7 @@ export function addAdminCommands(program: Command): void {
       await withStore(options.config, async ({ store }) => {
         const request = await store.getRequest(id);
         if (!request) throw new InvalidArgumentError(`no request ${id}`);
-        printRecord(requestJson(request), options.json);
+        printRecord(requestDetailsJson(request), options.json);
       });
     });
 

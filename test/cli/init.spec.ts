@@ -1,5 +1,5 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { adminCli, CLI } from '../helpers/admin-cli.js';
@@ -81,6 +81,48 @@ describe('est-ra init for production', function () {
     const profile = await run(process.execPath, [CLI, 'init', '--state-dir', join(dir, 'bad-profile'), '--profile-name', 'a b']);
     expect(profile.code).to.equal(1);
     expect(profile.stderr.trim().split('\n')).to.have.length(1);
+  });
+
+  it('ok listening on 0.0.0.0 logs that bound address, and URLs that each answer with the certificate init made for them', async () => {
+    const port = await freePort();
+    const state = join(dir, 'wildcard');
+    const addresses = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    await mustRun(process.execPath, [
+      CLI,
+      'init',
+      '--state-dir',
+      state,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(port),
+      ...addresses.flatMap((a) => ['--server-name', a]),
+    ]);
+    served = await serveEstRa(join(state, 'config.yaml'));
+    const line = served
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.endsWith('}'))
+      .map((l) => JSON.parse(l) as { message: string; url: string; urls: string[] })
+      .find((l) => l.message === 'listening')!;
+    expect(line.url).to.equal(`https://0.0.0.0:${port}`);
+    expect(line.urls).to.deep.equal([`https://127.0.0.1:${port}`, ...addresses.map((a) => `https://${a}:${port}`)]);
+    for (const url of line.urls) {
+      const status = await mustRun('curl', [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--cacert',
+        join(state, 'pki', 'root-ca.crt'),
+        `${url}/.well-known/est/cacerts`,
+      ]);
+      expect(status, url).to.equal('200');
+    }
   });
 
   describe('importing an issuing CA whose root stays offline', () => {
