@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { x509 } from '../pki/x509.js';
 import type { CertificateRecord, Principal, RefusalCount, RequestRecord, RequestState } from '../store/types.js';
-import type { PasscodeRecord } from '../store/types.js';
+import type { PasscodeEvent, PasscodeRecord } from '../store/types.js';
 import { parseAdminTime, parseDuration } from './local-time.js';
 import { print, printRecord, printRows } from './output.js';
 import { withStore, type AdminContext } from './with-store.js';
@@ -117,18 +117,22 @@ function commonName(subject: string): string {
 /** One line of `audit export`: what happened (`type`) and when (`at`, ISO UTC), then its fields. */
 type AuditEvent = { readonly type: string; readonly at: string } & Record<string, unknown>;
 
-function passcodeCreatedJson(passcode: PasscodeRecord): AuditEvent {
+/** A passcode event; a creation also says what the passcode allows (as it is now). */
+function passcodeEventJson(event: PasscodeEvent, passcodes: ReadonlyMap<string, PasscodeRecord>): AuditEvent {
+  const passcode = passcodes.get(event.passcodeId);
   return {
-    type: 'passcode_created',
-    at: passcode.createdAt,
-    passcode_id: passcode.id,
-    policy: passcode.policy,
-    username: passcode.username,
-    description: passcode.description,
-    max_uses: passcode.maxUses,
-    expires_at: passcode.expiresAt,
-    uses: passcode.uses,
-    enabled: passcode.enabled,
+    type: `passcode_${event.event}`,
+    at: event.at,
+    passcode_id: event.passcodeId,
+    policy: event.policy,
+    ...(event.event === 'created' && passcode
+      ? {
+          username: passcode.username,
+          description: passcode.description,
+          max_uses: passcode.maxUses,
+          expires_at: passcode.expiresAt,
+        }
+      : {}),
   };
 }
 
@@ -259,13 +263,16 @@ export function addAdminCommands(program: Command): void {
     .command('audit')
     .description('the audit trail')
     .command('export')
-    .description('everything that happened, oldest first, as JSON lines: requests with their outcomes, counted refusals, passcode creations (docs/admin.md)')
+    .description(
+      'everything that happened, oldest first, as JSON lines: requests with their outcomes, counted refusals, passcodes created, disabled, enabled, rotated (docs/admin.md)',
+    )
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .option('--since <when>', 'since: a duration ago (24h, 7d) or a date/time in time_zone (2026-12-01)')
     .action(async (options: { config: string; since?: string }) => {
       await withStore(options.config, async (context) => {
         const since = options.since !== undefined ? sinceTime(options.since, context) : undefined;
         const { store } = context;
+        const passcodes = new Map((await store.listPasscodes()).map((p) => [p.id, p]));
         const events: AuditEvent[] = [
           ...(await store.queryRequests({ ...(since ? { since } : {}), order: 'oldest' })).map((r) => ({
             type: 'request',
@@ -273,7 +280,7 @@ export function addAdminCommands(program: Command): void {
             ...requestJson(r),
           })),
           ...(await store.refusalCountsSince(since)).map(refusalsJson),
-          ...(await store.listPasscodes()).filter((p) => !since || p.createdAt >= since.toISOString()).map(passcodeCreatedJson),
+          ...(await store.passcodeEvents(since)).map((event) => passcodeEventJson(event, passcodes)),
         ];
         // A stable sort: each source is in time order already.
         events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));

@@ -5,6 +5,7 @@ import type {
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
+  PasscodeEvent,
   PasscodeRecord,
   Principal,
   RefusalCount,
@@ -100,6 +101,15 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX requests_completed ON requests (state, completed_at);`,
   // An earlier forward may have reached the upstream without an answer: forwarding again may issue twice there.
   `ALTER TABLE requests ADD COLUMN possibly_issued_twice_upstream INTEGER NOT NULL DEFAULT 0`,
+  // What happened to passcodes, for the audit trail (est-ra audit export); the passcodes made before it were created then.
+  `CREATE TABLE passcode_events (
+     at          TEXT NOT NULL,
+     passcode_id TEXT NOT NULL,
+     policy      TEXT NOT NULL,
+     event       TEXT NOT NULL CHECK (event IN ('created', 'disabled', 'enabled', 'rotated'))
+   );
+   CREATE INDEX passcode_events_at ON passcode_events (at);
+   INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT created_at, id, policy, 'created' FROM passcodes;`,
 ];
 
 interface RequestRow {
@@ -287,16 +297,23 @@ export class SqliteDatabase {
         return this.statements.markForwarding.run(operation.values).changes;
       case 'putCached':
         return this.statements.putCached.run(operation.values).changes;
-      case 'addPasscode':
-        return this.statements.insertPasscode.run({
+      case 'addPasscode': {
+        const changes = this.statements.insertPasscode.run({
           ...operation.values,
           enabled: operation.values.enabled ? 1 : 0,
           registeredValues: Object.keys(operation.values.registeredValues).length > 0 ? JSON.stringify(operation.values.registeredValues) : null,
         }).changes;
+        this.statements.passcodeEvent.run({ id: operation.values.id, event: 'created', at: operation.values.createdAt });
+        return changes;
+      }
       case 'setPasscodeEnabled':
-        return this.statements.setPasscodeEnabled.run(operation.values).changes;
+        return this.withPasscodeEvent(
+          this.statements.setPasscodeEnabled.run(operation.values).changes,
+          operation.values.id,
+          operation.values.enabled ? 'enabled' : 'disabled',
+        );
       case 'rotatePasscode':
-        return this.statements.rotatePasscode.run(operation.values).changes;
+        return this.withPasscodeEvent(this.statements.rotatePasscode.run(operation.values).changes, operation.values.id, 'rotated');
       case 'countRefusal':
         return this.statements.countRefusal.run(operation.values).changes;
       case 'prune':
@@ -306,6 +323,23 @@ export class SqliteDatabase {
           this.statements.pruneRefusalCounts.run(operation.values).changes
         );
     }
+  }
+
+  /** Records what a passcode change did, in its transaction, when it changed a passcode; returns the change count. */
+  private withPasscodeEvent(changes: number, id: string, event: PasscodeEvent['event']): number {
+    if (changes > 0) this.statements.passcodeEvent.run({ id, event, at: new Date().toISOString() });
+    return changes;
+  }
+
+  passcodeEvents(since?: Date): PasscodeEvent[] {
+    return (
+      this.statements.passcodeEvents.all({ since: since?.toISOString() ?? null }) as {
+        at: string;
+        passcode_id: string;
+        policy: string;
+        event: PasscodeEvent['event'];
+      }[]
+    ).map((row) => ({ at: row.at, passcodeId: row.passcode_id, policy: row.policy, event: row.event }));
   }
 
   /** One transaction: every request left in flight is queued again, and marked when its profile forwards upstream. */
@@ -505,6 +539,8 @@ function prepareStatements(db: Database.Database) {
        ORDER BY not_after, serial LIMIT @limit`,
     ),
     getCertificate: db.prepare(`SELECT * FROM certificates WHERE serial = ?`),
+    passcodeEvent: db.prepare(`INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT @at, id, policy, @event FROM passcodes WHERE id = @id`),
+    passcodeEvents: db.prepare(`SELECT * FROM passcode_events WHERE @since IS NULL OR at >= @since ORDER BY at, rowid`),
     stats: db.prepare(
       `SELECT (SELECT count(*) FROM requests) AS requests,
               (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,

@@ -7,6 +7,7 @@ import type {
   IssuedOutcome,
   NewRequest,
   Operation,
+  PasscodeEvent,
   PasscodeRecord,
   RefusalCount,
   RefusalEvent,
@@ -198,6 +199,10 @@ export class SqliteStore implements Store {
 
   async rotatePasscode(id: string, hash: string): Promise<boolean> {
     return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
+  }
+
+  async passcodeEvents(since?: Date): Promise<PasscodeEvent[]> {
+    return this.database.passcodeEvents(since);
   }
 
   async countRefusal(refusal: RefusalEvent): Promise<void> {

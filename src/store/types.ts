@@ -163,6 +163,15 @@ export interface RefusalCount {
   readonly lastAt: string;
 }
 
+/** A change to a passcode, recorded with it (the audit trail). */
+export interface PasscodeEvent {
+  /** ISO time. */
+  readonly at: string;
+  readonly passcodeId: string;
+  readonly policy: string;
+  readonly event: 'created' | 'disabled' | 'enabled' | 'rotated';
+}
+
 /** Which requests `est-ra requests list` and `audit export` read; every field narrows, absent ones do not. */
 export interface RequestQuery {
   /** Received at or after this time. */
@@ -296,6 +305,12 @@ export interface Store {
   setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean>;
   /** Replaces a passcode's secret (its hash), keeping its limits and count; false when there is no such passcode. */
   rotatePasscode(id: string, hash: string): Promise<boolean>;
+  /**
+   * What happened to passcodes since `since` (all when absent), oldest first:
+   * addPasscode, setPasscodeEnabled and rotatePasscode each record their
+   * event in their own transaction.
+   */
+  passcodeEvents(since?: Date): Promise<PasscodeEvent[]>;
 
   close(): Promise<void>;
 }

@@ -85,7 +85,9 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     expect(mine).to.include({ profile: 'demo', operation: 'simpleenroll', outcome: 'issued', status: 200, peer_address: '127.0.0.1', reason: null });
     expect(mine!.principal).to.deep.equal({ kind: 'passcode', passcode_id: passcode.id, policy: 'demo' });
     const [shown] = await cli.json<RequestJson>('requests', 'show', mine!.id);
-    expect(shown).to.deep.equal(mine);
+    expect(shown).to.deep.include(mine);
+    expect((shown as unknown as { csr: string }).csr).to.match(/^-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]+-----END CERTIFICATE REQUEST-----$/);
+    expect(shown).to.have.property('client_certificate', null);
     expect(shown!.possibly_issued_twice_upstream).to.equal(false);
     const table = await cli.text('requests', 'show', mine!.id);
     expect(table).to.match(new RegExp(`^serial: +${issued.serial}$`, 'm'));
@@ -137,7 +139,9 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     expect(await cli.text('certificates', 'show', issued.serial.toUpperCase(), '--pem')).to.equal(issued.pem);
   });
 
-  it('ok audit export: JSON lines, oldest first, with the request, the counted refusal and the passcode creation', async () => {
+  it('ok audit export: JSON lines, oldest first, with the request, the counted refusal and what happened to passcodes', async () => {
+    const [changed] = await cli.json<{ id: string }>('passcodes', 'create', '--policy', 'demo');
+    for (const change of ['disable', 'enable', 'rotate']) await cli.text('passcodes', change, changed!.id);
     const events = await cli.text('audit', 'export').then((out) =>
       out
         .trim()
@@ -148,6 +152,12 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     expect(times).to.deep.equal([...times].sort());
     expect(events.find((e) => e.type === 'request' && e.serial === issued.serial)).to.include({ outcome: 'issued', id: issued.requestId });
     expect(events.find((e) => e.type === 'passcode_created' && e.passcode_id === passcode.id)).to.include({ policy: 'demo', max_uses: 5 });
+    expect(events.filter((e) => e.passcode_id === changed!.id).map((e) => e.type)).to.deep.equal([
+      'passcode_created',
+      'passcode_disabled',
+      'passcode_enabled',
+      'passcode_rotated',
+    ]);
     const wrong = events.find((e) => e.type === 'refusals_counted');
     expect(wrong).to.include({ peer_address: '127.0.0.1', status: 401 });
     expect(JSON.stringify(events)).not.to.contain(passcode.passcode);
