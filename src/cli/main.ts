@@ -23,8 +23,6 @@ import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
 import { withStore } from './with-store.js';
 import type { PasscodeRecord } from '../store/types.js';
 
-endQuietlyOnClosedPipe();
-
 function portNumber(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number (0-65535)');
@@ -67,6 +65,11 @@ function reloadOnHangup(server: RunningServer, file: string): void {
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(version).showHelpAfterError();
+// Commands that print for a reader end quietly when it goes away; the long-running ones (serve, demo) keep
+// Node's behaviour: a log pipe that breaks under systemd is a failure to restart from, not a reason to exit 0.
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'serve' && action.name() !== 'demo') endQuietlyOnClosedPipe();
+});
 
 program
   .command('init')

@@ -5,7 +5,7 @@ import { formatTable } from './table.js';
  * the pipe: the next write fails with EPIPE, emitted on stdout as an error
  * event that would otherwise end the process with a stack trace. Whoever
  * closed the pipe has what it wanted, so est-ra ends quietly with 0, as
- * coreutils do under SIGPIPE's default action. Installed once, for every command.
+ * coreutils do under SIGPIPE's default action. Installed once, centrally, before every admin command runs (main.ts).
  */
 export function endQuietlyOnClosedPipe(): void {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
