@@ -87,6 +87,7 @@ program
   .option('--issuing-ca-key <key.pem>', "the imported issuing CA's private key (unencrypted PEM)")
   .option('--ca-chain <file...>', 'PEM certificates above the imported issuing CA, up to and including its root')
   .option('--demo-passcode', 'also create one unlimited, never-expiring passcode (demos and tests only)')
+  .option('--json', 'one JSON object: the files written, the names, the demo passcode if any')
   .action(
     async (options: {
       stateDir: string;
@@ -100,6 +101,7 @@ program
       issuingCaKey?: string;
       caChain?: string[];
       demoPasscode?: boolean;
+      json?: boolean;
     }) => {
       if ((options.issuingCa === undefined) !== (options.issuingCaKey === undefined))
         throw new InvalidArgumentError('--issuing-ca and --issuing-ca-key go together');
@@ -116,6 +118,20 @@ program
         demoPasscode: options.demoPasscode === true,
         now: new Date(),
       });
+      if (options.json) {
+        print(
+          JSON.stringify({
+            config_file: result.configFile,
+            root_ca_file: result.rootCaFile,
+            issuing_ca_file: result.issuingCaFile,
+            offline_root_key_file: result.offlineRootKeyFile ?? null,
+            policy: result.policyName,
+            profile: result.profileName,
+            demo_passcode: result.demoPasscode ?? null,
+          }),
+        );
+        return;
+      }
       print(`Wrote ${result.configFile} (authentication policy ${result.policyName}, profile ${result.profileName})`);
       print(`Trust anchor for clients: ${result.rootCaFile}`);
       print(`Issuing CA: ${result.issuingCaFile}`);
@@ -155,9 +171,11 @@ program
   .command('check-config')
   .description('validate a configuration file and report every problem')
   .requiredOption('--config <file>', 'configuration file (YAML)')
-  .action((options: { config: string }) => {
+  .option('--json', 'one JSON object when it is valid (problems go to stderr, exit status 2)')
+  .action((options: { config: string; json?: boolean }) => {
     const config = loadConfig(options.config);
-    print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
+    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles) }));
+    else print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
   });
 
 const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');
@@ -287,10 +305,13 @@ for (const [command, enabled] of [
     .description(`${command} a passcode`)
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .argument('<id>', 'passcode id, as passcodes list shows it')
-    .action(async (id: string, options: { config: string }) => {
-      await withStore(options.config, async ({ store }) => {
+    .option('--json', 'the passcode as passcodes list --json gives it')
+    .action(async (id: string, options: { config: string; json?: boolean }) => {
+      await withStore(options.config, async ({ store, now }) => {
         if (!(await store.setPasscodeEnabled(id, enabled))) throw new InvalidArgumentError(`no passcode ${id}`);
-        print(`Passcode ${id} ${command}d`);
+        const record = await store.getPasscode(id);
+        if (options.json && record) print(JSON.stringify(passcodeJson(record, now)));
+        else print(`Passcode ${id} ${command}d`);
       });
     });
 }
@@ -300,11 +321,14 @@ passcodes
   .description('give a passcode a new secret (limits and uses kept) and print it once')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .argument('<id>', 'passcode id, as passcodes list shows it')
-  .action(async (id: string, options: { config: string }) => {
-    await withStore(options.config, async ({ store }) => {
+  .option('--json', 'one JSON object, the new secret as passcode')
+  .action(async (id: string, options: { config: string; json?: boolean }) => {
+    await withStore(options.config, async ({ store, now }) => {
       const passcode = await rotatePasscode(store, id);
       if (passcode === undefined) throw new InvalidArgumentError(`no passcode ${id}`);
-      print(`Passcode ${id} rotated (shown once): ${passcode}`);
+      const record = await store.getPasscode(id);
+      if (options.json && record) print(JSON.stringify({ ...passcodeJson(record, now), passcode }));
+      else print(`Passcode ${id} rotated (shown once): ${passcode}`);
     });
   });
 
@@ -316,9 +340,31 @@ storeCommand
   .description('rows and bytes: requests, refused, waiting, certificates, counted refusals, passcodes, file size')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .option('--refusals <n>', 'also list the latest counted refusals (before authentication), one per address, code and hour', positiveCount)
-  .action(async (options: { config: string; refusals?: number }) => {
+  .option('--json', 'one JSON object: the counts, bytes, and the refusals asked for')
+  .action(async (options: { config: string; refusals?: number; json?: boolean }) => {
     await withStore(options.config, async ({ store, config }) => {
       const stats = await store.stats();
+      if (options.json) {
+        const refusals = options.refusals ? await store.refusalCounts(options.refusals) : [];
+        print(
+          JSON.stringify({
+            path: config.store.sqlite.path,
+            retention_days: config.store.retention_days,
+            ...stats,
+            refusals: refusals.map((r) => ({
+              hour: r.hour,
+              peer_address: r.address,
+              profile: r.profile,
+              operation: r.operation,
+              code: r.code,
+              status: r.status,
+              count: r.count,
+              last_reason: r.lastReason,
+            })),
+          }),
+        );
+        return;
+      }
       print(`store ${config.store.sqlite.path}: ${(stats.bytes / 1024).toFixed(0)} KiB, retention ${config.store.retention_days} days`);
       print(
         `requests ${stats.requests} (refused ${stats.refused}, waiting ${stats.waiting}) · certificates ${stats.certificates} · passcodes ${stats.passcodes}`,

@@ -141,7 +141,11 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
 
   it('ok audit export: JSON lines, oldest first, with the request, the counted refusal and what happened to passcodes', async () => {
     const [changed] = await cli.json<{ id: string }>('passcodes', 'create', '--policy', 'demo');
-    for (const change of ['disable', 'enable', 'rotate']) await cli.text('passcodes', change, changed!.id);
+    expect((await cli.json('passcodes', 'disable', changed!.id))[0]).to.include({ id: changed!.id, status: 'disabled' });
+    expect((await cli.json('passcodes', 'enable', changed!.id))[0]).to.include({ id: changed!.id, status: 'enabled' });
+    const [rotated] = await cli.json('passcodes', 'rotate', changed!.id);
+    expect(rotated).to.include({ id: changed!.id, status: 'enabled' });
+    expect(rotated!.passcode).to.match(/^[A-Za-z0-9]{24}$/);
     const events = await cli.text('audit', 'export').then((out) =>
       out
         .trim()
@@ -163,6 +167,15 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     expect(JSON.stringify(events)).not.to.contain(passcode.passcode);
     const later = await cli.text('audit', 'export', '--since', '2099-01-01');
     expect(later).to.equal('');
+  });
+
+  it('ok store stats --json and check-config --json', async () => {
+    const [stats] = await cli.json('store', 'stats', '--refusals', '5');
+    expect(stats).to.include({ retention_days: 90 });
+    expect(stats!.certificates).to.be.greaterThan(0);
+    expect(stats!.refusals_counted).to.be.greaterThan(0);
+    expect((stats!.refusals as { code: string }[]).map((r) => r.code)).to.include('EST_AUTH_FAILED');
+    expect((await cli.json('check-config'))[0]).to.deep.include({ ok: true, profiles: ['demo'] });
   });
 
   it('ok a closed pipe ends quietly: passcodes list --json | head -1 exits 0 without a stack', async () => {

@@ -73,6 +73,24 @@ describe('est-ra init for production', function () {
     expect(config).not.to.contain('offline');
   });
 
+  it('ok init --json says what it wrote; --demo-passcode adds one passcode, for demos', async () => {
+    const state = join(dir, 'json');
+    const [written] = (await mustRun(process.execPath, [CLI, 'init', '--state-dir', state, '--demo-passcode', '--json']))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, string | null>);
+    expect(written).to.deep.include({
+      config_file: join(state, 'config.yaml'),
+      root_ca_file: join(state, 'pki', 'root-ca.crt'),
+      offline_root_key_file: join(state, 'pki', 'offline', 'root-ca.key'),
+      policy: 'default',
+      profile: 'default',
+    });
+    expect(written!.demo_passcode).to.match(/^[A-Za-z0-9]{24}$/);
+    const passcodes = await adminCli(join(state, 'config.yaml')).json('passcodes', 'list');
+    expect(passcodes.map((p) => [p.policy, p.uses, p.status])).to.deep.equal([['default', '0/∞', 'enabled']]);
+  });
+
   it('fail a bad server name or profile name: one line, nothing written', async () => {
     const bad = await run(process.execPath, [CLI, 'init', '--state-dir', join(dir, 'bad-name'), '--server-name', 'IP:ra.plant.local']);
     expect(bad.code).to.equal(1);
