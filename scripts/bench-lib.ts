@@ -49,7 +49,9 @@ export async function freePort(): Promise<number> {
 }
 
 async function initStateDir(stateDir: string, port: number): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', String(port)]);
+  // The demo's names and passcode, as the bench's profiles and load expect them.
+  const demo = ['--demo-passcode', '--policy-name', 'demo', '--profile-name', 'demo'];
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', String(port), ...demo]);
   const passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(stdout)?.[1];
   if (!passcode) throw new Error(`est-ra init printed no demo passcode:\n${stdout}`);
   return passcode;

@@ -40,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import winston from 'winston';
 import YAML from 'yaml';
-import { initStateDir } from '../src/cli/init.js';
+import { DEMO_INIT, initStateDir } from '../src/cli/init.js';
 import { parseConfig } from '../src/config/load.js';
 import { parseCertsOnly } from '../src/pki/certs-only.js';
 import { decodeDerBody } from '../src/pki/der-body.js';
@@ -206,7 +206,8 @@ async function main(): Promise<void> {
   });
   const random = prng(SEED);
   try {
-    const init = await initStateDir({ stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
+    const init = await initStateDir({ ...DEMO_INIT, stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
+    const demoPasscode = init.demoPasscode!;
     const serverCert = readFileSync(join(dir, 'pki/server.crt'), 'utf8');
     const serverKey = readFileSync(join(dir, 'pki/server.key'), 'utf8');
     const upstream = await startFuzzUpstream({ cert: serverCert, key: serverKey, random: prng(SEED + 7) });
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
     ].map((args) => openssl('req', '-new', ...args, '-nodes', '-keyout', join(dir, 'k.pem'), '-outform', 'DER'));
     const ca = readFileSync(init.rootCaFile);
     const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca, timeout: 4000 });
-    const basic = `Basic ${Buffer.from(`:${init.demoPasscode}`).toString('base64')}`;
+    const basic = `Basic ${Buffer.from(`:${demoPasscode}`).toString('base64')}`;
 
     // Certificates est-ra really issued, for renewals that can succeed.
     const issued: { der: Buffer; key: KeyPair }[] = [];
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
       const kind = weighted(caseRandom, KIND_WEIGHTS);
       switch (kind) {
         case 'passcode': {
-          const plain = passcodeCase(caseRandom, seeds, init.demoPasscode);
+          const plain = passcodeCase(caseRandom, seeds, demoPasscode);
           return { ...plain, allowed: (status) => status < 500 || (status === 501 && /\/(serverkeygen|fullcmc)$/.test(plain.path)) };
         }
         case 'multipart': {

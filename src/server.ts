@@ -16,6 +16,7 @@ import { EnrollmentPipeline } from './enrollment/pipeline.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { PasscodeRecord, Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
+import { listenUrls } from './ops/listen-urls.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
@@ -190,7 +191,9 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   /** Profiles replaced by a reload, kept until requests routed to them are done. */
   const retired = new Set<Profile>();
   const ops = config.ops && (await startOpsListener(metrics, sources, config.ops.listen.host, config.ops.listen.port));
-  logger.info(LOG_EVENT.listening, { url, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
+  // The bound address as it is (0.0.0.0 means every address), and the URLs clients can use.
+  const { bound, reachable } = listenUrls(config.listen.host, port);
+  logger.info(LOG_EVENT.listening, { url: bound, urls: reachable, ...(ops ? { ops: ops.url } : {}), profiles: profiles.profiles.map((p) => p.name) });
 
   return {
     url,

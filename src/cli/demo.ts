@@ -1,51 +1,89 @@
-import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { createPasscode } from '../auth/passcode.js';
 import { startServer, type RunningServer } from '../server.js';
-import { DEMO_POLICY, initStateDir } from './init.js';
+import { DEMO_INIT, DEMO_NAME, initStateDir } from './init.js';
 
 export interface DemoOptions {
-  readonly stateDir: string;
+  /** Absent: defaultDemoStateDir(). */
+  readonly stateDir?: string;
   readonly port: number;
+}
+
+export interface RunningDemo {
+  readonly server: RunningServer;
+  readonly configFile: string;
+}
+
+const DEMO_PASSCODE = 'demo passcode made by est-ra';
+
+/**
+ * Where the demo keeps its state when not told: $XDG_STATE_HOME/est-ra-demo
+ * (~/.local/state/est-ra-demo), outside the clone, so its CA keys and the
+ * files the printed commands write never show up in `git status` or get
+ * committed by a `git add .`, and a new clone finds the same demo.
+ */
+export function defaultDemoStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith('/') ? env.XDG_STATE_HOME : join(homedir(), '.local', 'state');
+  return join(base, 'est-ra-demo');
 }
 
 /**
  * `est-ra demo`: the embedded default, started with everything a newcomer
- * needs printed. Passcodes are stored only as hashes, so a demo that finds
- * an existing state directory makes a fresh demo passcode to print.
+ * needs printed. Passcodes are stored only as hashes, so each start makes a
+ * fresh demo passcode to print and disables the ones earlier starts made:
+ * one demo passcode works at a time, however often the demo is started.
  */
-export async function runDemo(options: DemoOptions, print: (text: string) => void): Promise<RunningServer> {
-  const dir = resolve(options.stateDir);
+export async function runDemo(options: DemoOptions, print: (text: string) => void): Promise<RunningDemo> {
+  const dir = resolve(options.stateDir ?? defaultDemoStateDir());
   const configFile = join(dir, 'config.yaml');
   let passcode: string;
   if (existsSync(configFile)) {
     const store = new SqliteStore(join(dir, 'est-ra.db'));
     try {
-      passcode = (await createPasscode(store, DEMO_POLICY, { description: 'demo passcode made by est-ra demo', now: new Date() })).passcode;
+      for (const earlier of await store.listPasscodes(DEMO_NAME)) {
+        if (earlier.enabled && earlier.description?.startsWith(DEMO_PASSCODE)) await store.setPasscodeEnabled(earlier.id, false);
+      }
+      passcode = (await createPasscode(store, DEMO_NAME, { description: `${DEMO_PASSCODE} demo`, now: new Date() })).passcode;
     } finally {
       await store.close();
     }
   } else {
-    passcode = (await initStateDir({ stateDir: dir, port: options.port, host: '127.0.0.1', serverNames: [], now: new Date() })).demoPasscode;
+    const init = await initStateDir({ ...DEMO_INIT, stateDir: dir, port: options.port, host: '127.0.0.1', serverNames: [], now: new Date() });
+    passcode = init.demoPasscode!;
   }
+  // The printed commands write the device's files here, beside the demo's state.
+  const clientDir = join(dir, 'client');
+  mkdirSync(clientDir, { recursive: true });
   const config = loadConfig(configFile);
   const server = await startServer(config, { port: options.port });
-  print(enrollmentInstructions(server.url, join(dir, 'pki', 'root-ca.crt'), passcode));
-  return server;
+  print(enrollmentInstructions(server.url, clientDir, passcode));
+  return { server, configFile };
 }
 
-/** The exact commands printed by `est-ra demo`, also used by the README and tests. */
-export function enrollmentInstructions(url: string, rootCaFile: string, passcode: string): string {
-  const shown = relative(process.cwd(), rootCaFile);
-  const ca = shown.startsWith('..') ? rootCaFile : shown;
+/** A path as a shell word: quoted only when it needs to be. */
+function shellWord(path: string): string {
+  return /^[A-Za-z0-9_./~+-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The exact commands printed by `est-ra demo`, also in the README and run by
+ * test/cli/demo.spec.ts. They run in `clientDir` (the demo's state
+ * directory/client), so `../pki/` is the demo's PKI.
+ */
+export function enrollmentInstructions(url: string, clientDir: string, passcode: string): string {
+  const ca = '../pki/root-ca.crt';
   const est = `${url}/.well-known/est`;
   return `
 est-ra is running on ${url} with the embedded demo profile (local CA, SQLite).
-Demo passcode (shown once, stored only as a hash): ${passcode}
+Demo passcode (shown once, stored only as a hash; the next start of the demo replaces it): ${passcode}
 
-In another terminal, in this directory:
+In another terminal:
+
+cd ${shellWord(clientDir)}
 
 # 1. Get the CA certificates (TLS trust anchor: the local root CA)
 curl -sS --fail-with-body --cacert ${ca} ${est}/cacerts -o cacerts.p7
@@ -63,6 +101,11 @@ curl -sS --fail-with-body --cacert ${ca} --cert device.crt --key device.key -H "
 openssl base64 -d -in renewed.p7 | openssl pkcs7 -inform DER -print_certs -out renewed.crt
 openssl verify -CAfile cacerts.pem renewed.crt
 
-Press Ctrl-C to stop.
+# 4. The same with strongSwan's pki (it checks the issued certificate against the --cacert files: give the root and the issuing CA)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sw.key -subj "/CN=device-002" -outform DER -out sw.der
+pki --est --url ${url}/ --cacert ../pki/root-ca.crt --cacert ../pki/issuing-ca.crt --in sw.der --userpass ":${passcode}" --outform pem > sw.crt
+openssl verify -CAfile cacerts.pem sw.crt
+
+Press Ctrl-C to stop; kill -HUP reloads config.yaml.
 `;
 }

@@ -13,14 +13,15 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { startServer, type RunningServer } from '../server.js';
-import { SqliteStore } from '../store/sqlite.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
-import { formatTable } from './table.js';
 import { LOG_EVENT } from '../ops/log-events.js';
-import { initStateDir } from './init.js';
-import { runDemo } from './demo.js';
-
-const print = (text: string): void => void process.stdout.write(`${text}\n`);
+import { DEFAULT_NAME, initStateDir } from './init.js';
+import { defaultDemoStateDir, runDemo } from './demo.js';
+import { addAdminCommands } from './admin.js';
+import { parseAdminTime } from './local-time.js';
+import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
+import { withStore } from './with-store.js';
+import type { PasscodeRecord } from '../store/types.js';
 
 function portNumber(value: string): number {
   const port = Number(value);
@@ -64,27 +65,86 @@ function reloadOnHangup(server: RunningServer, file: string): void {
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(version).showHelpAfterError();
+// Commands that print for a reader end quietly when it goes away; the long-running ones (serve, demo) keep
+// Node's behaviour: a log pipe that breaks under systemd is a failure to restart from, not a reason to exit 0.
+program.hook('preAction', (_program, action) => {
+  if (action.name() !== 'serve' && action.name() !== 'demo') endQuietlyOnClosedPipe();
+});
 
 program
   .command('init')
-  .description('create the embedded default: local CA, TLS certificate, demo profile, SQLite store, one demo passcode')
+  .description(
+    'create a state directory: config.yaml, the SQLite store, a TLS server certificate and the issuing CA (imported, or created under a new root whose key is written apart for offline storage); no passcode unless --demo-passcode',
+  )
   .requiredOption('--state-dir <dir>', 'directory for config.yaml, pki/ and est-ra.db')
   .option('--port <n>', 'port written to config.yaml', portNumber, 8443)
-  .option('--host <address>', 'listen address written to config.yaml', '127.0.0.1')
-  .option('--server-name <name...>', 'extra TLS server names, e.g. DNS:ra.plant.local IP:10.1.2.3')
-  .action(async (options: { stateDir: string; port: number; host: string; serverName?: string[] }) => {
-    const result = await initStateDir({
-      stateDir: options.stateDir,
-      port: options.port,
-      host: options.host,
-      serverNames: options.serverName ?? [],
-      now: new Date(),
-    });
-    print(`Wrote ${result.configFile}`);
-    print(`Trust anchor for clients: ${result.rootCaFile}`);
-    print(`Demo passcode (shown once, stored only as a hash): ${result.demoPasscode}`);
-    print(`Start with: est-ra serve --config ${result.configFile}`);
-  });
+  .option('--host <address>', 'listen address written to config.yaml (0.0.0.0: every address)', '127.0.0.1')
+  .option('--server-name <name...>', 'extra TLS server names: ra.plant.local, 10.1.2.3 (a bare IP address is an IP name), or typed DNS:name, IP:address')
+  .option('--policy-name <name>', 'the authentication policy config.yaml defines', DEFAULT_NAME)
+  .option('--profile-name <name>', 'the profile config.yaml defines', DEFAULT_NAME)
+  .option('--ca-name <name>', "subject CN of the CAs init creates: '<name> root CA', '<name> issuing CA'", 'est-ra local')
+  .option('--issuing-ca <cert.pem>', 'import this issuing CA instead of creating a root on this host (with --issuing-ca-key and --ca-chain)')
+  .option('--issuing-ca-key <key.pem>', "the imported issuing CA's private key (unencrypted PEM)")
+  .option('--ca-chain <file...>', 'PEM certificates above the imported issuing CA, up to and including its root')
+  .option('--demo-passcode', 'also create one unlimited, never-expiring passcode (demos and tests only)')
+  .option('--json', 'one JSON object: the files written, the names, the demo passcode if any')
+  .action(
+    async (options: {
+      stateDir: string;
+      port: number;
+      host: string;
+      serverName?: string[];
+      policyName: string;
+      profileName: string;
+      caName: string;
+      issuingCa?: string;
+      issuingCaKey?: string;
+      caChain?: string[];
+      demoPasscode?: boolean;
+      json?: boolean;
+    }) => {
+      if ((options.issuingCa === undefined) !== (options.issuingCaKey === undefined))
+        throw new InvalidArgumentError('--issuing-ca and --issuing-ca-key go together');
+      if (options.caChain && !options.issuingCa) throw new InvalidArgumentError('--ca-chain is the chain of an imported --issuing-ca');
+      const result = await initStateDir({
+        stateDir: options.stateDir,
+        port: options.port,
+        host: options.host,
+        serverNames: options.serverName ?? [],
+        policyName: options.policyName,
+        profileName: options.profileName,
+        caName: options.caName,
+        ...(options.issuingCa ? { issuingCa: { certificateFile: options.issuingCa, keyFile: options.issuingCaKey!, chainFiles: options.caChain ?? [] } } : {}),
+        demoPasscode: options.demoPasscode === true,
+        now: new Date(),
+      });
+      if (options.json) {
+        print(
+          JSON.stringify({
+            config_file: result.configFile,
+            root_ca_file: result.rootCaFile,
+            issuing_ca_file: result.issuingCaFile,
+            offline_root_key_file: result.offlineRootKeyFile ?? null,
+            policy: result.policyName,
+            profile: result.profileName,
+            demo_passcode: result.demoPasscode ?? null,
+          }),
+        );
+        return;
+      }
+      print(`Wrote ${result.configFile} (authentication policy ${result.policyName}, profile ${result.profileName})`);
+      print(`Trust anchor for clients: ${result.rootCaFile}`);
+      print(`Issuing CA: ${result.issuingCaFile}`);
+      if (result.offlineRootKeyFile) {
+        print(`Root CA private key: ${result.offlineRootKeyFile}`);
+        print('  est-ra never uses it. It belongs offline: copy it to offline storage (an encrypted USB key in a safe), then');
+        print(`  delete it from this host (shred -u ${result.offlineRootKeyFile}). It is needed only to sign a new issuing CA.`);
+      }
+      if (result.demoPasscode) print(`Demo passcode (shown once, stored only as a hash): ${result.demoPasscode}`);
+      else print(`No passcode yet: est-ra passcodes create --config ${result.configFile} --policy ${result.policyName} --max-uses 50 --expires 2027-03-31`);
+      print(`Start with: est-ra serve --config ${result.configFile}`);
+    },
+  );
 
 program
   .command('serve')
@@ -98,34 +158,27 @@ program
 
 program
   .command('demo')
-  .description('init if needed, serve on https://127.0.0.1:<port>, and print how to enroll with curl + openssl')
-  .option('--state-dir <dir>', 'state directory', 'est-ra-demo')
+  .description('init if needed, serve on https://127.0.0.1:<port>, and print how to enroll with curl, openssl and strongSwan pki')
+  .option('--state-dir <dir>', `state directory (default: $XDG_STATE_HOME/est-ra-demo, here ${defaultDemoStateDir()})`)
   .option('--port <n>', 'port', portNumber, 8443)
-  .action(async (options: { stateDir: string; port: number }) => {
-    stopOnSignals(await runDemo(options, print));
+  .action(async (options: { stateDir?: string; port: number }) => {
+    const demo = await runDemo(options, print);
+    stopOnSignals(demo.server);
+    reloadOnHangup(demo.server, demo.configFile);
   });
 
 program
   .command('check-config')
   .description('validate a configuration file and report every problem')
   .requiredOption('--config <file>', 'configuration file (YAML)')
-  .action((options: { config: string }) => {
+  .option('--json', 'one JSON object when it is valid (problems go to stderr, exit status 2)')
+  .action((options: { config: string; json?: boolean }) => {
     const config = loadConfig(options.config);
-    print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
+    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles) }));
+    else print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
   });
 
 const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');
-
-/** Opens the store a configuration names, runs `work`, closes it. */
-async function withStore<T>(configFile: string, work: (store: SqliteStore, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
-  const config = loadConfig(configFile);
-  const store = new SqliteStore(config.store.sqlite.path);
-  try {
-    return await work(store, config);
-  } finally {
-    await store.close();
-  }
-}
 
 function positiveCount(value: string): number {
   const count = Number(value);
@@ -133,10 +186,31 @@ function positiveCount(value: string): number {
   return count;
 }
 
-function futureDate(value: string): Date {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('must be a date such as 2027-03-31 or 2027-03-31T18:00:00Z');
-  return date;
+/** `--expires`: a bare date is the end of that day in the configured time zone; a past time is refused. */
+function expiryTime(value: string, timeZone: string, now: Date): Date {
+  const expires = parseAdminTime(value, timeZone, true);
+  if (!expires)
+    throw new InvalidArgumentError(`--expires ${value}: give a date (2027-03-31) or a time (2027-03-31T12:00, in ${timeZone}; or with Z or an offset)`);
+  if (expires <= now) throw new InvalidArgumentError(`--expires ${value} is in the past (${expires.toISOString()}): give a future date`);
+  return expires;
+}
+
+/** A passcode as `passcodes list --json` and `create --json` give it (never its hash). */
+function passcodeJson(p: PasscodeRecord, now: Date): Record<string, unknown> {
+  return {
+    id: p.id,
+    policy: p.policy,
+    username: p.username ?? '',
+    uses: `${p.uses}/${p.maxUses ?? '∞'}`,
+    uses_count: p.uses,
+    max_uses: p.maxUses,
+    expires: p.expiresAt ?? 'never',
+    expires_at: p.expiresAt,
+    created_at: p.createdAt,
+    status: passcodeStatus(p, now),
+    description: p.description ?? '',
+    registered_values: p.registeredValues,
+  };
 }
 
 /** `--value common_name=sensor-17` (or subject.common_name=, san.dns_name=), collected per key. */
@@ -157,7 +231,11 @@ passcodes
   .requiredOption('--policy <name>', 'authentication policy')
   .option('--username <name>', 'username the device sends with it (with enable_username_for_passcode)')
   .option('--max-uses <n>', 'enrollments it may authenticate (DigiCert number_of_usage)', positiveCount)
-  .option('--expires <date>', 'when it stops working', futureDate)
+  .option(
+    '--expires <date>',
+    "when it stops working: a date (2027-03-31) means the END of that day in the config's time_zone (default: this machine's), " +
+      'a time (2027-03-31T12:00) that time there, or exact with Z or an offset; a date in the past is refused',
+  )
   .option('--description <text>', 'what it is for')
   .option(
     '--value <key=value>',
@@ -165,25 +243,30 @@ passcodes
     registeredValue,
     {} as Record<string, string[]>,
   )
+  .option('--json', 'one JSON object, the secret as passcode')
   .action(
     async (options: {
       config: string;
       policy: string;
       username?: string;
       maxUses?: number;
-      expires?: Date;
+      expires?: string;
       description?: string;
       value: Record<string, string[]>;
+      json?: boolean;
     }) => {
-      await withStore(options.config, async (store, config) => {
+      await withStore(options.config, async ({ store, config, timeZone, now }) => {
         if (!(options.policy in config.authentication_policies)) throw new InvalidArgumentError(`no authentication policy named '${options.policy}'`);
         const { record, passcode } = await createPasscode(store, options.policy, {
-          ...options,
-          expiresAt: options.expires,
+          ...(options.username !== undefined ? { username: options.username } : {}),
+          ...(options.description !== undefined ? { description: options.description } : {}),
+          ...(options.maxUses !== undefined ? { maxUses: options.maxUses } : {}),
+          ...(options.expires !== undefined ? { expiresAt: expiryTime(options.expires, timeZone, now) } : {}),
           registeredValues: options.value,
-          now: new Date(),
+          now,
         });
-        print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}`);
+        if (options.json) print(JSON.stringify({ ...passcodeJson(record, now), passcode }));
+        else print(`Passcode ${record.id} for policy ${record.policy} (shown once): ${passcode}${record.expiresAt ? ` (expires ${record.expiresAt})` : ''}`);
       });
     },
   );
@@ -195,19 +278,21 @@ passcodes
   .option('--policy <name>', 'only this authentication policy')
   .option('--json', 'one JSON object per line')
   .action(async (options: { config: string; policy?: string; json?: boolean }) => {
-    await withStore(options.config, async (store) => {
-      const now = new Date();
-      const rows = (await store.listPasscodes(options.policy)).map((p) => ({
-        id: p.id,
-        policy: p.policy,
-        username: p.username ?? '',
-        uses: `${p.uses}/${p.maxUses ?? '∞'}`,
-        expires: p.expiresAt ?? 'never',
-        status: passcodeStatus(p, now),
-        description: p.description ?? '',
-      }));
-      if (options.json) rows.forEach((row) => print(JSON.stringify(row)));
-      else print(formatTable(rows));
+    await withStore(options.config, async ({ store, now }) => {
+      printRows(
+        await store.listPasscodes(options.policy),
+        options.json,
+        (p) => passcodeJson(p, now),
+        (p) => ({
+          id: p.id,
+          policy: p.policy,
+          username: p.username ?? '',
+          uses: `${p.uses}/${p.maxUses ?? '∞'}`,
+          expires: p.expiresAt ?? 'never',
+          status: passcodeStatus(p, now),
+          description: p.description ?? '',
+        }),
+      );
     });
   });
 
@@ -220,10 +305,13 @@ for (const [command, enabled] of [
     .description(`${command} a passcode`)
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .argument('<id>', 'passcode id, as passcodes list shows it')
-    .action(async (id: string, options: { config: string }) => {
-      await withStore(options.config, async (store) => {
+    .option('--json', 'the passcode as passcodes list --json gives it')
+    .action(async (id: string, options: { config: string; json?: boolean }) => {
+      await withStore(options.config, async ({ store, now }) => {
         if (!(await store.setPasscodeEnabled(id, enabled))) throw new InvalidArgumentError(`no passcode ${id}`);
-        print(`Passcode ${id} ${command}d`);
+        const record = await store.getPasscode(id);
+        if (options.json && record) print(JSON.stringify(passcodeJson(record, now)));
+        else print(`Passcode ${id} ${command}d`);
       });
     });
 }
@@ -233,13 +321,18 @@ passcodes
   .description('give a passcode a new secret (limits and uses kept) and print it once')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .argument('<id>', 'passcode id, as passcodes list shows it')
-  .action(async (id: string, options: { config: string }) => {
-    await withStore(options.config, async (store) => {
+  .option('--json', 'one JSON object, the new secret as passcode')
+  .action(async (id: string, options: { config: string; json?: boolean }) => {
+    await withStore(options.config, async ({ store, now }) => {
       const passcode = await rotatePasscode(store, id);
       if (passcode === undefined) throw new InvalidArgumentError(`no passcode ${id}`);
-      print(`Passcode ${id} rotated (shown once): ${passcode}`);
+      const record = await store.getPasscode(id);
+      if (options.json && record) print(JSON.stringify({ ...passcodeJson(record, now), passcode }));
+      else print(`Passcode ${id} rotated (shown once): ${passcode}`);
     });
   });
+
+addAdminCommands(program);
 
 const storeCommand = program.command('store').description('what the store holds');
 storeCommand
@@ -247,9 +340,31 @@ storeCommand
   .description('rows and bytes: requests, refused, waiting, certificates, counted refusals, passcodes, file size')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .option('--refusals <n>', 'also list the latest counted refusals (before authentication), one per address, code and hour', positiveCount)
-  .action(async (options: { config: string; refusals?: number }) => {
-    await withStore(options.config, async (store, config) => {
+  .option('--json', 'one JSON object: the counts, bytes, and the refusals asked for')
+  .action(async (options: { config: string; refusals?: number; json?: boolean }) => {
+    await withStore(options.config, async ({ store, config }) => {
       const stats = await store.stats();
+      if (options.json) {
+        const refusals = options.refusals ? await store.refusalCounts(options.refusals) : [];
+        print(
+          JSON.stringify({
+            path: config.store.sqlite.path,
+            retention_days: config.store.retention_days,
+            ...stats,
+            refusals: refusals.map((r) => ({
+              hour: r.hour,
+              peer_address: r.address,
+              profile: r.profile,
+              operation: r.operation,
+              code: r.code,
+              status: r.status,
+              count: r.count,
+              last_reason: r.lastReason,
+            })),
+          }),
+        );
+        return;
+      }
       print(`store ${config.store.sqlite.path}: ${(stats.bytes / 1024).toFixed(0)} KiB, retention ${config.store.retention_days} days`);
       print(
         `requests ${stats.requests} (refused ${stats.refused}, waiting ${stats.waiting}) · certificates ${stats.certificates} · passcodes ${stats.passcodes}`,

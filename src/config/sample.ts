@@ -2,7 +2,27 @@
  * The commented configuration `est-ra init` writes: the embedded default
  * (local CA, one demo profile, SQLite), every setting shown with what it does.
  */
-export function sampleConfig(options: { port: number; host: string }): string {
+export interface SampleConfigOptions {
+  readonly port: number;
+  readonly host: string;
+  /** The authentication policy and profile names; `demo` when not given (est-ra init always gives them). */
+  readonly policyName?: string;
+  readonly profileName?: string;
+  /** local_ca.chain: the CA certificates above the issuing CA, root last, relative to the config file. */
+  readonly chain?: readonly string[];
+}
+
+export function sampleConfig(options: SampleConfigOptions): string {
+  const policy = options.policyName ?? 'demo';
+  const profile = options.profileName ?? 'demo';
+  const chain = options.chain ?? ['pki/root-ca.crt'];
+  // The demo keeps its DigiCert-shaped example labels (the tests and the README use them); others show them commented.
+  const exampleLabels = [
+    'devicetrustmanager/IOT_demo/device-group/line-1',
+    "IOT_demo_line-1         # one-segment alias: Bouncy Castle's EST client accepts no '/' in a label",
+  ]
+    .map((label) => `${profile === 'demo' ? '' : '# '}      - ${label}`)
+    .join('\n');
   return `# est-ra configuration (written by est-ra init). Paths are relative to this file.
 # Check it with: est-ra check-config --config <this file>
 
@@ -19,6 +39,10 @@ store:
   sqlite:
     path: est-ra.db             # WAL, synchronous writes: every request is durable
   retention_days: 90            # refused requests, counted refusals and finished CSR bodies are pruned after this
+
+# The time zone of dates given to the CLI (passcodes create --expires 2027-03-31 ends at the end of that
+# day there). Default: this machine's.
+# time_zone: Europe/Berlin
 
 log:
   level: info                   # error | warn | info | debug
@@ -42,9 +66,9 @@ limits:
 #   listen: { host: 127.0.0.1, port: 9090 }
 
 # Who may enroll: passcodes belong to an authentication policy
-# (create more with: est-ra passcodes create --config <file> --policy demo).
+# (create them with: est-ra passcodes create --config <file> --policy ${policy}).
 authentication_policies:
-  demo:
+  ${policy}:
     enable_username_for_passcode: false   # true: the Basic username must match the passcode's
     authentication_cas: []                # bootstrap / manufacturer CAs (PEM) for client_certificate
     pinned_certificates: []               # individual client certificates accepted as they are
@@ -56,13 +80,12 @@ authentication_policies:
       crl_files: []                       # CRLs kept by the admin (PEM or DER), re-read when they change
 
 profiles:
-  demo:
+  ${profile}:
     default: true               # also serves the bare /.well-known/est/ path
     labels:                     # /.well-known/est/<label>/simpleenroll selects this profile
-      - demo
-      - devicetrustmanager/IOT_demo/device-group/line-1
-      - IOT_demo_line-1         # one-segment alias: Bouncy Castle's EST client accepts no '/' in a label
-    authentication_policy: demo
+      - ${profile}
+${exampleLabels}
+    authentication_policy: ${policy}
     upstream: local-ca          # the embedded issuing CA below; est forwards to an RFC 7030 server:
     # upstream: est
     # est:
@@ -81,7 +104,7 @@ profiles:
     local_ca:
       certificate: pki/issuing-ca.crt
       key: pki/issuing-ca.key
-      chain: [pki/root-ca.crt]  # served by /cacerts after the issuing CA
+      chain: [${chain.join(', ')}]  # served by /cacerts after the issuing CA, root last
     allowed_key_types: [rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519]
     rsa_min_public_exponent: 65537   # RSA keys: odd public exponent at least this (e = 1 proves no private key)
     validity:

@@ -393,6 +393,8 @@ const authenticationPolicy = z
 
 export const configSchema = z
   .object({
+    /** The IANA time zone of dates given to the CLI (passcodes create --expires DATE: the end of that day there); absent: the machine's. */
+    time_zone: z.string().refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin').optional(),
     listen: section(
       z
         .object({

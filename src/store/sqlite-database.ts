@@ -1,12 +1,16 @@
 import Database from 'better-sqlite3';
 import type {
+  CertificateQuery,
+  CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
+  PasscodeEvent,
   PasscodeRecord,
   Principal,
   RefusalCount,
   RefusalEvent,
+  RequestQuery,
   RequestRecord,
   StoreStats,
   WaitingRequest,
@@ -97,6 +101,15 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX requests_completed ON requests (state, completed_at);`,
   // An earlier forward may have reached the upstream without an answer: forwarding again may issue twice there.
   `ALTER TABLE requests ADD COLUMN possibly_issued_twice_upstream INTEGER NOT NULL DEFAULT 0`,
+  // What happened to passcodes, for the audit trail (est-ra audit export); the passcodes made before it were created then.
+  `CREATE TABLE passcode_events (
+     at          TEXT NOT NULL,
+     passcode_id TEXT NOT NULL,
+     policy      TEXT NOT NULL,
+     event       TEXT NOT NULL CHECK (event IN ('created', 'disabled', 'enabled', 'rotated'))
+   );
+   CREATE INDEX passcode_events_at ON passcode_events (at);
+   INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT created_at, id, policy, 'created' FROM passcodes;`,
 ];
 
 interface RequestRow {
@@ -284,16 +297,23 @@ export class SqliteDatabase {
         return this.statements.markForwarding.run(operation.values).changes;
       case 'putCached':
         return this.statements.putCached.run(operation.values).changes;
-      case 'addPasscode':
-        return this.statements.insertPasscode.run({
+      case 'addPasscode': {
+        const changes = this.statements.insertPasscode.run({
           ...operation.values,
           enabled: operation.values.enabled ? 1 : 0,
           registeredValues: Object.keys(operation.values.registeredValues).length > 0 ? JSON.stringify(operation.values.registeredValues) : null,
         }).changes;
+        this.statements.passcodeEvent.run({ id: operation.values.id, event: 'created', at: operation.values.createdAt });
+        return changes;
+      }
       case 'setPasscodeEnabled':
-        return this.statements.setPasscodeEnabled.run(operation.values).changes;
+        return this.withPasscodeEvent(
+          this.statements.setPasscodeEnabled.run(operation.values).changes,
+          operation.values.id,
+          operation.values.enabled ? 'enabled' : 'disabled',
+        );
       case 'rotatePasscode':
-        return this.statements.rotatePasscode.run(operation.values).changes;
+        return this.withPasscodeEvent(this.statements.rotatePasscode.run(operation.values).changes, operation.values.id, 'rotated');
       case 'countRefusal':
         return this.statements.countRefusal.run(operation.values).changes;
       case 'prune':
@@ -303,6 +323,23 @@ export class SqliteDatabase {
           this.statements.pruneRefusalCounts.run(operation.values).changes
         );
     }
+  }
+
+  /** Records what a passcode change did, in its transaction, when it changed a passcode; returns the change count. */
+  private withPasscodeEvent(changes: number, id: string, event: PasscodeEvent['event']): number {
+    if (changes > 0) this.statements.passcodeEvent.run({ id, event, at: new Date().toISOString() });
+    return changes;
+  }
+
+  passcodeEvents(since?: Date): PasscodeEvent[] {
+    return (
+      this.statements.passcodeEvents.all({ since: since?.toISOString() ?? null }) as {
+        at: string;
+        passcode_id: string;
+        policy: string;
+        event: PasscodeEvent['event'];
+      }[]
+    ).map((row) => ({ at: row.at, passcodeId: row.passcode_id, policy: row.policy, event: row.event }));
   }
 
   /** One transaction: every request left in flight is queued again, and marked when its profile forwards upstream. */
@@ -333,18 +370,42 @@ export class SqliteDatabase {
   }
 
   refusalCounts(limit: number): RefusalCount[] {
-    return (this.statements.refusalCounts.all(limit) as RefusalCountRow[]).map((row) => ({
-      address: row.address,
-      profile: row.profile,
-      operation: row.operation,
-      code: row.code,
-      hour: row.hour,
-      status: row.status,
-      lastReason: row.last_reason,
-      count: row.count,
-      firstAt: row.first_at,
-      lastAt: row.last_at,
-    }));
+    return (this.statements.refusalCounts.all(limit) as RefusalCountRow[]).map(toRefusalCount);
+  }
+
+  refusalCountsSince(since?: Date): RefusalCount[] {
+    return (this.statements.refusalCountsSince.all({ since: since?.toISOString() ?? null }) as RefusalCountRow[]).map(toRefusalCount);
+  }
+
+  queryRequests(query: RequestQuery): RequestRecord[] {
+    const statement = query.order === 'oldest' ? this.statements.queryRequestsOldest : this.statements.queryRequestsNewest;
+    const rows = statement.all({
+      since: query.since?.toISOString() ?? null,
+      profile: query.profile ?? null,
+      state: query.state ?? null,
+      limit: query.limit ?? -1,
+    }) as RequestRow[];
+    return rows.map(toRequestRecord);
+  }
+
+  getRequest(id: string): RequestRecord | undefined {
+    const row = this.statements.getRequest.get(id) as RequestRow | undefined;
+    return row && toRequestRecord(row);
+  }
+
+  queryCertificates(query: CertificateQuery): CertificateRecord[] {
+    const rows = this.statements.queryCertificates.all({
+      from: query.notAfterFrom?.toISOString() ?? null,
+      to: query.notAfterTo?.toISOString() ?? null,
+      profile: query.profile ?? null,
+      limit: query.limit ?? -1,
+    }) as CertificateRow[];
+    return rows.map(toCertificateRecord);
+  }
+
+  getCertificate(serial: string): CertificateRecord | undefined {
+    const row = this.statements.getCertificate.get(serial) as CertificateRow | undefined;
+    return row && toCertificateRecord(row);
   }
 
   stats(): Omit<StoreStats, 'bytes'> {
@@ -459,6 +520,27 @@ function prepareStatements(db: Database.Database) {
     ),
     pruneRefusalCounts: db.prepare(`DELETE FROM refusal_counts WHERE last_at < @before`),
     refusalCounts: db.prepare(`SELECT * FROM refusal_counts ORDER BY last_at DESC LIMIT ?`),
+    refusalCountsSince: db.prepare(`SELECT * FROM refusal_counts WHERE @since IS NULL OR last_at >= @since ORDER BY first_at, rowid`),
+    // A negative LIMIT is no limit in SQLite.
+    queryRequestsNewest: db.prepare(
+      `SELECT * FROM requests
+       WHERE (@since IS NULL OR received_at >= @since) AND (@profile IS NULL OR profile = @profile) AND (@state IS NULL OR state = @state)
+       ORDER BY received_at DESC, rowid DESC LIMIT @limit`,
+    ),
+    queryRequestsOldest: db.prepare(
+      `SELECT * FROM requests
+       WHERE (@since IS NULL OR received_at >= @since) AND (@profile IS NULL OR profile = @profile) AND (@state IS NULL OR state = @state)
+       ORDER BY received_at, rowid LIMIT @limit`,
+    ),
+    getRequest: db.prepare(`SELECT * FROM requests WHERE id = ?`),
+    queryCertificates: db.prepare(
+      `SELECT * FROM certificates
+       WHERE (@from IS NULL OR not_after >= @from) AND (@to IS NULL OR not_after <= @to) AND (@profile IS NULL OR profile = @profile)
+       ORDER BY not_after, serial LIMIT @limit`,
+    ),
+    getCertificate: db.prepare(`SELECT * FROM certificates WHERE serial = ?`),
+    passcodeEvent: db.prepare(`INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT @at, id, policy, @event FROM passcodes WHERE id = @id`),
+    passcodeEvents: db.prepare(`SELECT * FROM passcode_events WHERE @since IS NULL OR at >= @since ORDER BY at, rowid`),
     stats: db.prepare(
       `SELECT (SELECT count(*) FROM requests) AS requests,
               (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,
@@ -474,6 +556,43 @@ function prepareStatements(db: Database.Database) {
     ),
     findPasscode: db.prepare(`SELECT * FROM passcodes WHERE policy = ? AND hash = ? AND enabled = 1`),
     getPasscode: db.prepare(`SELECT * FROM passcodes WHERE id = ?`),
+  };
+}
+
+interface CertificateRow {
+  serial: string;
+  request_id: string;
+  profile: string;
+  subject: string;
+  not_before: string;
+  not_after: string;
+  der: Buffer;
+}
+
+function toCertificateRecord(row: CertificateRow): CertificateRecord {
+  return {
+    serial: row.serial,
+    requestId: row.request_id,
+    profile: row.profile,
+    subject: row.subject,
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    der: row.der,
+  };
+}
+
+function toRefusalCount(row: RefusalCountRow): RefusalCount {
+  return {
+    address: row.address,
+    profile: row.profile,
+    operation: row.operation,
+    code: row.code,
+    hour: row.hour,
+    status: row.status,
+    lastReason: row.last_reason,
+    count: row.count,
+    firstAt: row.first_at,
+    lastAt: row.last_at,
   };
 }
 

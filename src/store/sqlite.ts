@@ -1,14 +1,18 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
 import type {
+  CertificateQuery,
+  CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
   Operation,
+  PasscodeEvent,
   PasscodeRecord,
   RefusalCount,
   RefusalEvent,
   RefusalOptions,
+  RequestQuery,
   RequestRecord,
   Store,
   StoreStats,
@@ -157,6 +161,26 @@ export class SqliteStore implements Store {
     return this.database.listRequests(limit);
   }
 
+  async queryRequests(query: RequestQuery): Promise<RequestRecord[]> {
+    return this.database.queryRequests(query);
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | undefined> {
+    return this.database.getRequest(id);
+  }
+
+  async queryCertificates(query: CertificateQuery): Promise<CertificateRecord[]> {
+    return this.database.queryCertificates(query);
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    return this.database.getCertificate(serial);
+  }
+
+  async refusalCountsSince(since?: Date): Promise<RefusalCount[]> {
+    return this.database.refusalCountsSince(since);
+  }
+
   async getPasscode(id: string): Promise<PasscodeRecord | undefined> {
     return this.database.getPasscode(id);
   }
@@ -175,6 +199,10 @@ export class SqliteStore implements Store {
 
   async rotatePasscode(id: string, hash: string): Promise<boolean> {
     return (await this.write({ kind: 'rotatePasscode', values: { id, hash } })) === 1;
+  }
+
+  async passcodeEvents(since?: Date): Promise<PasscodeEvent[]> {
+    return this.database.passcodeEvents(since);
   }
 
   async countRefusal(refusal: RefusalEvent): Promise<void> {

@@ -163,6 +163,47 @@ export interface RefusalCount {
   readonly lastAt: string;
 }
 
+/** A change to a passcode, recorded with it (the audit trail). */
+export interface PasscodeEvent {
+  /** ISO time. */
+  readonly at: string;
+  readonly passcodeId: string;
+  readonly policy: string;
+  readonly event: 'created' | 'disabled' | 'enabled' | 'rotated';
+}
+
+/** Which requests `est-ra requests list` and `audit export` read; every field narrows, absent ones do not. */
+export interface RequestQuery {
+  /** Received at or after this time. */
+  readonly since?: Date;
+  readonly profile?: string;
+  readonly state?: RequestState;
+  /** newest (default) or oldest first. */
+  readonly order?: 'newest' | 'oldest';
+  readonly limit?: number;
+}
+
+/** A certificate est-ra issued (its own CA's or an upstream's), as recorded with the request it answered. */
+export interface CertificateRecord {
+  /** Lowercase hex, as openssl prints it. */
+  readonly serial: string;
+  readonly requestId: string;
+  readonly profile: string;
+  readonly subject: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly der: Buffer;
+}
+
+export interface CertificateQuery {
+  /** notAfter at or after this time (e.g. now: not expired yet). */
+  readonly notAfterFrom?: Date;
+  /** notAfter at or before this time (e.g. now + 30 days: expiring within 30 days). */
+  readonly notAfterTo?: Date;
+  readonly profile?: string;
+  readonly limit?: number;
+}
+
 /** What `est-ra store stats` shows. */
 export interface StoreStats {
   readonly requests: number;
@@ -241,6 +282,14 @@ export interface Store {
   /** The DER certificate issued for a request. */
   getIssuedCertificate(requestId: string): Promise<Buffer | undefined>;
   listRequests(limit: number): Promise<RequestRecord[]>;
+  /** Requests by time, profile and state (the admin CLI and the audit export). */
+  queryRequests(query: RequestQuery): Promise<RequestRecord[]>;
+  getRequest(id: string): Promise<RequestRecord | undefined>;
+  /** Issued certificates by expiry and profile, soonest to expire first. */
+  queryCertificates(query: CertificateQuery): Promise<CertificateRecord[]>;
+  getCertificate(serial: string): Promise<CertificateRecord | undefined>;
+  /** Counted refusals whose last one was at or after `since` (all when absent), oldest first. */
+  refusalCountsSince(since?: Date): Promise<RefusalCount[]>;
 
   /** A small durable cache (e.g. the upstream's /cacerts), so a restart while the upstream is down still serves it. */
   getCached(key: string): Promise<Buffer | undefined>;
@@ -256,6 +305,12 @@ export interface Store {
   setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean>;
   /** Replaces a passcode's secret (its hash), keeping its limits and count; false when there is no such passcode. */
   rotatePasscode(id: string, hash: string): Promise<boolean>;
+  /**
+   * What happened to passcodes since `since` (all when absent), oldest first:
+   * addPasscode, setPasscodeEnabled and rotatePasscode each record their
+   * event in their own transaction.
+   */
+  passcodeEvents(since?: Date): Promise<PasscodeEvent[]>;
 
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun, run } from '../helpers/run.js';
+import { adminCli } from '../helpers/admin-cli.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
@@ -61,10 +62,21 @@ describe('est-ra passcodes: create, list, disable, enable, rotate, limits', func
   });
 
   it('fail an expired passcode', async () => {
-    const { passcode } = await create('--expires', '2020-01-01');
-    expect(await enroll(passcode, 'pc-expired')).to.equal(401);
-    const [latest] = await ra.server.store.listRequests(1);
-    expect(latest?.reason).to.match(/^authentication failed: passcode \S+ is expired$/);
+    // A past --expires is refused, so the passcode expires tomorrow and est-ra's clock is three days ahead (past its end in any time zone).
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const later = await startEstRa({ now: () => new Date(Date.now() + 3 * 86_400_000) });
+    try {
+      const configFile = join(later.dir, 'config.yaml');
+      const printed = await mustRun(process.execPath, [CLI, 'passcodes', 'create', '--policy', 'demo', '--expires', tomorrow, '--config', configFile]);
+      const passcode = /\(shown once\): (\S+)/.exec(printed)![1]!;
+      const device = await opensslCsr(later.dir, 'pc-expired');
+      const answer = await curl(later, '/simpleenroll', ['--user', `:${passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+      expect(answer.status).to.equal(401);
+      const [latest] = await adminCli(configFile).json<{ reason: string }>('requests', 'list', '--limit', '1');
+      expect(latest?.reason).to.match(/^authentication failed: passcode \S+ is expired$/);
+    } finally {
+      await later.close();
+    }
   });
 
   it('ok a race for the last use: of eight concurrent enrollments exactly one gets it', async () => {

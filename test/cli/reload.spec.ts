@@ -27,7 +27,21 @@ describe('est-ra serve reloads its configuration on SIGHUP', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-reload-'));
     port = await freePort();
-    const init = await mustRun(process.execPath, [CLI, 'init', '--state-dir', dir, '--port', String(port), '--host', '127.0.0.1']);
+    const init = await mustRun(process.execPath, [
+      CLI,
+      'init',
+      '--state-dir',
+      dir,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--demo-passcode',
+      '--policy-name',
+      'demo',
+      '--profile-name',
+      'demo',
+    ]);
     passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init)![1]!;
     configFile = join(dir, 'config.yaml');
     child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -6,6 +6,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const DAY_MS = 86_400_000;
@@ -147,7 +148,7 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
   it('ok a device certificate through the intermediate it sends', async () => {
     const answer = await enroll('via-intermediate');
     expect(answer.status, answer.body).to.equal(200);
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect(latest?.principal).to.include({ kind: 'certificate', issuer: 'O=Acme, CN=Line CA' });
   });
 

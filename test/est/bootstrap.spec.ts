@@ -7,6 +7,7 @@ import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned, type KeyAndCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -77,7 +78,7 @@ describe('bootstrap / manufacturer certificates and enroll_authentication', func
     const answer = await enroll('/simpleenroll', 'boot-ok', withBootstrap());
     expect(answer.status, answer.body).to.equal(200);
     expect(await opensslVerify(ra, await certsFromP7(ra.dir, answer.body, 'boot-ok-cert'))).to.contain(': OK');
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect(latest?.principal).to.include({ kind: 'certificate', subject: 'CN=bootstrap-1, 2.5.4.5=SN-bootstrap-1' });
   });
 
@@ -107,7 +108,7 @@ describe('bootstrap / manufacturer certificates and enroll_authentication', func
 
   it('ok require_all: certificate and passcode together; either alone is refused', async () => {
     expect((await enroll('/both/simpleenroll', 'both-ok', [...withBootstrap(), ...withPasscode()])).status).to.equal(200);
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect(latest?.principal).to.deep.include({ kind: 'passcode' });
     expect((latest?.principal as { certificate?: { subject: string } }).certificate?.subject).to.equal('CN=bootstrap-1, 2.5.4.5=SN-bootstrap-1');
     expect((await enroll('/both/simpleenroll', 'both-cert', withBootstrap())).status).to.equal(401);

@@ -6,6 +6,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const DAY_MS = 86_400_000;
@@ -70,7 +71,7 @@ describe('client certificates through intermediate CAs the device sends', functi
     const answer = await enroll('with-line-ca');
     expect(answer.status, answer.body).to.equal(200);
     expect(await opensslVerify(ra, await certsFromP7(ra.dir, answer.body, 'paths-ok'))).to.contain(': OK');
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect(latest?.principal).to.include({ kind: 'certificate', subject: 'O=Acme, CN=device-line-3', issuer: 'O=Acme, CN=Acme Line 3 CA' });
   });
 

@@ -90,7 +90,19 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
     const upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'slow' });
     started = upstream;
     const stateDir = join(dir, 'ra');
-    const init = await mustRun(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0']);
+    const init = await mustRun(process.execPath, [
+      CLI,
+      'init',
+      '--state-dir',
+      stateDir,
+      '--port',
+      '0',
+      '--demo-passcode',
+      '--policy-name',
+      'demo',
+      '--profile-name',
+      'demo',
+    ]);
     const shared = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init)![1]!;
     const configFile = join(stateDir, 'config.yaml');
     writeFileSync(join(dir, 'p12.pass'), `${identity.p12Passphrase}\n`, { mode: 0o600 });

@@ -49,7 +49,19 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     const identity = await makeRaIdentity(dir);
     upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'hang' });
     const stateDir = join(dir, 'ra');
-    const init = await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0']);
+    const init = await run(process.execPath, [
+      CLI,
+      'init',
+      '--state-dir',
+      stateDir,
+      '--port',
+      '0',
+      '--demo-passcode',
+      '--policy-name',
+      'demo',
+      '--profile-name',
+      'demo',
+    ]);
     const passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init.stdout)![1]!;
     const configFile = join(stateDir, 'config.yaml');
     writeFileSync(
@@ -133,7 +145,7 @@ describe('RA identity problems are start-up errors that name the profile', funct
     try {
       const identity = await makeRaIdentity(dir);
       const stateDir = join(dir, 'ra');
-      await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0']);
+      await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0', '--demo-passcode', '--policy-name', 'demo', '--profile-name', 'demo']);
       const configFile = join(stateDir, 'config.yaml');
       writeFileSync(join(dir, 'wrong.pass'), 'not-the-passphrase\n');
       writeFileSync(

@@ -6,6 +6,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify, x509Field } from '../helpers/clients.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const CA_EXTENSIONS = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'];
@@ -63,7 +64,7 @@ describe('downstream RAs (id-kp-cmcRA) enrolling on behalf of devices', function
     const cert = await certsFromP7(ra.dir, answer.body, 'ds-sensor');
     expect(await opensslVerify(ra, cert)).to.contain(': OK');
     expect(await x509Field(cert, '-subject')).to.equal('subject=CN=sensor-17');
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect(latest?.principal).to.deep.include({ kind: 'ra', subject: 'O=Plant, CN=line-3 RA', issuer: 'O=Plant, CN=Plant RA CA', device: 'CN=sensor-17' });
     const line = ra.logs.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.operation === 'simpleenroll');
     expect(line?.principal).to.match(/^ra:[0-9a-f]+ O=Plant, CN=line-3 RA for CN=sensor-17$/);
@@ -73,8 +74,8 @@ describe('downstream RAs (id-kp-cmcRA) enrolling on behalf of devices', function
     const answer = await post('/simplereenroll', 'line-3 RA', '/CN=sensor-17');
     expect(answer.status, answer.body).to.equal(200);
     expect(await x509Field(await certsFromP7(ra.dir, answer.body, 'ds-renewed'), '-subject')).to.equal('subject=CN=sensor-17');
-    const [latest] = await ra.server.store.listRequests(1);
-    expect(latest).to.deep.include({ operation: 'simplereenroll', state: 'issued' });
+    const latest = await latestRequest(ra);
+    expect(latest).to.deep.include({ operation: 'simplereenroll', outcome: 'issued' });
     expect(latest?.principal).to.deep.include({ kind: 'ra', device: 'CN=sensor-17' });
   });
 

@@ -9,6 +9,7 @@ import { makeCaChain, type CaChain } from '../helpers/ca-chain.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { mustRun, run, sh } from '../helpers/run.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 /**
  * Issue #9 §5: every client reads every answer. The profile's /cacerts is a
@@ -130,8 +131,8 @@ describe('base64 framing: every client reads every answer (3-certificate chain, 
       const device = await opensslCsr(ra.dir, 'alias-device');
       const enrolled = await curl(ra, `/${ALIAS}/simpleenroll`, ['--user', `:${ra.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
       expect(enrolled.status, enrolled.body).to.equal(200);
-      const [latest] = await ra.server.store.listRequests(1);
-      expect(latest).to.include({ state: 'issued', profile: 'demo' });
+      const latest = await latestRequest(ra);
+      expect(latest).to.include({ outcome: 'issued', profile: 'demo' });
     });
   });
 
@@ -206,8 +207,8 @@ describe('base64 framing: every client reads every answer (3-certificate chain, 
       const renewed = join(ra.dir, 'bc-renewed.pem');
       expect((await bc('reenroll', [rsa.csrDerFile, enrolled, rsa.keyFile, renewed])).trim()).to.equal('reenroll CN=rsa4096');
       expect(await verifyIssued(renewed)).to.contain(': OK');
-      const [latest] = await ra.server.store.listRequests(1);
-      expect(latest).to.include({ state: 'issued', operation: 'simplereenroll' });
+      const latest = await latestRequest(ra);
+      expect(latest).to.include({ outcome: 'issued', operation: 'simplereenroll' });
     });
   });
 });

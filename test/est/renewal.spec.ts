@@ -4,6 +4,7 @@ import { editProfile } from '../helpers/config.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import { certsFromP7, curl } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const DAY = 86_400_000;
@@ -67,8 +68,8 @@ describe('renewal_settings: renew_valid_cert, renew_expired_cert, renewal_key_pa
     const answer = await renewAt(notAfter + 10 * DAY + 1000, next);
     expect(answer.status).to.equal(403);
     expect(answer.body).to.equal(`403 renewal closed 10 days after expiry: ${day(notAfter + 10 * DAY)}\n`);
-    const [latest] = await ra.server.store.listRequests(1);
-    expect(latest).to.include({ operation: 'simplereenroll', state: 'refused', status: 403 });
+    const latest = await latestRequest(ra);
+    expect(latest).to.include({ operation: 'simplereenroll', outcome: 'refused', status: 403 });
   });
 });
 

@@ -10,6 +10,7 @@ import { opensslCsr, opensslIssue } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
 import { makeRevocationCa, type IssuedCert, type OcspResponder, type RevocationCa } from '../helpers/revocation-pki.js';
 import { freePort } from '../helpers/net.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -77,7 +78,7 @@ describe('revocation of bootstrap certificates: OCSP and CRL, hard_fail and soft
 
   it('ok OCSP good: enrolled, and the decision is recorded with the request', async () => {
     expect((await enroll('ocsp-hard', certs.good!)).status).to.equal(200);
-    const [latest] = await ra.server.store.listRequests(1);
+    const latest = await latestRequest(ra);
     expect((latest?.principal as { revocation?: string }).revocation).to.equal(`good (OCSP ${responder.url})`);
   });
 
@@ -107,7 +108,7 @@ describe('revocation of bootstrap certificates: OCSP and CRL, hard_fail and soft
       expect(hard.status).to.equal(403);
       expect(hard.body).to.match(/^403 TLS client certificate not accepted: revocation status unknown: OCSP http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
       expect((await enroll('ocsp-soft', certs.unreachable!)).status).to.equal(200);
-      const [latest] = await ra.server.store.listRequests(1);
+      const latest = await latestRequest(ra);
       expect((latest?.principal as { revocation?: string }).revocation).to.match(/^unknown, allowed by soft_fail: OCSP/);
       expect(ra.logs.some((line) => line.includes('revocation status unknown; allowed by soft_fail'))).to.equal(true);
     } finally {

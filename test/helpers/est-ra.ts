@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { initStateDir } from '../../src/cli/init.js';
+import { DEMO_INIT, initStateDir } from '../../src/cli/init.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
@@ -34,7 +34,7 @@ export interface StartOptions {
  */
 export async function startEstRa(options: StartOptions = {}): Promise<TestEstRa> {
   const dir = mkdtempSync(join(tmpdir(), 'est-ra-test-'));
-  const init = await initStateDir({ stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
+  const init = await initStateDir({ ...DEMO_INIT, stateDir: dir, port: 0, host: '127.0.0.1', serverNames: [], now: new Date() });
   // Most specs refuse one demo passcode dozens of times a minute on purpose (error tables, vectors, name rules):
   // lift its per-passcode budget here; the spec of the budget sets its own.
   const text = readFileSync(init.configFile, 'utf8').replace(/refusals_per_minute_per_passcode: \d+/, 'refusals_per_minute_per_passcode: 1000000');
@@ -61,7 +61,7 @@ export async function startEstRa(options: StartOptions = {}): Promise<TestEstRa>
     dir,
     rootCaFile: init.rootCaFile,
     issuingCaFile: join(dir, 'pki', 'issuing-ca.crt'),
-    passcode: init.demoPasscode,
+    passcode: init.demoPasscode!,
     server,
     logs,
     async close() {
