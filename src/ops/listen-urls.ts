@@ -14,7 +14,14 @@ function urlOf(host: string, port: number): string {
 export function listenUrls(host: string, port: number): { readonly bound: string; readonly reachable: readonly string[] } {
   const bound = urlOf(host, port);
   if (host !== '0.0.0.0' && host !== '::') return { bound, reachable: [bound] };
-  const addresses = Object.values(networkInterfaces())
+  let interfaces: ReturnType<typeof networkInterfaces>;
+  try {
+    interfaces = networkInterfaces();
+  } catch {
+    // A sandbox without netlink (systemd RestrictAddressFamilies without AF_NETLINK) cannot list them: say only where it is bound.
+    return { bound, reachable: [] };
+  }
+  const addresses = Object.values(interfaces)
     .flat()
     .filter((a) => a !== undefined)
     .filter((a) => (a.family === 'IPv4' || host === '::') && !a.address.startsWith('fe80:'))
