@@ -20,6 +20,7 @@ import { listenUrls } from './ops/listen-urls.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
+import { peerCertificateOf } from './est/peer-certificate.js';
 import { RefusalLimiter } from './ops/refusal-budget.js';
 import { Metrics, startOpsListener, type MetricSources, type WatchedCertificate } from './ops/metrics.js';
 import { passcodeStatus } from './auth/passcode.js';
@@ -162,17 +163,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       if (log) logger.warn(LOG_EVENT.connectionRefused, { peer, reason, ...(suppressed > 0 ? { suppressed } : {}) });
     },
   );
-  // Node 20 (OpenSSL 3.0), TLS 1.2: a client certificate whose signature does not verify under a CA of the `ca` list
-  // leaves OpenSSL's verify error on the thread's error queue (rejectUnauthorized: false lets the handshake finish).
-  // The connection's first SSL_read then finds it there (SSL_get_error reads the queue first), and Node drops the
-  // connection before the request is read: the device got a reset instead of est-ra's 403 naming its certificate.
-  // A call into the TLS binding that clears the queue on return prevents it: reading our own certificate (a few us) does,
-  // and touches nothing of the connection (reading the peer's here would lose the chain the client sent, router.ts);
-  // getCipher(), getProtocol(), getPeerFinished() do not clear it (measured). Found by npm run fuzz;
-  // test/est/fuzz-findings.spec.ts replays it with curl.
-  server.on('secureConnection', (socket: TLSSocket) => {
-    socket.getX509Certificate();
-  });
+  // Read once the handshake is done: it clears a verify error OpenSSL leaves behind (est/peer-certificate.ts).
+  server.on('secureConnection', (socket: TLSSocket) => void peerCertificateOf(socket));
   // Refused handshakes (a bad client chain, a protocol error, a scanner) are audited: one line per address and
   // reason per minute, with the count held back.
   const tlsRefusals = new LogThrottle(60_000);

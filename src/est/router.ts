@@ -13,6 +13,7 @@ import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
+import { peerCertificateOf } from './peer-certificate.js';
 import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
 import { LogThrottle } from '../ops/log-throttle.js';
@@ -215,7 +216,7 @@ function bodyOf(req: Request): Buffer {
 function credentialsOf(req: Request, wantChannelBinding: boolean): ClientCredentials {
   if (!(req.socket instanceof TLSSocket)) return { authorization: req.headers.authorization };
   const socket = req.socket;
-  const certificate = socket.getPeerX509Certificate();
+  const certificate = peerCertificateOf(socket);
   return {
     authorization: req.headers.authorization,
     clientCertificate: certificate?.raw,
