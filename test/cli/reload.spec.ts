@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslSelfSigned } from '../helpers/csr.js';
 import { freePort } from '../helpers/net.js';
-import { mustRun, run } from '../helpers/run.js';
+import { initDemoState } from '../helpers/est-ra-process.js';
+import { run } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -27,22 +28,7 @@ describe('est-ra serve reloads its configuration on SIGHUP', function () {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-reload-'));
     port = await freePort();
-    const init = await mustRun(process.execPath, [
-      CLI,
-      'init',
-      '--state-dir',
-      dir,
-      '--port',
-      String(port),
-      '--host',
-      '127.0.0.1',
-      '--demo-passcode',
-      '--policy-name',
-      'demo',
-      '--profile-name',
-      'demo',
-    ]);
-    passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init)![1]!;
+    ({ passcode } = await initDemoState(dir, { port, host: '127.0.0.1' }));
     configFile = join(dir, 'config.yaml');
     child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let rest = '';

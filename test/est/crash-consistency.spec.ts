@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
-import { serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
+import { initDemoState, serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
 import { mustRun, run } from '../helpers/run.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { eventually } from '../helpers/wait.js';
@@ -90,21 +90,7 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
     const upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'slow' });
     started = upstream;
     const stateDir = join(dir, 'ra');
-    const init = await mustRun(process.execPath, [
-      CLI,
-      'init',
-      '--state-dir',
-      stateDir,
-      '--port',
-      '0',
-      '--demo-passcode',
-      '--policy-name',
-      'demo',
-      '--profile-name',
-      'demo',
-    ]);
-    const shared = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init)![1]!;
-    const configFile = join(stateDir, 'config.yaml');
+    const { configFile, passcode: shared } = await initDemoState(stateDir);
     writeFileSync(join(dir, 'p12.pass'), `${identity.p12Passphrase}\n`, { mode: 0o600 });
     writeFileSync(
       configFile,

@@ -9,7 +9,7 @@ import { editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { run } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
-import { serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
+import { initDemoState, serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -49,21 +49,7 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     const identity = await makeRaIdentity(dir);
     upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, mode: 'hang' });
     const stateDir = join(dir, 'ra');
-    const init = await run(process.execPath, [
-      CLI,
-      'init',
-      '--state-dir',
-      stateDir,
-      '--port',
-      '0',
-      '--demo-passcode',
-      '--policy-name',
-      'demo',
-      '--profile-name',
-      'demo',
-    ]);
-    const passcode = /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(init.stdout)![1]!;
-    const configFile = join(stateDir, 'config.yaml');
+    const { configFile, passcode } = await initDemoState(stateDir);
     writeFileSync(
       configFile,
       editProfile(readFileSync(configFile, 'utf8'), 'demo', (profile) => {
@@ -145,8 +131,7 @@ describe('RA identity problems are start-up errors that name the profile', funct
     try {
       const identity = await makeRaIdentity(dir);
       const stateDir = join(dir, 'ra');
-      await run(process.execPath, [CLI, 'init', '--state-dir', stateDir, '--port', '0', '--demo-passcode', '--policy-name', 'demo', '--profile-name', 'demo']);
-      const configFile = join(stateDir, 'config.yaml');
+      const { configFile } = await initDemoState(stateDir);
       writeFileSync(join(dir, 'wrong.pass'), 'not-the-passphrase\n');
       writeFileSync(
         configFile,

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mustRun } from './run.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -40,4 +42,16 @@ export function serveEstRa(configFile: string): Promise<EstRaProcess> {
       if (!listening) reject(new Error(`est-ra serve exited ${code}: ${output}`));
     });
   });
+}
+
+/**
+ * `est-ra init` as an admin runs it, with the demo's names and passcode
+ * (`--demo-passcode --policy-name demo --profile-name demo`), for specs that
+ * run est-ra as its own process. Resolves with config.yaml and the passcode.
+ */
+export async function initDemoState(stateDir: string, listen: { port?: number; host?: string } = {}): Promise<{ configFile: string; passcode: string }> {
+  const demo = ['--demo-passcode', '--policy-name', 'demo', '--profile-name', 'demo'];
+  const address = ['--port', String(listen.port ?? 0), ...(listen.host ? ['--host', listen.host] : [])];
+  const printed = await mustRun(process.execPath, [CLI, 'init', '--state-dir', stateDir, ...address, ...demo]);
+  return { configFile: join(stateDir, 'config.yaml'), passcode: /Demo passcode \(shown once, stored only as a hash\): (\S+)/.exec(printed)![1]! };
 }
