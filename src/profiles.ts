@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from './config/load.js';
 import type { ProfileConfig } from './config/schema.js';
 import { encodeCsrAttrs, mergeCsrAttrs } from './pki/csrattrs.js';
-import { x509 } from './pki/x509.js';
+import { pemCertificateBlocks, x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { AuthenticationPolicy, Profile } from './policy/profile.js';
 import { compileProfileRules } from './policy/compile-rules.js';
@@ -184,7 +184,7 @@ function readSecret(source: { file?: string; env?: string }, setting: string): s
 
 /** Every certificate in a PEM bundle. */
 function certificatesIn(pem: string): x509.X509Certificate[] {
-  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new x509.X509Certificate(block));
+  return pemCertificateBlocks(pem).map((block) => new x509.X509Certificate(block));
 }
 
 /** The CA certificates in a PEM bundle (the TLS certificate file: leaf, then its chain). */

@@ -2,8 +2,8 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, relative, resolve } from 'node:path';
-import { subtle, x509 } from '../pki/x509.js';
-import { buildCaCertificate, generateP256KeyPair, privateKeyToPem, signingAlgorithmFor } from '../pki/certificate-builder.js';
+import { pemCertificateBlocks, subtle, x509 } from '../pki/x509.js';
+import { buildCaCertificate, generateP256KeyPair, privateKeyToPem, signingAlgorithmFor, webCryptoAlgorithmOf } from '../pki/certificate-builder.js';
 import { newSerialNumber } from '../pki/serial.js';
 import { viewOf } from '../pki/certificate-view.js';
 import { validatePathUncached } from '../pki/path-validation.js';
@@ -215,14 +215,8 @@ async function readIssuingCa(
   }
 
   const der = key.export({ type: 'pkcs8', format: 'der' });
-  const details = key.asymmetricKeyDetails;
-  const curves: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
-  const algorithm =
-    key.asymmetricKeyType === 'ec' && curves[details?.namedCurve ?? '']
-      ? { name: 'ECDSA', namedCurve: curves[details!.namedCurve!]! }
-      : key.asymmetricKeyType === 'rsa'
-        ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-        : undefined;
+  // The local CA signs with RSA or ECDSA (pki/certificate-signer.ts): an Ed25519 issuing key is refused here.
+  const algorithm = key.asymmetricKeyType === 'ed25519' ? undefined : webCryptoAlgorithmOf(key);
   if (!algorithm) throw new Error(`--issuing-ca-key: a ${key.asymmetricKeyType ?? 'unknown'} key is not supported (RSA or EC P-256/384/521)`);
   const privateKey = await subtle.importKey('pkcs8', der, algorithm, false, ['sign']);
   return { certificate, privateKey, keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, chain };
@@ -235,7 +229,7 @@ function readCertificates(file: string): x509.X509Certificate[] {
   } catch {
     throw new Error(`cannot read ${file}`);
   }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemCertificateBlocks(text);
   if (blocks.length === 0) throw new Error(`${file} holds no PEM certificate`);
   return blocks.map((pem) => {
     try {

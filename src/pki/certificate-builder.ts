@@ -1,4 +1,6 @@
+import type { KeyObject } from 'node:crypto';
 import { x509, subtle } from './x509.js';
+import { WEBCRYPTO_CURVES } from './key-type.js';
 
 /** WebCrypto algorithm for generating and signing with a P-256 key: the embedded CA's only key type. */
 export const P256: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
@@ -40,6 +42,25 @@ export function keyUsageExtension(names: readonly KeyUsageName[]): x509.KeyUsage
 
 export async function generateP256KeyPair(): Promise<CryptoKeyPair> {
   return subtle.generateKey(P256, true, ['sign', 'verify']);
+}
+
+/**
+ * The WebCrypto import parameters of a key OpenSSL loaded (RSA, the NIST
+ * curves, Ed25519), so @peculiar/x509 can sign with it; undefined otherwise.
+ */
+export function webCryptoAlgorithmOf(key: KeyObject): RsaHashedImportParams | EcKeyImportParams | Algorithm | undefined {
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const namedCurve = WEBCRYPTO_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      return namedCurve ? { name: 'ECDSA', namedCurve } : undefined;
+    }
+    case 'rsa':
+      return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    case 'ed25519':
+      return { name: 'Ed25519' };
+    default:
+      return undefined;
+  }
 }
 
 /** PKCS#8 PEM of a private key, for files written 0600. */

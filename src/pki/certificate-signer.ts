@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { x509 } from './x509.js';
+import { WEBCRYPTO_CURVES } from './key-type.js';
 import { bitString, children, contextTag, objectIdentifier, octetString, sequence, smallInteger, time, unsignedInteger, TAG } from './der.js';
 
 /** The parts of a new certificate that differ from one certificate to the next. */
@@ -82,7 +83,7 @@ export class CertificateSigner {
   ): CertificateSigner {
     const key = createPrivateKey(privateKeyPem);
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    const keyName = key.asymmetricKeyType === 'ec' ? { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' }[curve ?? ''] : key.asymmetricKeyType;
+    const keyName = key.asymmetricKeyType === 'ec' ? WEBCRYPTO_CURVES[curve ?? ''] : key.asymmetricKeyType;
     const natural = ISSUER_MATCH[keyName ?? ''];
     if (!natural) throw new Error(`issuing CA key type ${key.asymmetricKeyType ?? 'unknown'} ${curve ?? ''} is not supported`);
     const family = SIGNATURE_ALGORITHMS[natural].family;

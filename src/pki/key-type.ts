@@ -18,6 +18,9 @@ export const EC_CURVES: ReadonlyMap<string, { readonly keyType: string; readonly
   ['1.3.132.0.10', { keyType: 'ecdsa_secp256k1' }],
 ]);
 
+/** OpenSSL's names of the NIST curves (KeyObject asymmetricKeyDetails.namedCurve) to WebCrypto's. */
+export const WEBCRYPTO_CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
 /** OpenSSL's curve names (KeyObject asymmetricKeyDetails.namedCurve) to key type names. */
 const CURVE_KEY_TYPES: Readonly<Record<string, string>> = {
   prime256v1: 'p_256',

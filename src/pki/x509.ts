@@ -20,3 +20,8 @@ export const subtle = webcrypto.subtle;
 export function bytes(data: Uint8Array): Uint8Array<ArrayBuffer> {
   return data as Uint8Array<ArrayBuffer>;
 }
+
+/** The certificates of a PEM bundle as PEM blocks, in order; anything else in the text (a key, comments) is skipped. */
+export function pemCertificateBlocks(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}

@@ -2,6 +2,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, w
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { dirname } from 'node:path';
 import forge from 'node-forge';
+import { pemCertificateBlocks } from '../pki/x509.js';
 
 /**
  * est-ra's RA identity towards an upstream: the certificate (then its chain)
@@ -34,7 +35,7 @@ export function loadPemIdentity(files: RaIdentityFiles): RaIdentity {
   const read = (certificate: string, key: string): RaIdentity => {
     const cert = readFileSync(certificate);
     const keyPem = readFileSync(key);
-    const certificates = splitPem(cert.toString('utf8'));
+    const certificates = pemCertificateBlocks(cert.toString('utf8')).map((block) => `${block}\n`);
     if (certificates.length === 0) throw new Error(`${certificate}: no PEM certificate`);
     return {
       tls: { cert, key: keyPem },
@@ -115,10 +116,6 @@ export function writePemIdentity(files: RaIdentityFiles, certificatePem: string,
 /** The SubjectPublicKeyInfo of a key, DER. */
 export function spkiOf(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
-}
-
-function splitPem(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\r?\n?/g)?.map((block) => `${block.trimEnd()}\n`) ?? [];
 }
 
 function writeSynced(path: string, text: string, mode: number): void {

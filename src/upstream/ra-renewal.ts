@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { bytes, subtle, x509 } from '../pki/x509.js';
 import { CertificateView } from '../pki/certificate-view.js';
+import { signingAlgorithmFor, webCryptoAlgorithmOf } from '../pki/certificate-builder.js';
 import { ID_CE_SUBJECT_ALT_NAME } from '../pki/identity.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -139,34 +140,19 @@ function newKeyLike(key: KeyObject): KeyObject {
   }
 }
 
-const EC_CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
-
 /** A PKCS#10 request for `key` with the current certificate's subject and subjectAltName (RFC 7030 §4.2.2). */
 async function renewalCsr(current: CertificateView, key: KeyObject): Promise<Buffer> {
-  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-  const spki = spkiOf(key);
-  let algorithm: RsaHashedImportParams | EcKeyImportParams | Algorithm;
-  let signing: Algorithm | EcdsaParams;
-  if (key.asymmetricKeyType === 'ec') {
-    const curve = EC_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? 'P-256';
-    algorithm = { name: 'ECDSA', namedCurve: curve };
-    signing = { name: 'ECDSA', hash: curve === 'P-384' ? 'SHA-384' : curve === 'P-521' ? 'SHA-512' : 'SHA-256' };
-  } else if (key.asymmetricKeyType === 'rsa') {
-    algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-    signing = algorithm;
-  } else {
-    algorithm = { name: 'Ed25519' };
-    signing = algorithm;
-  }
+  const algorithm = webCryptoAlgorithmOf(key);
+  if (!algorithm) throw new Error(`cannot sign a CSR with a ${key.asymmetricKeyType ?? 'unknown'} key`);
   const keys = {
-    privateKey: await subtle.importKey('pkcs8', bytes(pkcs8), algorithm, false, ['sign']),
-    publicKey: await subtle.importKey('spki', bytes(spki), algorithm, true, ['verify']),
+    privateKey: await subtle.importKey('pkcs8', bytes(key.export({ type: 'pkcs8', format: 'der' })), algorithm, false, ['sign']),
+    publicKey: await subtle.importKey('spki', bytes(spkiOf(key)), algorithm, true, ['verify']),
   };
   const san = current.extension(ID_CE_SUBJECT_ALT_NAME);
   const request = await x509.Pkcs10CertificateRequestGenerator.create({
     name: new x509.Name(bytes(current.subjectDer)),
     keys,
-    signingAlgorithm: signing,
+    signingAlgorithm: signingAlgorithmFor(keys.privateKey),
     extensions: san ? [new x509.Extension(bytes(san))] : [],
   });
   return Buffer.from(request.rawData);
