@@ -23,7 +23,9 @@
  *   or 204 whatever the upstream says, /cacerts 200 or 503.
  *
  * The process must see no unhandled rejection and no dropped connection,
- * and its RSS after a full GC may grow at most RSS_GROWTH_MAX_MB; the JSON
+ * and its RSS after a full GC may grow at most RSS_SECOND_HALF_GROWTH_MAX_MB
+ * over the second half of the run (a leak keeps climbing; the allocator's
+ * and OpenSSL's high-water mark is reached in the first tenths); the JSON
  * line prints per-kind statuses, the answers the upstream served, and the
  * memory split (heap, external, array buffers, RSS) before and after. A
  * finding prints the case and the run fails; a finding becomes a vector
@@ -55,8 +57,12 @@ import { ANSWERS, startFuzzUpstream } from './fuzz/upstream.js';
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
 const CONCURRENCY = 16;
-/** RSS may grow this much over the run (V8 heap settling, SQLite cache) before it counts as a leak. */
-const RSS_GROWTH_MAX_MB = 96;
+/**
+ * RSS may grow this much from the middle of the run to its end before it counts as a leak. Not from the start:
+ * RSS climbs to a high-water mark in the first tenths and stays (CI: 183, 235, 239, 248, 256, 258, 254, 259, 255, 254 MB
+ * at each tenth), and where the run starts varies (155 to 207 MB), so start-to-end growth measured the start.
+ */
+const RSS_SECOND_HALF_GROWTH_MAX_MB = 48;
 const CLIENT_CERT_POOL = 200;
 /** Profiles whose upstream has outages: each has its own health circuit breaker, so more of them reach the upstream. */
 const FLAKY_PROFILES = 4;
@@ -376,9 +382,10 @@ async function main(): Promise<void> {
       ),
     );
     for (const finding of findings) console.log(`finding: ${finding}`);
-    const failed = findingCount > 0 || unhandled > 0 || after.rss - before.rss > RSS_GROWTH_MAX_MB;
+    const middle = rssDuring[Math.floor(rssDuring.length / 2)] ?? before.rss;
+    const failed = findingCount > 0 || unhandled > 0 || after.rss - middle > RSS_SECOND_HALF_GROWTH_MAX_MB;
     console.log(
-      `fuzz: ${CASES} cases in ${Math.round(seconds)} s, ${findingCount} findings (5xx, a status outside the case's set, or dropped), ${tlsRefused} tls-refused, ${unhandled} unhandled rejections, upstream served ${upstreamServed}, RSS ${before.rss} → ${after.rss} MB${failed ? ' FAILED' : ''}`,
+      `fuzz: ${CASES} cases in ${Math.round(seconds)} s, ${findingCount} findings (5xx, a status outside the case's set, or dropped), ${tlsRefused} tls-refused, ${unhandled} unhandled rejections, upstream served ${upstreamServed}, RSS ${before.rss} → ${middle} (middle) → ${after.rss} MB${failed ? ' FAILED' : ''}`,
     );
     process.exitCode = failed ? 1 : 0;
   } finally {
