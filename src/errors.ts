@@ -38,6 +38,8 @@ export const ERROR_CATALOGUE = {
   EST_UPSTREAM_REFUSED: { status: 502, reason: 'the upstream CA refused the request' },
   EST_UPSTREAM_INVALID: { status: 502, reason: 'the upstream CA answered with something est-ra cannot accept' },
   EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },
+  EST_APPROVAL_REJECTED: { status: 403, reason: 'request rejected by an administrator' },
+  EST_APPROVAL_EXPIRED: { status: 403, reason: 'approval expired' },
 } as const satisfies Record<string, { status: number; reason: string }>;
 
 export type EstErrorCode = keyof typeof ERROR_CATALOGUE;

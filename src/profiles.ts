@@ -80,6 +80,12 @@ async function buildProfile(
     enrollAuthentication: { methods: config.enroll_authentication.methods, requireAll: config.enroll_authentication.require_all },
     ...compileProfileRules(config),
     allowlist: compileAllowlist(config.allowed_ip_addresses),
+    approval: {
+      enroll: config.require_approval_for_enroll,
+      renew: config.require_approval_for_renew,
+      retryAfterS: config.approval_retry_after_s,
+      expiresAfterMs: config.approval_expires_after,
+    },
     base64Framing: config.base64_framing,
     upstream,
     async cacertsPkcs7() {

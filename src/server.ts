@@ -12,6 +12,7 @@ import { ProfileDirectory, type Profile } from './policy/profile.js';
 import { buildProfiles } from './profiles.js';
 import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
+import { approvalExpired } from './enrollment/approvals.js';
 import { EnrollmentPipeline } from './enrollment/pipeline.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { PasscodeRecord, Store } from './store/types.js';
@@ -86,6 +87,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
         .map((profile) => ({ profile: profile.name, reachable: enrollment.health.probeDueAt(profile.name) === undefined })),
     certificates: () => watchedCertificates(tlsCertificate, profiles.profiles),
     passcodes: async () => passcodesByPolicy(await store.listPasscodes(), now()),
+    pendingApprovals: () => store.countPendingApprovals(now()),
     storeReachable: () => store.countWaiting().then(() => true),
     now,
   };
@@ -99,7 +101,12 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
   await retryWorker.start();
   // Retention, at start and hourly: the store stays bounded however long est-ra runs (issued certificates and waiting requests stay).
+  // Approvals that ran out are recorded expired first (a device's retry and the admin commands also do, when they meet one).
   const prune = (): void => {
+    store.expireApprovals(now(), approvalExpired().reason).then(
+      (expired) => expired > 0 && logger.info(LOG_EVENT.approvalsExpired, { count: expired }),
+      (err: unknown) => logger.error(LOG_EVENT.internalError, { error: err instanceof Error ? err.stack : String(err) }),
+    );
     const before = new Date(now().getTime() - running.store.retention_days * 86_400_000);
     store.prune(before).then(
       (rows) => rows > 0 && logger.info(LOG_EVENT.pruned, { rows, before: before.toISOString() }),

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { x509 } from '../pki/x509.js';
-import type { CertificateRecord, Principal, RefusalCount, RequestRecord, RequestState } from '../store/types.js';
+import type { ApprovalWithRequest, CertificateRecord, Principal, RefusalCount, RequestRecord, RequestState } from '../store/types.js';
 import type { PasscodeEvent, PasscodeRecord } from '../store/types.js';
 import { parseAdminTime, parseDuration } from './local-time.js';
 import { print, printRecord, printRows } from './output.js';
@@ -13,7 +13,7 @@ import { withStore, type AdminContext } from './with-store.js';
  * tests read est-ra's state through them, never through SQL.
  */
 
-const OUTCOMES: readonly RequestState[] = ['issued', 'refused', 'queued', 'pending', 'received'];
+const OUTCOMES: readonly RequestState[] = ['issued', 'refused', 'queued', 'pending', 'awaiting_approval', 'received'];
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -45,7 +45,7 @@ export function principalSummary(principal: Principal): string {
 }
 
 /** The principal with snake_case keys, as every other field of the JSON output (registered values keep their own keys). */
-function principalJson(principal: Principal): Record<string, unknown> {
+export function principalJson(principal: Principal): Record<string, unknown> {
   return Object.fromEntries(Object.entries(principal).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value as unknown]));
 }
 
@@ -150,6 +150,17 @@ function refusalsJson(refusal: RefusalCount): AuditEvent {
     count: refusal.count,
     last_reason: refusal.lastReason,
   };
+}
+
+/** An approval's events: asked for when the request came, and decided (approved, rejected, or expired at its time). */
+function approvalEventsJson(approval: ApprovalWithRequest, since: Date | undefined): AuditEvent[] {
+  const base = { request_id: approval.requestId, profile: approval.request.profile, operation: approval.request.operation };
+  const events: AuditEvent[] = [];
+  if (!since || approval.requestedAt >= since.toISOString())
+    events.push({ type: 'approval_requested', at: approval.requestedAt, ...base, expires_at: approval.expiresAt });
+  if (approval.decidedAt !== null && (!since || approval.decidedAt >= since.toISOString()))
+    events.push({ type: `approval_${approval.state}`, at: approval.decidedAt, ...base, decided_by: approval.decidedBy, reason: approval.reason });
+  return events;
 }
 
 export function addAdminCommands(program: Command): void {
@@ -264,7 +275,7 @@ export function addAdminCommands(program: Command): void {
     .description('the audit trail')
     .command('export')
     .description(
-      'everything that happened, oldest first, as JSON lines: requests with their outcomes, counted refusals, passcodes created, disabled, enabled, rotated (docs/admin.md)',
+      'everything that happened, oldest first, as JSON lines: requests with their outcomes, counted refusals, passcodes created, disabled, enabled, rotated, approvals asked for and decided (docs/admin.md)',
     )
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .option('--since <when>', 'since: a duration ago (24h, 7d) or a date/time in time_zone (2026-12-01)')
@@ -281,6 +292,7 @@ export function addAdminCommands(program: Command): void {
           })),
           ...(await store.refusalCountsSince(since)).map(refusalsJson),
           ...(await store.passcodeEvents(since)).map((event) => passcodeEventJson(event, passcodes)),
+          ...(await store.approvalsSince(since)).flatMap((approval) => approvalEventsJson(approval, since)),
         ];
         // A stable sort: each source is in time order already.
         events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));

@@ -18,6 +18,7 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { DEFAULT_NAME, initStateDir } from './init.js';
 import { defaultDemoStateDir, runDemo } from './demo.js';
 import { addAdminCommands } from './admin.js';
+import { addApprovalCommands } from './approvals.js';
 import { parseAdminTime } from './local-time.js';
 import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
 import { withStore } from './with-store.js';
@@ -333,6 +334,7 @@ passcodes
   });
 
 addAdminCommands(program);
+addApprovalCommands(program);
 
 const storeCommand = program.command('store').description('what the store holds');
 storeCommand

@@ -288,6 +288,13 @@ const profile = z
         .strict()
         .default({}),
     ),
+    /** DigiCert's certificate management policy settings: enrollments / renewals wait for an administrator (est-ra approvals). */
+    require_approval_for_enroll: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    require_approval_for_renew: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
+    /** The Retry-After (seconds) a device waiting for approval is told (RFC 7030 §4.2.3); libest sleeps all of it. */
+    approval_retry_after_s: positiveInt.default(60),
+    /** A pending approval not decided within this expires, and the device is told 403 approval expired. */
+    approval_expires_after: duration.default('7d'),
     /** DigiCert's usage restrictions: operational dates and hours. Absent: always open. */
     usage_restrictions: z
       .object({

@@ -3,7 +3,7 @@ import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { CertificateView } from '../pki/certificate-view.js';
 import type { Profile } from '../policy/profile.js';
-import type { NewRequest, Store } from '../store/types.js';
+import type { FoundRequest, NewRequest, Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
@@ -11,6 +11,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import type { IssuedNames } from '../pki/names.js';
 import { passcodeStatus } from '../auth/passcode.js';
+import { approvalExpired, approvalRefusal, awaitingApproval, needsApproval } from './approvals.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -64,7 +65,7 @@ export class EnrollmentService {
     const csrSha256 = createHash('sha256').update(request.csr.der).digest('hex');
     const earlier = await this.store.findByCsr(profile.name, request.operation, csrSha256);
     if (earlier) {
-      const answer = await this.answerRetry(earlier.id, earlier.state, earlier.nextAttemptAt, () => onRequest(earlier.id));
+      const answer = await this.answerRetry(profile, earlier, () => onRequest(earlier.id));
       if (answer) return answer;
     }
     onRequest(request.id);
@@ -72,7 +73,11 @@ export class EnrollmentService {
     // A passcode use is taken by a new request only, with it in one transaction:
     // a device retrying (after 202, a restart or a lost answer) spends none.
     const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;
-    if (!(await this.store.recordRequest(record, passcodeUse))) {
+    // A request that needs approval is recorded awaiting it in the same transaction: never `received`, which a restart would forward.
+    const approval = needsApproval(profile, request.operation)
+      ? { expiresAt: new Date(request.receivedAt.getTime() + profile.approval.expiresAfterMs) }
+      : undefined;
+    if (!(await this.store.recordRequest(record, passcodeUse, approval))) {
       // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
       const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
       const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
@@ -80,6 +85,15 @@ export class EnrollmentService {
       const error = new EstError('EST_AUTH_FAILED', { reason });
       await this.recordRefusal(record, error);
       throw error;
+    }
+    if (approval) {
+      this.logger.info(LOG_EVENT.awaitingApproval, {
+        id: record.id,
+        profile: profile.name,
+        operation: record.operation,
+        expires_at: approval.expiresAt.toISOString(),
+      });
+      throw awaitingApproval(profile);
     }
     const probeDueAt = this.health.probeDueAt(profile.name);
     if (probeDueAt !== undefined) {
@@ -96,9 +110,25 @@ export class EnrollmentService {
   /**
    * A device sending again the CSR of a request that is waiting or issued:
    * the waiting one is answered 202 again, the issued one with its
-   * certificate while that is still valid. Undefined: treat it as new.
+   * certificate while that is still valid; one awaiting approval 202 with
+   * the profile's Retry-After until it is decided, then 403 with why once
+   * rejected or expired (an approved one is queued: 202 until issued).
+   * Undefined: treat it as new.
    */
-  private async answerRetry(id: string, state: string, nextAttemptAt: string | null, isRetry: () => void): Promise<Enrollment | undefined> {
+  private async answerRetry(profile: Profile, earlier: FoundRequest, isRetry: () => void): Promise<Enrollment | undefined> {
+    const { id, state, nextAttemptAt, approval } = earlier;
+    if (state === 'awaiting_approval') {
+      isRetry();
+      if (approval && Date.parse(approval.expiresAt) <= this.now().getTime()) {
+        await this.store.expireApprovals(this.now(), approvalExpired().reason);
+        throw approvalExpired();
+      }
+      throw awaitingApproval(profile);
+    }
+    if (state === 'refused' && approval) {
+      isRetry();
+      throw approvalRefusal(approval);
+    }
     if (state === 'queued' || state === 'pending' || state === 'received') {
       isRetry();
       throw EstError.pending(this.retryAfterFor(nextAttemptAt), 'request accepted earlier; certificate not ready yet');

@@ -25,4 +25,6 @@ export const LOG_EVENT = {
   raRenewalUnsupported: 'RA certificate due for renewal, which est-ra does for ra_certificate + ra_key only: renew the PKCS#12 file',
   backgroundRefused: 'waiting request refused',
   revocationUnknown: 'revocation status unknown; allowed by soft_fail',
+  awaitingApproval: 'request awaiting approval',
+  approvalsExpired: 'approvals expired',
 } as const;

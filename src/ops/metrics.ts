@@ -24,6 +24,8 @@ export interface MetricSources {
   certificates(): Promise<readonly WatchedCertificate[]>;
   /** Per authentication policy: uses taken, and passcodes by status. */
   passcodes(): Promise<readonly { readonly policy: string; readonly uses: number; readonly byStatus: Readonly<Record<string, number>> }[]>;
+  /** Pending approvals not expired yet, per profile. */
+  pendingApprovals(): Promise<Record<string, number>>;
   /** The store answers a read. */
   storeReachable(): Promise<boolean>;
   now(): Date;
@@ -85,6 +87,7 @@ export class Metrics {
   readonly certificateDaysLeft: Gauge<'kind' | 'profile' | 'subject'>;
   readonly passcodeUses: Gauge<'policy'>;
   readonly passcodes: Gauge<'policy' | 'status'>;
+  readonly approvalsPending: Gauge<'profile'>;
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: 'est_ra_' });
@@ -137,6 +140,16 @@ export class Metrics {
       async collect() {
         this.reset();
         for (const policy of await readPasscodes()) this.set({ policy: policy.policy }, policy.uses);
+      },
+    });
+    this.approvalsPending = new Gauge({
+      name: 'est_ra_approvals_pending',
+      help: 'Requests waiting for an administrator (est-ra approvals), by profile; expired ones are not counted',
+      labelNames: ['profile'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const [profile, count] of Object.entries(await sources.pendingApprovals())) this.set({ profile }, count);
       },
     });
     this.passcodes = new Gauge({

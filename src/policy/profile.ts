@@ -27,6 +27,12 @@ export interface Profile {
   readonly renewRevokedCert: boolean;
   /** The CSR's challengePassword must carry the TLS channel binding (RFC 7030 §3.5). */
   readonly channelBinding: boolean;
+  /**
+   * require_approval_for_enroll / _renew: such requests wait, recorded, for
+   * an administrator (est-ra approvals); the device is told to come back
+   * after retryAfterS (RFC 7030 §4.2.3), and an undecided one expires.
+   */
+  readonly approval: { readonly enroll: boolean; readonly renew: boolean; readonly retryAfterS: number; readonly expiresAfterMs: number };
   /** Who may talk to this profile at all (allowed_ip_addresses). */
   readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */

@@ -1,7 +1,11 @@
 import Database from 'better-sqlite3';
 import type {
+  ApprovalQuery,
+  ApprovalRecord,
+  ApprovalWithRequest,
   CertificateQuery,
   CertificateRecord,
+  FoundRequest,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
@@ -30,7 +34,7 @@ interface RefusalCountRow {
 }
 
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE requests (
      id                 TEXT PRIMARY KEY,
      received_at        TEXT NOT NULL,
@@ -110,6 +114,52 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX passcode_events_at ON passcode_events (at);
    INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT created_at, id, policy, 'created' FROM passcodes;`,
+  // Requests awaiting an administrator's approval (require_approval_for_enroll/renew): a new request state, which
+  // SQLite can add to the CHECK only by rebuilding the table (its "other kinds of table schema changes"; migrate()
+  // runs with foreign keys off and checks them before committing), and the approvals themselves.
+  `CREATE TABLE requests_rebuilt (
+     id                 TEXT PRIMARY KEY,
+     received_at        TEXT NOT NULL,
+     completed_at       TEXT,
+     profile            TEXT NOT NULL,
+     peer_address       TEXT NOT NULL,
+     principal          TEXT NOT NULL,
+     operation          TEXT NOT NULL,
+     csr                BLOB,
+     csr_sha256         TEXT,
+     client_certificate BLOB,
+     state              TEXT NOT NULL CHECK (state IN ('received', 'queued', 'pending', 'awaiting_approval', 'issued', 'refused')),
+     status             INTEGER,
+     reason             TEXT,
+     attempts           INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at    TEXT,
+     serial             TEXT,
+     subject            TEXT,
+     not_after          TEXT,
+     possibly_issued_twice_upstream INTEGER NOT NULL DEFAULT 0
+   );
+   INSERT INTO requests_rebuilt (id, received_at, completed_at, profile, peer_address, principal, operation, csr, csr_sha256,
+       client_certificate, state, status, reason, attempts, next_attempt_at, serial, subject, not_after, possibly_issued_twice_upstream)
+     SELECT id, received_at, completed_at, profile, peer_address, principal, operation, csr, csr_sha256,
+       client_certificate, state, status, reason, attempts, next_attempt_at, serial, subject, not_after, possibly_issued_twice_upstream
+     FROM requests ORDER BY rowid;
+   DROP TABLE requests;
+   ALTER TABLE requests_rebuilt RENAME TO requests;
+   CREATE INDEX requests_received_at ON requests (received_at);
+   CREATE INDEX requests_by_csr ON requests (profile, operation, csr_sha256);
+   CREATE INDEX requests_waiting ON requests (state, next_attempt_at) WHERE state IN ('received', 'queued', 'pending');
+   CREATE INDEX requests_completed ON requests (state, completed_at);
+   CREATE TABLE approvals (
+     request_id   TEXT PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE,
+     state        TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected', 'expired')),
+     requested_at TEXT NOT NULL,
+     expires_at   TEXT NOT NULL,
+     decided_at   TEXT,
+     decided_by   TEXT,
+     reason       TEXT
+   );
+   CREATE INDEX approvals_pending ON approvals (expires_at) WHERE state = 'pending';
+   CREATE INDEX approvals_decided_at ON approvals (decided_at);`,
 ];
 
 interface RequestRow {
@@ -149,7 +199,13 @@ interface PasscodeRow {
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
 export type WriteOperation =
-  | { readonly kind: 'recordRequest'; readonly request: RequestValues; readonly passcodeUse?: { readonly id: string; readonly now: string } }
+  | {
+      readonly kind: 'recordRequest';
+      readonly request: RequestValues;
+      readonly passcodeUse?: { readonly id: string; readonly now: string };
+      /** Recorded awaiting_approval with a pending approval that expires then (ISO). */
+      readonly approvalExpiresAt?: string;
+    }
   | { readonly kind: 'recordIssued'; readonly values: IssuedValues }
   | {
       readonly kind: 'recordRefused';
@@ -164,7 +220,20 @@ export type WriteOperation =
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
   | { readonly kind: 'rotatePasscode'; readonly values: { readonly id: string; readonly hash: string } }
   | { readonly kind: 'countRefusal'; readonly values: RefusalCountValues }
-  | { readonly kind: 'prune'; readonly values: { readonly before: string } };
+  | { readonly kind: 'prune'; readonly values: { readonly before: string } }
+  | { readonly kind: 'decideApproval'; readonly values: ApprovalDecisionValues }
+  | { readonly kind: 'expireApprovals'; readonly values: { readonly now: string; readonly refusal: string } };
+
+/** An approval settled: approved (the request queued) or rejected/expired (the request refused with `refusal`). */
+export interface ApprovalDecisionValues {
+  readonly id: string;
+  readonly state: 'approved' | 'rejected' | 'expired';
+  readonly at: string;
+  readonly by: string | null;
+  readonly reason: string | null;
+  /** approved: the request's reason while queued; otherwise the refusal the device is told. */
+  readonly requestReason: string;
+}
 
 export type RefusalCountValues = Omit<RefusalEvent, 'at'> & { readonly at: string; readonly hour: string };
 
@@ -248,13 +317,26 @@ export class SqliteDatabase {
     this.statements = prepareStatements(this.db);
   }
 
+  /**
+   * Foreign keys are off while migrating (a rebuilt table is dropped and
+   * renamed under the keys pointing at it; the pragma cannot change inside
+   * a transaction) and checked before each migration commits.
+   */
   private migrate(): void {
     const applied = this.db.pragma('user_version', { simple: true }) as number;
-    for (let version = applied; version < MIGRATIONS.length; version++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[version]!);
-        this.db.pragma(`user_version = ${version + 1}`);
-      })();
+    if (applied >= MIGRATIONS.length) return;
+    this.db.pragma('foreign_keys = OFF');
+    try {
+      for (let version = applied; version < MIGRATIONS.length; version++) {
+        this.db.transaction(() => {
+          this.db.exec(MIGRATIONS[version]!);
+          const violations = this.db.pragma('foreign_key_check') as unknown[];
+          if (violations.length > 0) throw new Error(`store migration ${version + 1} leaves ${violations.length} foreign key violations`);
+          this.db.pragma(`user_version = ${version + 1}`);
+        })();
+      }
+    } finally {
+      this.db.pragma('foreign_keys = ON');
     }
   }
 
@@ -280,10 +362,15 @@ export class SqliteDatabase {
   /** Runs one write; returns the rows changed by its last statement. */
   private apply(operation: WriteOperation): number {
     switch (operation.kind) {
-      case 'recordRequest':
-        // The passcode use and the request in one transaction: a crash keeps both or neither.
+      case 'recordRequest': {
+        // The passcode use, the request and its approval in one transaction: a crash keeps all or none, so a
+        // request that needs approval is never left `received`, which a restart would forward.
         if (operation.passcodeUse && this.statements.consumePasscodeUse.run(operation.passcodeUse).changes === 0) return 0;
-        return this.statements.insertRequest.run(operation.request).changes;
+        const approval = operation.approvalExpiresAt;
+        const changes = this.statements.insertRequest.run({ ...operation.request, state: approval ? 'awaiting_approval' : 'received' }).changes;
+        if (approval) this.statements.insertApproval.run({ id: operation.request.id, requestedAt: operation.request.receivedAt, expiresAt: approval });
+        return changes;
+      }
       case 'recordIssued':
         this.statements.markIssued.run(operation.values);
         return this.statements.insertCertificate.run(operation.values).changes;
@@ -316,6 +403,22 @@ export class SqliteDatabase {
         return this.withPasscodeEvent(this.statements.rotatePasscode.run(operation.values).changes, operation.values.id, 'rotated');
       case 'countRefusal':
         return this.statements.countRefusal.run(operation.values).changes;
+      case 'decideApproval':
+        return this.settleApproval(operation.values);
+      case 'expireApprovals': {
+        const due = this.statements.dueApprovals.all(operation.values) as { request_id: string; expires_at: string }[];
+        let expired = 0;
+        for (const row of due)
+          expired += this.settleApproval({
+            id: row.request_id,
+            state: 'expired',
+            at: row.expires_at,
+            by: null,
+            reason: null,
+            requestReason: operation.values.refusal,
+          });
+        return expired;
+      }
       case 'prune':
         return (
           this.statements.pruneRefused.run(operation.values).changes +
@@ -323,6 +426,46 @@ export class SqliteDatabase {
           this.statements.pruneRefusalCounts.run(operation.values).changes
         );
     }
+  }
+
+  /**
+   * Settles one pending approval and its request together: approved, the
+   * request is queued for the retry worker (which takes it once, by
+   * markForwarding); rejected or expired, the passcode use is given back
+   * (before the refusal is written, as recordRefused does) and the request
+   * refused. 0 when the approval was not pending, or expired by then.
+   */
+  private settleApproval(values: ApprovalDecisionValues): number {
+    const decided = values.state === 'expired' ? this.statements.expireApproval.run(values).changes : this.statements.decideApproval.run(values).changes;
+    if (decided === 0) return 0;
+    if (values.state === 'approved') {
+      this.statements.queueApproved.run(values);
+      return 1;
+    }
+    const request = this.statements.getRequest.get(values.id) as RequestRow | undefined;
+    const principal = request && (JSON.parse(request.principal) as Principal);
+    if (principal?.kind === 'passcode') this.statements.refundPasscodeUse.run({ passcodeId: principal.passcodeId, requestId: values.id });
+    this.statements.refuseUnapproved.run(values);
+    return 1;
+  }
+
+  getApproval(requestId: string): ApprovalWithRequest | undefined {
+    const row = this.statements.getApproval.get(requestId) as ApprovalRow | undefined;
+    return row && toApprovalWithRequest(row);
+  }
+
+  queryApprovals(query: ApprovalQuery): ApprovalWithRequest[] {
+    const rows = this.statements.queryApprovals.all({ profile: query.profile ?? null, state: query.state ?? null, limit: query.limit ?? -1 }) as ApprovalRow[];
+    return rows.map(toApprovalWithRequest);
+  }
+
+  approvalsSince(since?: Date): ApprovalWithRequest[] {
+    return (this.statements.approvalsSince.all({ since: since?.toISOString() ?? null }) as ApprovalRow[]).map(toApprovalWithRequest);
+  }
+
+  countPendingApprovals(now: Date): Record<string, number> {
+    const rows = this.statements.countPendingApprovals.all({ now: now.toISOString() }) as { profile: string; n: number }[];
+    return Object.fromEntries(rows.map((row) => [row.profile, row.n]));
   }
 
   /** Records what a passcode change did, in its transaction, when it changed a passcode; returns the change count. */
@@ -360,9 +503,9 @@ export class SqliteDatabase {
     return (this.statements.listWaiting.all(dueBy.toISOString(), limit) as RequestRow[]).map(toRequestRecord);
   }
 
-  findByCsr(profile: string, operation: string, csrSha256: string): RequestRecord | undefined {
-    const row = this.statements.findByCsr.get(profile, operation, csrSha256) as RequestRow | undefined;
-    return row && toRequestRecord(row);
+  findByCsr(profile: string, operation: string, csrSha256: string): FoundRequest | undefined {
+    const row = this.statements.findByCsr.get(profile, operation, csrSha256) as (RequestRow & Partial<ApprovalColumns>) | undefined;
+    return row && { ...toRequestRecord(row), approval: row.approval_state ? toApprovalRecord(row as RequestRow & ApprovalColumns) : null };
   }
 
   getIssuedCertificate(requestId: string): Buffer | undefined {
@@ -443,11 +586,72 @@ export class SqliteDatabase {
   }
 }
 
+/** An approval's columns beside its request's (`r.*`), prefixed so they cannot clash. */
+const APPROVAL_COLUMNS = `a.state AS approval_state, a.requested_at AS approval_requested_at, a.expires_at AS approval_expires_at,
+  a.decided_at AS approval_decided_at, a.decided_by AS approval_decided_by, a.reason AS approval_reason`;
+const APPROVALS_WITH_REQUESTS = `SELECT r.*, ${APPROVAL_COLUMNS} FROM approvals a JOIN requests r ON r.id = a.request_id`;
+
+interface ApprovalColumns {
+  approval_state: ApprovalRecord['state'];
+  approval_requested_at: string;
+  approval_expires_at: string;
+  approval_decided_at: string | null;
+  approval_decided_by: string | null;
+  approval_reason: string | null;
+}
+
+type ApprovalRow = RequestRow & ApprovalColumns;
+
+function toApprovalRecord(row: RequestRow & ApprovalColumns): ApprovalRecord {
+  return {
+    requestId: row.id,
+    state: row.approval_state,
+    requestedAt: row.approval_requested_at,
+    expiresAt: row.approval_expires_at,
+    decidedAt: row.approval_decided_at,
+    decidedBy: row.approval_decided_by,
+    reason: row.approval_reason,
+  };
+}
+
+function toApprovalWithRequest(row: ApprovalRow): ApprovalWithRequest {
+  return { ...toApprovalRecord(row), request: toRequestRecord(row) };
+}
+
 function prepareStatements(db: Database.Database) {
   return {
     insertRequest: db.prepare(
       `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
-       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, 'received')`,
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, @state)`,
+    ),
+    insertApproval: db.prepare(`INSERT INTO approvals (request_id, state, requested_at, expires_at) VALUES (@id, 'pending', @requestedAt, @expiresAt)`),
+    decideApproval: db.prepare(
+      `UPDATE approvals SET state = @state, decided_at = @at, decided_by = @by, reason = @reason
+       WHERE request_id = @id AND state = 'pending' AND expires_at > @at`,
+    ),
+    expireApproval: db.prepare(
+      `UPDATE approvals SET state = 'expired', decided_at = expires_at WHERE request_id = @id AND state = 'pending' AND expires_at <= @at`,
+    ),
+    dueApprovals: db.prepare(`SELECT request_id, expires_at FROM approvals WHERE state = 'pending' AND expires_at <= @now ORDER BY expires_at`),
+    // Due now: the retry worker takes it at its next scan, as any queued request.
+    queueApproved: db.prepare(
+      `UPDATE requests SET state = 'queued', status = 202, reason = @requestReason, next_attempt_at = @at WHERE id = @id AND state = 'awaiting_approval'`,
+    ),
+    refuseUnapproved: db.prepare(
+      `UPDATE requests SET state = 'refused', status = 403, reason = @requestReason, next_attempt_at = NULL, completed_at = @at
+       WHERE id = @id AND state = 'awaiting_approval'`,
+    ),
+    getApproval: db.prepare(`${APPROVALS_WITH_REQUESTS} WHERE a.request_id = ?`),
+    queryApprovals: db.prepare(
+      `${APPROVALS_WITH_REQUESTS} WHERE (@profile IS NULL OR r.profile = @profile) AND (@state IS NULL OR a.state = @state)
+       ORDER BY a.requested_at DESC, r.rowid DESC LIMIT @limit`,
+    ),
+    approvalsSince: db.prepare(
+      `${APPROVALS_WITH_REQUESTS} WHERE @since IS NULL OR a.requested_at >= @since OR a.decided_at >= @since ORDER BY a.requested_at, r.rowid`,
+    ),
+    countPendingApprovals: db.prepare(
+      `SELECT r.profile, count(*) AS n FROM approvals a JOIN requests r ON r.id = a.request_id
+       WHERE a.state = 'pending' AND a.expires_at > @now GROUP BY r.profile`,
     ),
     markIssued: db.prepare(
       `UPDATE requests SET state = 'issued', status = 200, reason = NULL, next_attempt_at = NULL, completed_at = @completedAt,
@@ -481,10 +685,12 @@ function prepareStatements(db: Database.Database) {
        WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= ?)
        ORDER BY received_at LIMIT ?`,
     ),
+    // A rejected or expired approval answers the device's retries of that CSR too (403 with why), as a decision.
     findByCsr: db.prepare(
-      `SELECT * FROM requests
-       WHERE profile = ? AND operation = ? AND csr_sha256 = ? AND state IN ('received', 'queued', 'pending', 'issued')
-       ORDER BY received_at DESC, rowid DESC LIMIT 1`,
+      `SELECT r.*, ${APPROVAL_COLUMNS} FROM requests r LEFT JOIN approvals a ON a.request_id = r.id
+       WHERE r.profile = ? AND r.operation = ? AND r.csr_sha256 = ?
+         AND (r.state IN ('received', 'queued', 'pending', 'awaiting_approval', 'issued') OR a.state IN ('rejected', 'expired'))
+       ORDER BY r.received_at DESC, r.rowid DESC LIMIT 1`,
     ),
     getIssuedCertificate: db.prepare(`SELECT der FROM certificates WHERE request_id = ?`),
     findIssuedBySerial: db.prepare(`SELECT profile, der FROM certificates WHERE serial = ?`),
@@ -544,7 +750,7 @@ function prepareStatements(db: Database.Database) {
     stats: db.prepare(
       `SELECT (SELECT count(*) FROM requests) AS requests,
               (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,
-              (SELECT count(*) FROM requests WHERE state IN ('received', 'queued', 'pending')) AS waiting,
+              (SELECT count(*) FROM requests WHERE state IN ('received', 'queued', 'pending', 'awaiting_approval')) AS waiting,
               (SELECT count(*) FROM certificates) AS certificates,
               (SELECT count(*) FROM refusal_counts) AS refusal_rows,
               (SELECT coalesce(sum(count), 0) FROM refusal_counts) AS refusals_counted,

@@ -1,8 +1,12 @@
 import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
 import type {
+  ApprovalDecision,
+  ApprovalQuery,
+  ApprovalWithRequest,
   CertificateQuery,
   CertificateRecord,
+  FoundRequest,
   InterruptedRequest,
   IssuedOutcome,
   NewRequest,
@@ -86,9 +90,52 @@ export class SqliteStore implements Store {
     });
   }
 
-  async recordRequest(request: NewRequest, passcodeUse?: { readonly passcodeId: string; readonly now: Date }): Promise<boolean> {
+  async recordRequest(
+    request: NewRequest,
+    passcodeUse?: { readonly passcodeId: string; readonly now: Date },
+    approval?: { readonly expiresAt: Date },
+  ): Promise<boolean> {
     const use = passcodeUse && { id: passcodeUse.passcodeId, now: passcodeUse.now.toISOString() };
-    return (await this.write({ kind: 'recordRequest', request: requestValues(request), ...(use ? { passcodeUse: use } : {}) })) === 1;
+    return (
+      (await this.write({
+        kind: 'recordRequest',
+        request: requestValues(request),
+        ...(use ? { passcodeUse: use } : {}),
+        ...(approval ? { approvalExpiresAt: approval.expiresAt.toISOString() } : {}),
+      })) === 1
+    );
+  }
+
+  async decideApproval(requestId: string, decision: ApprovalDecision): Promise<boolean> {
+    const values = {
+      id: requestId,
+      state: decision.approved ? ('approved' as const) : ('rejected' as const),
+      at: decision.at.toISOString(),
+      by: decision.by,
+      reason: decision.reason ?? null,
+      requestReason: decision.approved ? `approved by ${decision.by}; being issued` : decision.refusal,
+    };
+    return (await this.write({ kind: 'decideApproval', values })) === 1;
+  }
+
+  async expireApprovals(now: Date, refusal: string): Promise<number> {
+    return this.write({ kind: 'expireApprovals', values: { now: now.toISOString(), refusal } });
+  }
+
+  async getApproval(requestId: string): Promise<ApprovalWithRequest | undefined> {
+    return this.database.getApproval(requestId);
+  }
+
+  async queryApprovals(query: ApprovalQuery): Promise<ApprovalWithRequest[]> {
+    return this.database.queryApprovals(query);
+  }
+
+  async approvalsSince(since?: Date): Promise<ApprovalWithRequest[]> {
+    return this.database.approvalsSince(since);
+  }
+
+  async countPendingApprovals(now: Date): Promise<Record<string, number>> {
+    return this.database.countPendingApprovals(now);
   }
 
   async recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void> {
@@ -133,7 +180,7 @@ export class SqliteStore implements Store {
     return this.database.listWaiting(dueBy, limit);
   }
 
-  async findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined> {
+  async findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<FoundRequest | undefined> {
     return this.database.findByCsr(profile, operation, csrSha256);
   }
 

@@ -65,9 +65,11 @@ export interface IssuedOutcome {
 /**
  * received: durable, being forwarded now · queued: the upstream was
  * unreachable, est-ra will forward it again · pending: the upstream answered
- * 202, est-ra polls it · issued · refused (by est-ra or the upstream).
+ * 202, est-ra polls it · awaiting_approval: its profile requires an
+ * administrator's approval (approved: queued) · issued · refused (by est-ra,
+ * the upstream or an administrator).
  */
-export type RequestState = 'received' | 'queued' | 'pending' | 'issued' | 'refused';
+export type RequestState = 'received' | 'queued' | 'pending' | 'awaiting_approval' | 'issued' | 'refused';
 
 export interface RequestRecord {
   readonly id: string;
@@ -94,6 +96,56 @@ export interface RequestRecord {
    * certificate at the upstream: EST has no idempotency key (RFC 7030 §4.2).
    */
   readonly possiblyIssuedTwiceUpstream: boolean;
+}
+
+/** A request the store found by its CSR: with its approval, when its profile required one. */
+export interface FoundRequest extends RequestRecord {
+  readonly approval: ApprovalRecord | null;
+}
+
+/**
+ * An approval's life (require_approval_for_enroll/renew): pending until an
+ * administrator approves or rejects it, or until it expires.
+ */
+export type ApprovalState = 'pending' | 'approved' | 'rejected' | 'expired';
+
+/** The approval a request waited for; its id is the request's. */
+export interface ApprovalRecord {
+  readonly requestId: string;
+  readonly state: ApprovalState;
+  /** ISO times. */
+  readonly requestedAt: string;
+  readonly expiresAt: string;
+  /** When it was approved or rejected, or when it expired (its expiresAt). */
+  readonly decidedAt: string | null;
+  /** Who decided (the admin's OS user or --by); null when it expired. */
+  readonly decidedBy: string | null;
+  /** The administrator's reason for a rejection (optional note for an approval). */
+  readonly reason: string | null;
+}
+
+/** An approval with the request it is for, as the admin commands show it. */
+export interface ApprovalWithRequest extends ApprovalRecord {
+  readonly request: RequestRecord;
+}
+
+/** An administrator's decision on a pending approval. */
+export type ApprovalDecision =
+  | { readonly approved: true; readonly by: string; readonly at: Date; readonly reason?: string }
+  | {
+      readonly approved: false;
+      readonly by: string;
+      readonly at: Date;
+      readonly reason: string;
+      /** The one-line reason the device is told from now on, recorded with the refused request. */
+      readonly refusal: string;
+    };
+
+/** Which approvals `est-ra approvals list` reads; absent fields do not narrow. */
+export interface ApprovalQuery {
+  readonly profile?: string;
+  readonly state?: ApprovalState;
+  readonly limit?: number;
 }
 
 /** A request a stopped process left in flight, queued again at start. */
@@ -225,7 +277,12 @@ export interface Store {
    * `now` or used up, so two requests never both take the last use and a
    * crash never keeps one without the other.
    */
-  recordRequest(request: NewRequest, passcodeUse?: { readonly passcodeId: string; readonly now: Date }): Promise<boolean>;
+  recordRequest(
+    request: NewRequest,
+    passcodeUse?: { readonly passcodeId: string; readonly now: Date },
+    /** Its profile requires approval: recorded awaiting_approval, with a pending approval, in the same transaction. */
+    approval?: { readonly expiresAt: Date },
+  ): Promise<boolean>;
   /** Records the certificate issued for a request, atomically with its outcome. */
   recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void>;
   /**
@@ -274,9 +331,10 @@ export interface Store {
   listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
   /**
    * The newest request of a profile and operation with this CSR that is
-   * waiting or issued, so a device's retry gets the same request's answer.
+   * waiting or issued, or whose approval was rejected or expired, so a
+   * device's retry gets the same request's answer.
    */
-  findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined>;
+  findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<FoundRequest | undefined>;
   /** The certificate est-ra issued with this serial and the profile it was issued under, if it issued one. */
   findIssuedBySerial(serial: string): Promise<{ readonly profile: string; readonly der: Buffer } | undefined>;
   /** The DER certificate issued for a request. */
@@ -311,6 +369,28 @@ export interface Store {
    * event in their own transaction.
    */
   passcodeEvents(since?: Date): Promise<PasscodeEvent[]>;
+
+  /**
+   * Settles a pending approval, in one transaction with its request:
+   * approved, the request is queued (the retry worker issues or forwards it
+   * once, as any queued request); rejected, it is refused (403, `refusal`)
+   * and the passcode use it took given back. False, and nothing changed,
+   * when it is not pending or has expired by `decision.at`.
+   */
+  decideApproval(requestId: string, decision: ApprovalDecision): Promise<boolean>;
+  /**
+   * Pending approvals whose time ran out by `now` become expired (decided at
+   * their expiresAt); their requests are refused (403, `refusal`) and their
+   * passcode uses given back. Returns how many.
+   */
+  expireApprovals(now: Date, refusal: string): Promise<number>;
+  getApproval(requestId: string): Promise<ApprovalWithRequest | undefined>;
+  /** Approvals, newest request first. */
+  queryApprovals(query: ApprovalQuery): Promise<ApprovalWithRequest[]>;
+  /** Approvals requested or decided at or after `since` (all when absent), for the audit export. */
+  approvalsSince(since?: Date): Promise<ApprovalWithRequest[]>;
+  /** Pending approvals not expired at `now`, per profile (the gauge). */
+  countPendingApprovals(now: Date): Promise<Record<string, number>>;
 
   close(): Promise<void>;
 }
