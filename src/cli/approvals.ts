@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { x509 } from '../pki/x509.js';
+import { parseAndVerifyCsr } from '../pki/csr.js';
 import { approvalExpired, approvalRejected } from '../enrollment/approvals.js';
 import type { ApprovalState, ApprovalWithRequest, Store } from '../store/types.js';
 import { principalJson, principalSummary } from './admin.js';
@@ -46,25 +47,24 @@ function oneLine(text: string): string {
   return flat;
 }
 
-/** What the device asked for: the CSR's subject and SANs (the request's issued subject once retention pruned the CSR). */
-function requested(approval: ApprovalWithRequest): { subject: string | null; sans: string[] } {
-  const csr = approval.request.csr;
-  if (!csr) return { subject: approval.request.subject, sans: [] };
-  try {
-    const request = new x509.Pkcs10CertificateRequest(new Uint8Array(csr));
-    const extension = request.getExtension('2.5.29.17');
-    const san = extension && new x509.SubjectAlternativeNameExtension(extension.rawData);
-    const sans = (san?.names.toJSON() ?? []).map((name) => `${name.type === 'ip' ? 'IP' : name.type === 'dns' ? 'DNS' : name.type}:${name.value}`);
-    return { subject: request.subject, sans };
-  } catch {
-    // est-ra's own strict parser accepted it when it arrived; a CSR this library cannot read still has an id to decide on.
-    return { subject: null, sans: [] };
-  }
+/**
+ * What the device asked for: the CSR's subject (RFC 4514, as requests and
+ * certificates show subjects) and SANs, read by the parser that accepted it
+ * (pki/csr.ts; its signature was checked then). Once retention pruned the
+ * CSR of an issued request: the issued subject.
+ */
+async function requested(approval: ApprovalWithRequest): Promise<{ subject: string | null; sans: string[] }> {
+  const der = approval.request.csr;
+  if (!der) return { subject: approval.request.subject, sans: [] };
+  const csr = await parseAndVerifyCsr(der, { signatureVerified: true });
+  const san = csr.subjectAltName && new x509.SubjectAlternativeNameExtension(new Uint8Array(csr.subjectAltName));
+  const sans = (san?.names.toJSON() ?? []).map((name) => `${name.type === 'ip' ? 'IP' : name.type === 'dns' ? 'DNS' : name.type}:${name.value}`);
+  return { subject: csr.subject, sans };
 }
 
 /** An approval as `approvals list/show --json` give it (docs/admin.md). */
-export function approvalJson(approval: ApprovalWithRequest): Record<string, unknown> {
-  const { subject, sans } = requested(approval);
+export async function approvalJson(approval: ApprovalWithRequest): Promise<Record<string, unknown>> {
+  const { subject, sans } = await requested(approval);
   return {
     id: approval.requestId,
     profile: approval.request.profile,
@@ -128,19 +128,25 @@ export function addApprovalCommands(program: Command): void {
           ...(options.state !== undefined ? { state: options.state } : {}),
           limit: options.limit,
         });
-        printRows(rows, options.json, approvalJson, (a) => ({
-          id: a.requestId,
-          requested: time(a.requestedAt),
-          profile: a.request.profile,
-          operation: a.request.operation,
-          state: a.state,
-          subject: requested(a).subject ?? '',
-          who: principalSummary(a.request.principal),
-          peer: a.request.peerAddress,
-          expires: a.state === 'pending' ? time(a.expiresAt) : '',
-          decided: a.decidedAt === null ? '' : `${time(a.decidedAt)}${a.decidedBy ? ` by ${a.decidedBy}` : ''}`,
-          reason: a.reason ?? '',
-        }));
+        const shown = await Promise.all(rows.map(async (a) => ({ a, json: await approvalJson(a) })));
+        printRows(
+          shown,
+          options.json,
+          ({ json }) => json,
+          ({ a, json }) => ({
+            id: a.requestId,
+            requested: time(a.requestedAt),
+            profile: a.request.profile,
+            operation: a.request.operation,
+            state: a.state,
+            subject: typeof json.subject === 'string' ? json.subject : '',
+            who: principalSummary(a.request.principal),
+            peer: a.request.peerAddress,
+            expires: a.state === 'pending' ? time(a.expiresAt) : '',
+            decided: a.decidedAt === null ? '' : `${time(a.decidedAt)}${a.decidedBy ? ` by ${a.decidedBy}` : ''}`,
+            reason: a.reason ?? '',
+          }),
+        );
       });
     });
   approvals
@@ -154,7 +160,7 @@ export function addApprovalCommands(program: Command): void {
         await expireDue(context);
         const approval = await context.store.getApproval(id);
         if (!approval) throw new InvalidArgumentError(`no approval ${id}: no request with this id waited for approval`);
-        printRecord(approvalJson(approval), options.json);
+        printRecord(await approvalJson(approval), options.json);
       });
     });
   approvals
@@ -173,7 +179,7 @@ export function addApprovalCommands(program: Command): void {
         const decided = await context.store.decideApproval(id, { approved: true, by, at: context.now, ...(reason !== undefined ? { reason } : {}) });
         if (!decided) throw new InvalidArgumentError(await whyNot(context.store, id, 'approve'));
         const approval = await context.store.getApproval(id);
-        if (options.json && approval) print(JSON.stringify(approvalJson(approval)));
+        if (options.json && approval) print(JSON.stringify(await approvalJson(approval)));
         else print(`Request ${id} approved by ${by}: est-ra issues it now; the device gets the certificate at its next retry`);
       });
     });
@@ -194,7 +200,7 @@ export function addApprovalCommands(program: Command): void {
         const decided = await context.store.decideApproval(id, { approved: false, by, at: context.now, reason, refusal });
         if (!decided) throw new InvalidArgumentError(await whyNot(context.store, id, 'reject'));
         const approval = await context.store.getApproval(id);
-        if (options.json && approval) print(JSON.stringify(approvalJson(approval)));
+        if (options.json && approval) print(JSON.stringify(await approvalJson(approval)));
         else print(`Request ${id} rejected by ${by}: the device is told "403 ${refusal}"`);
       });
     });

@@ -149,6 +149,10 @@ ${exampleLabels}
       renew_expired_cert: never   # anytime | never | N (up to N days after expiry)
       renew_revoked_cert: false   # true: a revoked certificate may still be renewed
       renewal_key_pair: optional  # new_key_required | optional | same_key_only
+    require_approval_for_enroll: false   # true: enrollments wait for an administrator (est-ra approvals); the device gets 202
+    require_approval_for_renew: false    # the same for renewals (simplereenroll)
+    approval_retry_after_s: 60           # the Retry-After a device waiting for approval is told (libest sleeps all of it)
+    approval_expires_after: 7d           # not decided within this: expired, the device's retry gets 403 approval expired
     # usage_restrictions:       # enrollment only inside these dates and hours
     #   time_zone: Europe/Berlin
     #   operational_hours: { monday: ["06:00-22:00"], tuesday: ["06:00-22:00"] }   # days not listed are closed
