@@ -48,7 +48,10 @@ export interface Enrollment {
  * leaves; when the upstream cannot be reached it stays queued and the device
  * is told to come back (202 + Retry-After, RFC 7030 §4.2.3); the retry worker
  * forwards it later, and the device's retry with the same CSR gets the
- * certificate. Used by the HTTP handler and by the retry worker alike.
+ * certificate. A request whose profile requires approval is recorded
+ * awaiting it and answered 202 until an administrator decides (approvals.ts);
+ * approved, it is queued like any other. Used by the HTTP handler and by the
+ * retry worker alike.
  */
 export class EnrollmentService {
   readonly health = new UpstreamHealth();

@@ -54,6 +54,8 @@ describe('approvals: requests wait for an administrator (require_approval_for_en
           const demo = profiles.demo!;
           // Renewal only waits under line2; enrollment waits under demo (the bare path pki uses), told to come back in 2 s.
           profiles.line2 = { ...structuredClone(demo), default: false, labels: ['line2'], require_approval_for_renew: true, approval_retry_after_s: 45 };
+          // line3: approvals that expire a second after they are asked for, on the real clock.
+          profiles.line3 = { ...structuredClone(demo), default: false, labels: ['line3'], require_approval_for_enroll: true, approval_expires_after: '1s' };
           Object.assign(demo, { require_approval_for_enroll: true, approval_retry_after_s: 2 });
         }),
     });
@@ -232,6 +234,19 @@ describe('approvals: requests wait for an administrator (require_approval_for_en
     const certFile = join(ra.dir, 'ss-approval.crt');
     writeFileSync(certFile, result.stdout.slice(result.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
     expect(await opensslVerify(ra, certFile)).to.contain(': OK');
+  });
+
+  it('fail approval_expires_after: 1s: the admin commands record it expired once the time has passed, and the retry gets 403', async () => {
+    const device = await opensslCsr(ra.dir, 'expire-short');
+    const first = await enroll('/line3/simpleenroll', device, ['--user', `:${ra.passcode}`]);
+    expect([first.status, header(first.headers, 'Retry-After')]).to.deep.equal([202, '60']);
+    const id = header(first.headers, 'X-Request-Id')!;
+    const expired = await eventually(async () =>
+      (await cli.json<ApprovalJson>('approvals', 'list', '--profile', 'line3', '--state', 'expired')).find((a) => a.id === id),
+    );
+    expect(Date.parse(expired.expires_at) - Date.parse(expired.requested_at)).to.equal(1000);
+    const retry = await enroll('/line3/simpleenroll', device, ['--user', `:${ra.passcode}`]);
+    expect([retry.status, retry.body]).to.deep.equal([403, '403 approval expired\n']);
   });
 
   // Last: it moves the clock past every pending approval's expiry.
