@@ -38,6 +38,9 @@ export const ERROR_CATALOGUE = {
   EST_UPSTREAM_REFUSED: { status: 502, reason: 'the upstream CA refused the request' },
   EST_UPSTREAM_INVALID: { status: 502, reason: 'the upstream CA answered with something est-ra cannot accept' },
   EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },
+  EST_KEY_GENERATION: { status: 403, reason: "the profile's key_generation_option does not allow this operation" },
+  EST_KEY_ENCRYPTION: { status: 400, reason: 'the server-generated key cannot be encrypted as the CSR asks' },
+  EST_UPSTREAM_DEFERRED: { status: 502, reason: 'the upstream CA did not issue at once; a server-generated key is not kept to wait' },
 } as const satisfies Record<string, { status: number; reason: string }>;
 
 export type EstErrorCode = keyof typeof ERROR_CATALOGUE;

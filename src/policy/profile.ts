@@ -27,6 +27,10 @@ export interface Profile {
   readonly renewRevokedCert: boolean;
   /** The CSR's challengePassword must carry the TLS channel binding (RFC 7030 §3.5). */
   readonly channelBinding: boolean;
+  /** key_generation_option: who makes the key, the device (simpleenroll) or est-ra (/serverkeygen, RFC 7030 §4.4). */
+  readonly keyGeneration: 'client_side' | 'server_side' | 'either';
+  /** allowed_key_types; /serverkeygen makes the only one, or the CSR's type among several. */
+  readonly allowedKeyTypes: readonly string[];
   /** Who may talk to this profile at all (allowed_ip_addresses). */
   readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */
