@@ -1,11 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editProfile } from '../helpers/config.js';
 import { opensslCsr, opensslSelfSigned } from '../helpers/csr.js';
-import { curl, opensslVerify, x509Field } from '../helpers/clients.js';
-import { mustRun } from '../helpers/run.js';
+import { certsFromP7, curl, opensslVerify, x509Field } from '../helpers/clients.js';
+import { mustRun, sh } from '../helpers/run.js';
 import { createPasscode } from '../helpers/passcodes.js';
 import { csrWithAttribute, keyPackageOf, serverKeygenParts, type ServerKeygenParts } from '../helpers/serverkeygen.js';
 
@@ -62,6 +62,22 @@ describe('serverkeygen (RFC 7030 §4.4): est-ra makes the key, curl and openssl 
     const csrPublic = await mustRun('openssl', ['req', '-in', device.csrPemFile, '-noout', '-pubkey']);
     expect(await x509Field(certFile, '-pubkey')).not.to.equal(csrPublic.trim());
     expect(answer.headers).to.match(/^x-request-id: /im);
+  });
+
+  it("ok the README's lines: curl, awk and openssl split and read the answer as printed", async () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const block = /```sh\n(curl [^\n]*\/serverkeygen -o answer\.txt\n[\s\S]*?)```/.exec(readme)![1]!;
+    const work = join(ra.dir, 'readme-skg');
+    mkdirSync(work);
+    await opensslCsr(work, 'device');
+    await certsFromP7(work, (await curl(ra, '/cacerts', [])).body, 'cacerts');
+    const lines = block.replaceAll('../pki/root-ca.crt', ra.rootCaFile).replaceAll('<passcode>', ra.passcode).replaceAll('https://127.0.0.1:8443', ra.url);
+    const result = await sh(lines, work);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.contain('device.crt: OK');
+    expect(await x509Field(join(work, 'device.crt'), '-pubkey')).to.equal(
+      (await mustRun('openssl', ['pkey', '-in', join(work, 'device.key'), '-pubout'])).trim(),
+    );
   });
 
   it('ok RSA-2048: the CSR key type chooses among the allowed ones; a profile with one type makes that one whatever the CSR key', async () => {
