@@ -862,7 +862,13 @@ async function benchMtls(root: string, nextCsr: () => string): Promise<MtlsResul
 
 // ------------------------------------------------------------- serverkeygen
 
-type ServerKeygenResults = Record<(typeof SERVERKEYGEN_KEY_TYPES)[number], RoundResult & { readonly concurrency: number }>;
+interface ServerKeygenResults {
+  readonly concurrency: number;
+  /** simpleenroll on the same est-ra at the same load, measured just before: the baseline the key generation adds to. */
+  readonly simpleenroll: RoundResult;
+  readonly p_256: RoundResult & { readonly added_cpu_ms_per_enrollment: number };
+  readonly rsa_2048: RoundResult & { readonly added_cpu_ms_per_enrollment: number };
+}
 
 /** One server_side profile per measured key type, labelled by it, on the demo profile's CA and policy. */
 async function serverKeygenProfiles(stateDir: string): Promise<void> {
@@ -879,12 +885,28 @@ async function serverKeygenProfiles(stateDir: string): Promise<void> {
   writeFileSync(configFile, stringifyYaml(config));
 }
 
+/** Warm-up, then LEVEL_ROUNDS rounds at SERVERKEYGEN_CONCURRENCY: the median one. */
+async function serverKeygenRounds(estRa: EstRa, target: Target, nextCsr: () => string, name: string): Promise<RoundResult> {
+  const first = await enroll(target, nextCsr());
+  if (first.status !== 200) throw new Error(`${name} answered ${first.status}: ${first.body.toString('utf8').slice(0, 300)}`);
+  progress(`${name} warm-up: ${WARMUP_SECONDS} s at c${SERVERKEYGEN_CONCURRENCY}`);
+  await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, WARMUP_SECONDS);
+  const rounds: LevelResult[] = [];
+  for (let round = 1; round <= LEVEL_ROUNDS; round++) {
+    progress(`${name} c${SERVERKEYGEN_CONCURRENCY} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);
+    rounds.push(await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, ROUND_SECONDS));
+    progress(`${name}: ${JSON.stringify(rounds.at(-1))}`);
+  }
+  return medianRound(rounds);
+}
+
 /**
  * /serverkeygen at c8, a new full handshake per request as the levels: the
  * device sends a P-256 CSR (a template: RFC 7030 §4.4.1) and est-ra makes a
  * key of the profile's one type, issues it and answers the key and the
- * certificate. What it adds over simpleenroll is the key generation (in
- * libuv's pool, off the event loop) and signing est-ra's own CSR.
+ * certificate. simpleenroll on the same est-ra at the same load comes first,
+ * so what the key generation adds is measured on the same machine at the
+ * same moment (the cores are shared: absolute figures swing).
  */
 async function benchServerKeygen(root: string, nextCsr: () => string): Promise<ServerKeygenResults> {
   const stateDir = join(root, 'serverkeygen');
@@ -892,23 +914,12 @@ async function benchServerKeygen(root: string, nextCsr: () => string): Promise<S
   progress(`starting est-ra in ${stateDir} with server_side profiles ${SERVERKEYGEN_KEY_TYPES.join(', ')}`);
   const estRa = await startEstRa(stateDir, serverKeygenProfiles);
   try {
-    const results: Partial<ServerKeygenResults> = {};
-    for (const keyType of SERVERKEYGEN_KEY_TYPES) {
-      const target: Target = { ...targetOf(estRa), operation: 'serverkeygen', label: keyType };
-      const first = await enroll(target, nextCsr());
-      if (first.status !== 200 || !first.body.includes('Content-Type: application/pkcs8'))
-        throw new Error(`serverkeygen answered ${first.status}: ${first.body.toString('utf8').slice(0, 300)}`);
-      progress(`serverkeygen ${keyType} warm-up: ${WARMUP_SECONDS} s at c${SERVERKEYGEN_CONCURRENCY}`);
-      await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, WARMUP_SECONDS);
-      const rounds: LevelResult[] = [];
-      for (let round = 1; round <= LEVEL_ROUNDS; round++) {
-        progress(`serverkeygen ${keyType} c${SERVERKEYGEN_CONCURRENCY} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);
-        rounds.push(await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, ROUND_SECONDS));
-        progress(`serverkeygen ${keyType}: ${JSON.stringify(rounds.at(-1))}`);
-      }
-      results[keyType] = { concurrency: SERVERKEYGEN_CONCURRENCY, ...medianRound(rounds) };
-    }
-    return results as ServerKeygenResults;
+    const simpleenroll = await serverKeygenRounds(estRa, targetOf(estRa), nextCsr, 'simpleenroll baseline');
+    const measure = async (keyType: (typeof SERVERKEYGEN_KEY_TYPES)[number]) => {
+      const result = await serverKeygenRounds(estRa, { ...targetOf(estRa), operation: 'serverkeygen', label: keyType }, nextCsr, `serverkeygen ${keyType}`);
+      return { ...result, added_cpu_ms_per_enrollment: round(result.est_ra_cpu_ms_per_enrollment - simpleenroll.est_ra_cpu_ms_per_enrollment, 2) };
+    };
+    return { concurrency: SERVERKEYGEN_CONCURRENCY, simpleenroll, p_256: await measure('p_256'), rsa_2048: await measure('rsa_2048') };
   } finally {
     await stopEstRa(estRa.child);
     rmSync(stateDir, { recursive: true, force: true });
