@@ -189,6 +189,10 @@ export function makeDeviceKeys(count: number): DeviceKey[] {
 
 export interface Target {
   readonly port: number;
+  /** The operation posted to; simpleenroll when absent. */
+  readonly operation?: 'simpleenroll' | 'serverkeygen';
+  /** A label path before the operation (`line-1` → /.well-known/est/line-1/<operation>); the default profile when absent. */
+  readonly label?: string;
 
   /** Absent: no Authorization header (client-certificate authentication). */
   readonly authorization?: string;
@@ -239,7 +243,7 @@ export function enroll(target: Target, csrBase64: string, localAddress?: string)
       {
         host: '127.0.0.1',
         port: target.port,
-        path: '/.well-known/est/simpleenroll',
+        path: `/.well-known/est${target.label !== undefined ? `/${target.label}` : ''}/${target.operation ?? 'simpleenroll'}`,
         method: 'POST',
         agent: target.agent,
         ...(localAddress !== undefined ? { localAddress } : {}),

@@ -17,14 +17,16 @@
  * grows by per minute of flood alone. Then a second est-ra, the RA, forwards to the first one
  * (`upstream: est`): what the RA hop adds at c32, how few upstream
  * connections its keep-alive needs, and how fast its queue drains after an
- * upstream outage. Prints one JSON object on stdout; progress goes to stderr.
+ * upstream outage. On a fresh est-ra of its own, serverkeygen: est-ra makes the key (P-256, then
+ * RSA-2048) for each request at c8. Prints one JSON object on stdout;
+ * progress goes to stderr.
  *
  * Linux only: the children's RSS and CPU time are read from /proc, the RA's
  * upstream connections from ss (iproute2); the source addresses 127.0.0.2-8
  * are loopback's own.
  *
  *   npm run bench
- *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra
+ *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, serverkeygen
  */
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
@@ -63,6 +65,7 @@ import {
   contextAgent,
   countBy,
   cpuMs,
+  enroll,
   freePort,
   csrCycle,
   makeDeviceKeys,
@@ -89,7 +92,7 @@ import { benchHostile, HOSTILE_TARGETS, hostileTargetsMet, type HostileResults }
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,serverkeygen').split(','));
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 /** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
 const LEVEL_ROUNDS = 3;
@@ -119,6 +122,10 @@ const TARGETS = {
 } as const;
 /** The client-certificate section's load, as the c32 level. */
 const MTLS_CONCURRENCY = 32;
+/** The serverkeygen section's load: key generation is CPU-bound (RSA-2048 takes tens of ms), so c8, not c32. */
+const SERVERKEYGEN_CONCURRENCY = 8;
+/** The key types the serverkeygen section measures, each a profile that allows only it (so a P-256 CSR gets that type). */
+const SERVERKEYGEN_KEY_TYPES = ['p_256', 'rsa_2048'] as const;
 
 /** The demo profile's issuance settings, for the breakdown's own local CA. */
 const BENCH_POLICY: IssuancePolicy = {
@@ -853,6 +860,72 @@ async function benchMtls(root: string, nextCsr: () => string): Promise<MtlsResul
   }
 }
 
+// ------------------------------------------------------------- serverkeygen
+
+interface ServerKeygenResults {
+  readonly concurrency: number;
+  /** simpleenroll on the same est-ra at the same load, measured just before: the baseline the key generation adds to. */
+  readonly simpleenroll: RoundResult;
+  readonly p_256: RoundResult & { readonly added_cpu_ms_per_enrollment: number };
+  readonly rsa_2048: RoundResult & { readonly added_cpu_ms_per_enrollment: number };
+}
+
+/** One server_side profile per measured key type, labelled by it, on the demo profile's CA and policy. */
+async function serverKeygenProfiles(stateDir: string): Promise<void> {
+  const configFile = join(stateDir, 'config.yaml');
+  const config = parseYaml(readFileSync(configFile, 'utf8')) as { profiles: Record<string, Record<string, unknown>> };
+  for (const keyType of SERVERKEYGEN_KEY_TYPES)
+    config.profiles[keyType] = {
+      ...config.profiles['demo'],
+      default: false,
+      labels: [keyType],
+      key_generation_option: 'server_side',
+      allowed_key_types: [keyType],
+    };
+  writeFileSync(configFile, stringifyYaml(config));
+}
+
+/** Warm-up, then LEVEL_ROUNDS rounds at SERVERKEYGEN_CONCURRENCY: the median one. */
+async function serverKeygenRounds(estRa: EstRa, target: Target, nextCsr: () => string, name: string): Promise<RoundResult> {
+  const first = await enroll(target, nextCsr());
+  if (first.status !== 200) throw new Error(`${name} answered ${first.status}: ${first.body.toString('utf8').slice(0, 300)}`);
+  progress(`${name} warm-up: ${WARMUP_SECONDS} s at c${SERVERKEYGEN_CONCURRENCY}`);
+  await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, WARMUP_SECONDS);
+  const rounds: LevelResult[] = [];
+  for (let round = 1; round <= LEVEL_ROUNDS; round++) {
+    progress(`${name} c${SERVERKEYGEN_CONCURRENCY} round ${round}/${LEVEL_ROUNDS}: ${ROUND_SECONDS} s`);
+    rounds.push(await runLevel(target, estRa.pid, nextCsr, SERVERKEYGEN_CONCURRENCY, ROUND_SECONDS));
+    progress(`${name}: ${JSON.stringify(rounds.at(-1))}`);
+  }
+  return medianRound(rounds);
+}
+
+/**
+ * /serverkeygen at c8, a new full handshake per request as the levels: the
+ * device sends a P-256 CSR (a template: RFC 7030 §4.4.1) and est-ra makes a
+ * key of the profile's one type, issues it and answers the key and the
+ * certificate. simpleenroll on the same est-ra at the same load comes first,
+ * so what the key generation adds is measured on the same machine at the
+ * same moment (the cores are shared: absolute figures swing).
+ */
+async function benchServerKeygen(root: string, nextCsr: () => string): Promise<ServerKeygenResults> {
+  const stateDir = join(root, 'serverkeygen');
+  mkdirSync(stateDir);
+  progress(`starting est-ra in ${stateDir} with server_side profiles ${SERVERKEYGEN_KEY_TYPES.join(', ')}`);
+  const estRa = await startEstRa(stateDir, serverKeygenProfiles);
+  try {
+    const simpleenroll = await serverKeygenRounds(estRa, targetOf(estRa), nextCsr, 'simpleenroll baseline');
+    const measure = async (keyType: (typeof SERVERKEYGEN_KEY_TYPES)[number]) => {
+      const result = await serverKeygenRounds(estRa, { ...targetOf(estRa), operation: 'serverkeygen', label: keyType }, nextCsr, `serverkeygen ${keyType}`);
+      return { ...result, added_cpu_ms_per_enrollment: round(result.est_ra_cpu_ms_per_enrollment - simpleenroll.est_ra_cpu_ms_per_enrollment, 2) };
+    };
+    return { concurrency: SERVERKEYGEN_CONCURRENCY, simpleenroll, p_256: await measure('p_256'), rsa_2048: await measure('rsa_2048') };
+  } finally {
+    await stopEstRa(estRa.child);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------- main
 
 interface Levels {
@@ -898,6 +971,7 @@ function report(
   mtls: MtlsResults | undefined,
   hostile: HostileResults | undefined,
   ra: RaResults | undefined,
+  serverKeygen: ServerKeygenResults | undefined,
 ): Record<string, unknown> {
   const c32 = measured?.levels['c32'];
   const met: Record<string, boolean> = {};
@@ -926,6 +1000,7 @@ function report(
     ra_overhead: ra?.overhead,
     upstream_keep_alive: ra?.keepAlive,
     queue_drain: ra?.drain,
+    serverkeygen: serverKeygen,
     targets: TARGETS,
     targets_met: met,
     node: process.version,
@@ -950,7 +1025,8 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const measured = SECTIONS.has('levels') ? await benchLevels(upstream, keys, nextCsr) : undefined;
   const mtls = SECTIONS.has('mtls') ? await benchMtls(root, nextCsr) : undefined;
   const hostile = SECTIONS.has('hostile') ? await benchHostile(root, nextCsr) : undefined;
-  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined);
+  const serverKeygen = SECTIONS.has('serverkeygen') ? await benchServerKeygen(root, nextCsr) : undefined;
+  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, serverKeygen);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -959,7 +1035,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, mtls, hostile, { overhead, keepAlive, drain });
+  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, serverKeygen);
 }
 
 async function main(): Promise<void> {

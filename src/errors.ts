@@ -40,6 +40,9 @@ export const ERROR_CATALOGUE = {
   EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },
   EST_APPROVAL_REJECTED: { status: 403, reason: 'request rejected by an administrator' },
   EST_APPROVAL_EXPIRED: { status: 403, reason: 'approval expired' },
+  EST_KEY_GENERATION: { status: 403, reason: "the profile's key_generation_option does not allow this operation" },
+  EST_KEY_ENCRYPTION: { status: 400, reason: 'the server-generated key cannot be encrypted as the CSR asks' },
+  EST_UPSTREAM_DEFERRED: { status: 502, reason: 'the upstream CA did not issue at once; a server-generated key is not kept to wait' },
 } as const satisfies Record<string, { status: number; reason: string }>;
 
 export type EstErrorCode = keyof typeof ERROR_CATALOGUE;

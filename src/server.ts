@@ -1,4 +1,4 @@
-import { constants, X509Certificate } from 'node:crypto';
+import { constants, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
@@ -23,6 +23,7 @@ import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
 import { peerCertificateOf } from './est/peer-certificate.js';
 import { RefusalLimiter } from './ops/refusal-budget.js';
+import type { KeyPackageSigner } from './pki/server-key.js';
 import { Metrics, startOpsListener, type MetricSources, type WatchedCertificate } from './ops/metrics.js';
 import { passcodeStatus } from './auth/passcode.js';
 
@@ -96,6 +97,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const enrollment = new EnrollmentService(store, logger, metrics, now);
   /** The TLS server certificate in force, for its days-left gauge. */
   let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
+  /** est-ra's TLS identity in force, which signs encrypted server-generated keys (RFC 7030 §4.4.2). */
+  let keyPackageSigner = tlsIdentityOf(config, tlsCertificate);
   /** The configuration in force: the one loaded at start, then each reload's. */
   let running = config;
   const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
@@ -134,6 +137,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       refusals,
       challenges,
       refusedAnswerDelayMs: () => running.limits.refused_answer_delay_ms,
+      keyPackageSigner: () => keyPackageSigner,
       maxBodyBytes: config.limits.max_body_bytes,
     }),
   );
@@ -207,6 +211,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       try {
         server.setSecureContext(await tlsContextOptions(next, built));
         tlsCertificate = new X509Certificate(readFileSync(next.tls.certificate));
+        keyPackageSigner = tlsIdentityOf(next, tlsCertificate);
       } catch (err) {
         closeUpstreams(built);
         throw err;
@@ -328,4 +333,9 @@ function listen(server: Server, port: number, host: string): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The TLS server certificate and its key, as the signer of a server-generated key package. */
+function tlsIdentityOf(config: LoadedConfig, certificate: X509Certificate): KeyPackageSigner {
+  return { certificate: certificate.raw, key: createPrivateKey(readFileSync(config.tls.key)) };
 }

@@ -132,6 +132,11 @@ function crossFieldProblems(config: Config): string[] {
     if (profile.default) defaults.push(name);
     if (profile.upstream === 'local-ca' && !profile.local_ca) problems.push(`profiles.${name}.local_ca: is required with upstream: local-ca`);
     if (profile.upstream === 'est' && !profile.est) problems.push(`profiles.${name}.est: is required with upstream: est`);
+    // An approval holds a request until an administrator decides; a server-generated key is never kept, so it cannot wait.
+    if (profile.key_generation_option !== 'client_side' && (profile.require_approval_for_enroll || profile.require_approval_for_renew))
+      problems.push(
+        `profiles.${name}.key_generation_option: ${profile.key_generation_option} cannot be combined with require_approval_for_enroll/_renew (est-ra never keeps a generated key to wait for a decision)`,
+      );
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);

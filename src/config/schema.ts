@@ -325,6 +325,13 @@ const profile = z
       .array(keyType)
       .min(1, 'must list at least one key type')
       .default(['rsa_2048', 'rsa_3072', 'rsa_4096', 'p_256', 'p_384', 'p_521', 'ed_25519']),
+    /**
+     * DigiCert's key generation option: client_side (the device makes its key: simpleenroll, simplereenroll),
+     * server_side (est-ra makes it: /serverkeygen only, RFC 7030 §4.4) or either.
+     */
+    key_generation_option: z
+      .enum(['client_side', 'server_side', 'either'], { errorMap: () => ({ message: 'must be client_side, server_side or either' }) })
+      .default('client_side'),
     validity: z
       .object({
         duration_value: positiveInt,

@@ -8,6 +8,9 @@ import { checkRenewalOrigin } from '../policy/renewal-origin.js';
 import type { NewRequest, Operation, Principal, Store } from '../store/types.js';
 import type { Enrollment, EnrollmentService } from './service.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
+import type { VerifiedCsr } from '../pki/csr.js';
+import { CertificateView } from '../pki/certificate-view.js';
+import { isKeyIdentifierOf } from '../pki/server-key.js';
 
 /** What the HTTP layer learns as an enrollment goes, for the request's log line and answer. */
 export interface EnrollmentObserver {
@@ -26,6 +29,12 @@ export interface EnrollmentRequest {
   readonly credentials: ClientCredentials;
   /** The request body as received: base64, PEM or DER. */
   readonly body: Buffer;
+}
+
+/** An enrollment's outcome as the HTTP layer renders it. */
+export interface PipelineEnrollment extends Enrollment {
+  /** /serverkeygen: the certificate to encrypt the new private key to (DER), when the CSR asked for that. */
+  readonly keyRecipient?: Buffer;
 }
 
 /**
@@ -54,7 +63,7 @@ export class EnrollmentPipeline {
    * EstError.pending). `observe` learns who asked and which recorded request
    * this is, for the request's log line and answer.
    */
-  async enroll(request: EnrollmentRequest, observe: EnrollmentObserver): Promise<Enrollment> {
+  async enroll(request: EnrollmentRequest, observe: EnrollmentObserver): Promise<PipelineEnrollment> {
     const { profile, operation } = request;
     const record: { -readonly [K in keyof NewRequest]: NewRequest[K] } = {
       id: request.id,
@@ -67,6 +76,7 @@ export class EnrollmentPipeline {
     let decision;
     let csr;
     let current;
+    let keyRecipient: Buffer | undefined;
     try {
       const now = record.receivedAt;
       const identity =
@@ -84,13 +94,16 @@ export class EnrollmentPipeline {
       }
       if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current, identity.caPath ?? []);
       record.csr = decodeDerBody(request.body);
-      csr = await parseAndVerifyCsr(record.csr);
+      // /serverkeygen: "the server MUST ignore the public key values and signature in the CSR" (RFC 7030 §4.4.1);
+      // they are there so clients can reuse their CSR code. The key's type is still read (a template).
+      csr = await parseAndVerifyCsr(record.csr, { signatureVerified: operation === 'serverkeygen' });
       // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
       if (identity.principal.kind === 'ra') {
         record.principal = { ...identity.principal, device: csr.subject };
         observe.principal(record.principal);
       }
       decision = decide(profile, { operation, csr, principal: record.principal, current, channelBinding: request.credentials.channelBinding, now });
+      if (operation === 'serverkeygen') keyRecipient = keyEncryptionRecipient(csr, request.credentials.clientCertificate);
     } catch (err) {
       // A bare first attempt without credentials is the client asking for the
       // challenge (libest always does this), not a request to record.
@@ -103,7 +116,8 @@ export class EnrollmentPipeline {
     }
     // From here on the enrollment service records what happens.
     try {
-      return await this.service.enroll(profile, { ...record, csr, current, names: decision.names }, (id) => observe.request(id));
+      const enrollment = await this.service.enroll(profile, { ...record, csr, current, names: decision.names }, (id) => observe.request(id));
+      return { ...enrollment, keyRecipient };
     } catch (err) {
       if (err instanceof EstError) this.countAgainstPasscode(record.principal, err);
       throw err;
@@ -125,4 +139,35 @@ export class EnrollmentPipeline {
     await this.service.countRefusal({ peerAddress: request.peerAddress, profile: request.profile.name, operation: request.operation }, error);
     throw error;
   }
+}
+
+/**
+ * The certificate a server-generated key is encrypted to, when the CSR asks
+ * (RFC 7030 §4.4.1.1–2). AsymmetricDecryptKeyIdentifier: the TLS client
+ * certificate of this connection, when it is the key the identifier names;
+ * the client proved it holds that key in the handshake, so only it can open
+ * the answer, whether or not the certificate is one est-ra trusts.
+ * DecryptKeyIdentifier names a symmetric key shared beforehand, which
+ * est-ra has no way to be given: refused, rather than answered with the key
+ * protected by TLS alone when the client asked for more.
+ */
+function keyEncryptionRecipient(csr: VerifiedCsr, clientCertificate: Buffer | undefined): Buffer | undefined {
+  const asked = csr.decryptKeyIdentifier;
+  if (!asked) return undefined;
+  const refuse = (reason: string): EstError => new EstError('EST_KEY_ENCRYPTION', { reason });
+  if (asked.kind === 'symmetric')
+    throw refuse(
+      'the CSR asks for the key encrypted with a shared symmetric key (DecryptKeyIdentifier, RFC 7030 §4.4.1.1); est-ra holds none: leave it out or use AsymmetricDecryptKeyIdentifier',
+    );
+  let certificate: CertificateView | undefined;
+  try {
+    certificate = clientCertificate && CertificateView.parse(clientCertificate);
+  } catch {
+    certificate = undefined;
+  }
+  if (!certificate || !isKeyIdentifierOf(certificate, asked.identifier))
+    throw refuse(
+      `AsymmetricDecryptKeyIdentifier ${asked.identifier.toString('hex')} is not the key of this connection's TLS client certificate: present that certificate (RFC 7030 §4.4.1.2)`,
+    );
+  return certificate.der;
 }

@@ -122,6 +122,11 @@ export class RetryWorker {
       let prepared;
       try {
         if (!profile) throw new EstError('EST_UNKNOWN_LABEL', { reason: `profile '${request.profile}' is no longer configured` });
+        // Its key existed only in the memory of the process that stopped: the device sends the request again for a new one.
+        if (request.operation === 'serverkeygen')
+          throw new EstError('EST_UPSTREAM_UNAVAILABLE', {
+            reason: 'serverkeygen interrupted by a stop of est-ra; its generated key is gone: send the request again',
+          });
         // Its signature was checked when the device sent it; only the parse is needed again.
         const csr = await parseAndVerifyCsr(request.csr!, { signatureVerified: true });
         const current = request.clientCertificate ? CertificateView.parse(request.clientCertificate) : undefined;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { CertificateView } from '../pki/certificate-view.js';
@@ -9,7 +9,8 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/types.js';
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
-import type { IssuedNames } from '../pki/names.js';
+import { encodeSubject, encodeSubjectAltName, type IssuedNames } from '../pki/names.js';
+import { generateServerKey, requestForServerKey, type ServerKeyNames } from '../pki/server-key.js';
 import { passcodeStatus } from '../auth/passcode.js';
 import { approvalExpired, approvalRefusal, awaitingApproval, needsApproval } from './approvals.js';
 
@@ -41,6 +42,8 @@ export interface Enrollment {
   readonly certificate: IssuedCertificate;
   /** True when a retry of an earlier request got that request's certificate. */
   readonly replayed: boolean;
+  /** /serverkeygen: the key est-ra generated for the certificate; held only until the answer is written, never stored. */
+  readonly serverKey?: KeyObject;
 }
 
 /**
@@ -66,29 +69,18 @@ export class EnrollmentService {
   /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
   async enroll(profile: Profile, request: AcceptedRequest, onRequest: (requestId: string) => void = () => {}): Promise<Enrollment> {
     const csrSha256 = createHash('sha256').update(request.csr.der).digest('hex');
+    if (request.operation === 'serverkeygen') return this.generateAndIssue(profile, request, csrSha256, onRequest);
     const earlier = await this.store.findByCsr(profile.name, request.operation, csrSha256);
     if (earlier) {
       const answer = await this.answerRetry(profile, earlier, () => onRequest(earlier.id));
       if (answer) return answer;
     }
     onRequest(request.id);
-    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
-    // A passcode use is taken by a new request only, with it in one transaction:
-    // a device retrying (after 202, a restart or a lost answer) spends none.
-    const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;
     // A request that needs approval is recorded awaiting it in the same transaction: never `received`, which a restart would forward.
     const approval = needsApproval(profile, request.operation)
       ? { expiresAt: new Date(request.receivedAt.getTime() + profile.approval.expiresAfterMs) }
       : undefined;
-    if (!(await this.store.recordRequest(record, passcodeUse, approval))) {
-      // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
-      const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
-      const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
-      const reason = `authentication failed: passcode ${passcodeUse?.passcodeId ?? ''} is ${status === 'enabled' ? 'used up' : status}`;
-      const error = new EstError('EST_AUTH_FAILED', { reason });
-      await this.recordRefusal(record, error);
-      throw error;
-    }
+    const record = await this.recordNew(request, csrSha256, approval);
     if (approval) {
       this.logger.info(LOG_EVENT.awaitingApproval, {
         id: record.id,
@@ -108,6 +100,61 @@ export class EnrollmentService {
       );
     }
     return { certificate: await this.forward(profile, record, request.csr, request.current, request.names, 0), replayed: false };
+  }
+
+  /**
+   * Records a new request; a passcode use is taken by a new request only,
+   * with it in one transaction: a device retrying (after 202, a restart or a
+   * lost answer) spends none.
+   */
+  private async recordNew(request: AcceptedRequest, csrSha256: string, approval?: { readonly expiresAt: Date }): Promise<NewRequest> {
+    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
+    const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;
+    if (!(await this.store.recordRequest(record, passcodeUse, approval))) {
+      // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
+      const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
+      const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
+      const reason = `authentication failed: passcode ${passcodeUse?.passcodeId ?? ''} is ${status === 'enabled' ? 'used up' : status}`;
+      const error = new EstError('EST_AUTH_FAILED', { reason });
+      await this.recordRefusal(record, error);
+      throw error;
+    }
+    return record;
+  }
+
+  /**
+   * /serverkeygen (RFC 7030 §4.4): a new key of the profile's type, a
+   * certificate for it with the decided names, from the local CA or the
+   * upstream (sent est-ra's own CSR signed by the new key, its answer
+   * checked like any). Every request is a new one, recorded and taking a
+   * passcode use like any enrollment: a device sending the same CSR again
+   * gets a new key and certificate, never the stored certificate, whose key
+   * is gone (est-ra keeps none). Nothing waits either: with the key held
+   * only for this answer, an upstream that is down or answers 202 refuses
+   * the request (503 / 502) and gives the passcode use back.
+   */
+  private async generateAndIssue(profile: Profile, request: AcceptedRequest, csrSha256: string, onRequest: (requestId: string) => void): Promise<Enrollment> {
+    onRequest(request.id);
+    const record = await this.recordNew(request, csrSha256);
+    const probeDueAt = this.health.probeDueAt(profile.name);
+    if (probeDueAt !== undefined) {
+      const error = serverKeygenUnavailable(this.retryAfterFor(new Date(probeDueAt).toISOString()));
+      await this.refuseAccepted(record, error);
+      throw error;
+    }
+    let key: KeyObject;
+    let keyCsr: VerifiedCsr;
+    try {
+      key = await generateServerKey(serverKeyType(profile, request.csr));
+      keyCsr = await requestForServerKey(key, serverKeyNames(request.csr, request.names));
+    } catch (err) {
+      // Never the key itself in a cause: only generation or signing failed, with its message.
+      const error = new EstError('EST_INTERNAL', { cause: err });
+      await this.refuseAccepted(record, error);
+      throw error;
+    }
+    const issued = await this.forward(profile, record, keyCsr, undefined, { ...request.names, asRequested: true }, 0);
+    return { certificate: issued, replayed: false, serverKey: key };
   }
 
   /**
@@ -174,6 +221,12 @@ export class EnrollmentService {
       return issued;
     } catch (err) {
       this.metrics.upstreamFailures.inc({ profile: profile.name, kind: failureKind(err) });
+      if (record.operation === 'serverkeygen') {
+        // Nothing waits: the generated key is not kept (generateAndIssue).
+        const error = this.serverKeygenFailure(profile, err);
+        await this.refuseAccepted(record, error);
+        throw error;
+      }
       if (err instanceof EstError && err.code === 'EST_PENDING') {
         // The upstream answered 202: poll it when it said to (RFC 7030 §4.2.3).
         const retryAt = new Date(this.now().getTime() + (err.retryAfter ?? 60) * 1000);
@@ -236,10 +289,51 @@ export class EnrollmentService {
     });
   }
 
+  /** What a device is told when the upstream could not issue a server-generated key's certificate at once. */
+  private serverKeygenFailure(profile: Profile, err: unknown): EstError {
+    if (err instanceof UpstreamUnavailableError) {
+      const retryAt = this.health.failed(profile.name, this.now());
+      return serverKeygenUnavailable(this.retryAfterFor(retryAt.toISOString()), err);
+    }
+    if (err instanceof EstError && err.code === 'EST_PENDING') {
+      return new EstError('EST_UPSTREAM_DEFERRED', {
+        reason: `the upstream CA did not issue at once (202: ${err.reason}); est-ra keeps no server-generated key to wait with`,
+        cause: err,
+      });
+    }
+    return err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+  }
+
   /** Seconds a device should wait: until the next attempt, at least 1 s, at most 10 min. */
   private retryAfterFor(nextAttemptAt: string | null): number {
     const at = nextAttemptAt ? Date.parse(nextAttemptAt) : Number.NaN;
     const seconds = Number.isNaN(at) ? 5 : Math.ceil((at - this.now().getTime()) / 1000) + 1;
     return Math.min(600, Math.max(1, seconds));
   }
+}
+
+function serverKeygenUnavailable(retryAfter: number, cause?: unknown): EstError {
+  return new EstError('EST_UPSTREAM_UNAVAILABLE', {
+    reason: 'the upstream CA is unreachable; a server-generated key is never queued: send the request again later',
+    retryAfter,
+    cause,
+  });
+}
+
+/**
+ * The type of the key est-ra makes: the profile's only allowed type, or
+ * among several the type of the CSR's key (RFC 7030 §4.4.1: the CSR's key
+ * is a template; the key type rule has checked it is allowed).
+ */
+export function serverKeyType(profile: Pick<Profile, 'allowedKeyTypes'>, csr: VerifiedCsr): string {
+  return profile.allowedKeyTypes.length === 1 ? profile.allowedKeyTypes[0]! : csr.keyType;
+}
+
+/** The decided names as DER: the CSR's own encoding when they are what it asked for, as the local CA issues them. */
+function serverKeyNames(csr: VerifiedCsr, names: IssuedNames): ServerKeyNames {
+  if (names.asRequested) return { subjectDer: csr.subjectDer, subjectAltName: csr.subjectAltName };
+  return {
+    subjectDer: encodeSubject(names.subject),
+    subjectAltName: names.san.length > 0 ? encodeSubjectAltName(names.san, names.subject.length === 0) : undefined,
+  };
 }

@@ -3,7 +3,9 @@ import type { Profile } from '../policy/profile.js';
 import { buildCertsOnly } from '../pki/certs-only.js';
 import type { EnrollmentPipeline, EnrollmentRequest } from '../enrollment/pipeline.js';
 import { MEDIA_TYPE } from './media-types.js';
-import { sendBase64, sendBase64Reused, sendNoContent, toEstError } from './respond.js';
+import { sendBase64, sendBase64Reused, sendBody, sendNoContent, toEstError } from './respond.js';
+import { multipartMixed } from './multipart.js';
+import { envelopeServerKey, pkcs8Of, type KeyPackageSigner } from '../pki/server-key.js';
 import type { Base64Framing } from '../pki/der-body.js';
 import type { EstRequestState } from './router.js';
 
@@ -31,8 +33,38 @@ export async function handleEnroll(
   state: EstRequestState,
   res: ServerResponse,
 ): Promise<void> {
+  const { certificate } = await enrollObserved(pipeline, request, state, res);
+  sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]), framing);
+}
+
+/**
+ * POST /serverkeygen (RFC 7030 §4.4): the same pipeline, which also makes
+ * the key; answered `multipart/mixed` with the private key (PKCS#8, or
+ * encrypted to the certificate the CSR named, signed by est-ra's TLS
+ * identity) and the certificate as certs-only (RFC 7030 §4.4.2). The key is
+ * in no log line, record or error: it leaves with this answer.
+ */
+export async function handleServerKeygen(
+  pipeline: EnrollmentPipeline,
+  request: EnrollmentRequest,
+  framing: Base64Framing,
+  state: EstRequestState,
+  res: ServerResponse,
+  signer: () => KeyPackageSigner,
+): Promise<void> {
+  const { certificate, serverKey, keyRecipient } = await enrollObserved(pipeline, request, state, res);
+  const privateKeyInfo = pkcs8Of(serverKey!);
+  const keyPart = keyRecipient
+    ? { contentType: MEDIA_TYPE.serverGeneratedKey, der: await envelopeServerKey(privateKeyInfo, keyRecipient, signer()) }
+    : { contentType: MEDIA_TYPE.pkcs8, der: privateKeyInfo };
+  const { contentType, body } = multipartMixed([keyPart, { contentType: MEDIA_TYPE.certsOnly, der: buildCertsOnly([certificate.der]) }], framing);
+  sendBody(res, 200, contentType, body);
+}
+
+/** Runs the pipeline, telling the request's log line and answer who asked, which request this is and what came of it. */
+async function enrollObserved(pipeline: EnrollmentPipeline, request: EnrollmentRequest, state: EstRequestState, res: ServerResponse) {
   try {
-    const { certificate, replayed } = await pipeline.enroll(request, {
+    const enrollment = await pipeline.enroll(request, {
       principal: (principal) => (state.principal = principal),
       // The device sees the id of the request it belongs to, and every retry of one request carries that id.
       request: (requestId) => {
@@ -40,10 +72,10 @@ export async function handleEnroll(
         res.setHeader('X-Request-Id', requestId);
       },
     });
-    state.replayed = replayed;
-    state.outcome = replayed ? 'issued earlier' : 'issued';
-    state.serial = certificate.serialNumber;
-    sendBase64(res, MEDIA_TYPE.certsOnly, buildCertsOnly([certificate.der]), framing);
+    state.replayed = enrollment.replayed;
+    state.outcome = enrollment.replayed ? 'issued earlier' : 'issued';
+    state.serial = enrollment.certificate.serialNumber;
+    return enrollment;
   } catch (err) {
     const error = toEstError(err);
     if (error.code === 'EST_PENDING') state.outcome = `pending: ${error.reason}`;

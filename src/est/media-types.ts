@@ -7,6 +7,10 @@ export const MEDIA_TYPE = {
   cacerts: 'application/pkcs7-mime',
   /** /simpleenroll, /simplereenroll (RFC 7030 §4.2.3). */
   certsOnly: 'application/pkcs7-mime; smime-type=certs-only',
+  /** /serverkeygen's key part, unencrypted: DER PrivateKeyInfo (RFC 7030 §4.4.2). */
+  pkcs8: 'application/pkcs8',
+  /** /serverkeygen's key part, encrypted: CMS EnvelopedData (RFC 7030 §4.4.2). */
+  serverGeneratedKey: 'application/pkcs7-mime; smime-type=server-generated-key',
   /** /csrattrs (RFC 7030 §4.5.2). */
   csrattrs: 'application/csrattrs',
   /** Errors: one line of text. */

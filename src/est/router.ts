@@ -4,7 +4,7 @@ import { TLSSocket } from 'node:tls';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { EstError } from '../errors.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
-import type { Principal } from '../store/types.js';
+import type { Operation, Principal } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { outcomeOf, type Metrics } from '../ops/metrics.js';
@@ -12,9 +12,10 @@ import { describePrincipal, type ChannelBinding, type ClientCredentials } from '
 import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
-import { handleCacerts, handleCsrattrs, handleEnroll } from './handlers.js';
+import { handleCacerts, handleCsrattrs, handleEnroll, handleServerKeygen } from './handlers.js';
+import type { KeyPackageSigner } from '../pki/server-key.js';
 import { peerCertificateOf } from './peer-certificate.js';
-import type { EnrollmentPipeline } from '../enrollment/pipeline.js';
+import type { EnrollmentPipeline, EnrollmentRequest } from '../enrollment/pipeline.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
 import { LogThrottle } from '../ops/log-throttle.js';
 
@@ -30,6 +31,8 @@ export interface EstDependencies {
   readonly challenges: RefusalLimiter;
   /** How long an address past its budget waits for each 429 (limits.refused_answer_delay_ms), read per request. */
   readonly refusedAnswerDelayMs: () => number;
+  /** est-ra's TLS identity in force, which signs an encrypted server-generated key (RFC 7030 §4.4.2). */
+  readonly keyPackageSigner: () => KeyPackageSigner;
 }
 
 /** The operations of RFC 7030 §3.2.2 and the method each takes. */
@@ -161,7 +164,7 @@ async function refuseDisallowedAddress(deps: EstDependencies, req: Request, res:
   const peer = req.socket.remoteAddress ?? '';
   if (profile.allowlist.allows(peer)) return;
   const error = EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peer)} not allowed by profile '${profile.name}'`);
-  if (state.operation === 'simpleenroll' || state.operation === 'simplereenroll') {
+  if (state.operation === 'simpleenroll' || state.operation === 'simplereenroll' || state.operation === 'serverkeygen') {
     await deps.pipeline.refuseAddress({ id: state.id, operation: state.operation, profile, peerAddress: peer }, error);
   }
   throw error;
@@ -189,23 +192,29 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
       return handleCsrattrs(profile, res, framing);
     case 'simpleenroll':
     case 'simplereenroll':
-      return handleEnroll(
-        deps.pipeline,
-        {
-          id: state.id,
-          operation: state.operation,
-          profile,
-          peerAddress: req.socket.remoteAddress ?? 'unknown',
-          credentials: credentialsOf(req, profile.channelBinding),
-          body: bodyOf(req),
-        },
-        framing,
-        state,
-        res,
-      );
+      return handleEnroll(deps.pipeline, enrollmentRequest(req, state, state.operation, profile), framing, state, res);
+    case 'serverkeygen':
+      // Optional in RFC 7030 (§4.4): a profile that does not offer it says so as for any operation it lacks,
+      // before authentication, as fullcmc is answered.
+      if (profile.keyGeneration === 'client_side')
+        throw new EstError('EST_NOT_IMPLEMENTED', {
+          reason: `profile '${profile.name}' does not generate keys (key_generation_option: client_side): make the key and use simpleenroll`,
+        });
+      return handleServerKeygen(deps.pipeline, enrollmentRequest(req, state, 'serverkeygen', profile), framing, state, res, deps.keyPackageSigner);
     default:
       throw new EstError('EST_NOT_IMPLEMENTED', { reason: `${state.operation} is not supported by profile '${profile.name}'` });
   }
+}
+
+function enrollmentRequest(req: Request, state: EstRequestState, operation: Operation, profile: Profile): EnrollmentRequest {
+  return {
+    id: state.id,
+    operation,
+    profile,
+    peerAddress: req.socket.remoteAddress ?? 'unknown',
+    credentials: credentialsOf(req, profile.channelBinding),
+    body: bodyOf(req),
+  };
 }
 
 function bodyOf(req: Request): Buffer {

@@ -24,10 +24,23 @@ export interface VerifiedCsr {
   readonly challengePassword?: string;
   /** An RSA key's public exponent, as OpenSSL loaded it. */
   readonly rsaPublicExponent?: bigint;
+  /** /serverkeygen: the key to encrypt the new private key to (RFC 7030 §4.4.1.1–2), when the CSR names one. */
+  readonly decryptKeyIdentifier?: DecryptKeyIdentifier;
+}
+
+/** DecryptKeyIdentifier (a symmetric key shared beforehand) or AsymmetricDecryptKeyIdentifier (a subjectKeyIdentifier). */
+export interface DecryptKeyIdentifier {
+  readonly kind: 'symmetric' | 'asymmetric';
+  readonly identifier: Buffer;
 }
 
 const ID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 const ID_CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
+/** id-aa-decryptKeyID and id-aa-asymmDecryptKeyID (RFC 7030 §4.4.1.1, §4.4.1.2): each one OCTET STRING. */
+const DECRYPT_KEY_ID_KINDS: ReadonlyMap<string, DecryptKeyIdentifier['kind']> = new Map([
+  ['1.2.840.113549.1.9.16.2.37', 'symmetric'],
+  ['1.2.840.113549.1.9.16.2.54', 'asymmetric'],
+]);
 
 /**
  * Parses a DER PKCS#10 request (RFC 2986) and checks its self-signature, which
@@ -83,6 +96,7 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
     subjectAltName: fields.subjectAltName,
     challengePassword: fields.challengePassword,
     rsaPublicExponent: key.asymmetricKeyDetails?.publicExponent,
+    decryptKeyIdentifier: fields.decryptKeyIdentifier,
   };
 }
 
@@ -91,6 +105,7 @@ interface CsrFields {
   readonly subjectPublicKeyInfo: Buffer;
   readonly subjectAltName?: Buffer;
   readonly challengePassword?: string;
+  readonly decryptKeyIdentifier?: DecryptKeyIdentifier;
 }
 
 /**
@@ -113,6 +128,7 @@ function readCsr(der: Buffer): CsrFields {
   checkSubjectPublicKeyInfo(der, spki!);
   let subjectAltName: Buffer | undefined;
   let challengePassword: string | undefined;
+  let decryptKeyIdentifier: DecryptKeyIdentifier | undefined;
   for (const attribute of attributes ? children(der, attributes) : []) {
     if (attribute.tag !== TAG.sequence) throw new DerError('an Attribute is a SEQUENCE');
     const [type, values] = expectTags(der, attribute, [TAG.oid, TAG.set]);
@@ -122,14 +138,21 @@ function readCsr(der: Buffer): CsrFields {
     if (oid === ID_CHALLENGE_PASSWORD && all.length !== 1) throw new DerError('challengePassword must have one value');
     const [value] = all;
     if (!value) continue;
+    const keyIdKind = DECRYPT_KEY_ID_KINDS.get(oid);
     if (oid === ID_EXTENSION_REQUEST) subjectAltName = extensionByOid(der, checkExtensions(der, value), ID_CE_SUBJECT_ALT_NAME);
     else if (oid === ID_CHALLENGE_PASSWORD) challengePassword = directoryString(der, value);
+    else if (keyIdKind) {
+      if (all.length !== 1 || value.tag !== TAG.octetString) throw new DerError('a decrypt key identifier is one OCTET STRING');
+      // Both given: the symmetric one wins, and is refused (est-ra holds no shared keys) rather than half-honoured.
+      if (decryptKeyIdentifier?.kind !== 'symmetric') decryptKeyIdentifier = { kind: keyIdKind, identifier: Buffer.from(der.subarray(value.start, value.end)) };
+    }
   }
   return {
     subjectDer: sliceTlv(der, subject!),
     subjectPublicKeyInfo: sliceTlv(der, spki!),
     subjectAltName,
     challengePassword,
+    decryptKeyIdentifier,
   };
 }
 

@@ -4,7 +4,7 @@ import { channelBindingMatches } from './channel-binding.js';
 import { NamePolicy, type NamePolicyConfig, type SanRule } from './name-policy.js';
 import type { Profile } from './profile.js';
 import { renewalAllowed, type RenewalSettings } from './renewal.js';
-import { keyTypeAllowed } from './rules.js';
+import { keyGenerationAllowed, keyTypeAllowed } from './rules.js';
 import { withinUsageRestrictions, type UsageRestrictions } from './usage-restrictions.js';
 
 /** The profile settings the policy step reads, by their configuration names (config/schema.ts). */
@@ -12,6 +12,7 @@ export interface ProfileRuleSettings {
   readonly upstream: 'local-ca' | 'est';
   readonly usage_restrictions?: UsageRestrictions;
   readonly allowed_key_types: readonly string[];
+  readonly key_generation_option: 'client_side' | 'server_side' | 'either';
   readonly rsa_min_public_exponent: number;
   readonly renewal_settings: RenewalSettings & { readonly renew_revoked_cert: boolean };
   readonly channel_binding: boolean;
@@ -23,7 +24,15 @@ export interface ProfileRuleSettings {
 
 export type ProfileRules = Pick<
   Profile,
-  'rules' | 'names' | 'allowSha1ProofOfPossession' | 'forwardsCsrUnchanged' | 'extendedKeyUsageOids' | 'channelBinding' | 'renewRevokedCert'
+  | 'rules'
+  | 'names'
+  | 'allowSha1ProofOfPossession'
+  | 'forwardsCsrUnchanged'
+  | 'extendedKeyUsageOids'
+  | 'channelBinding'
+  | 'renewRevokedCert'
+  | 'keyGeneration'
+  | 'allowedKeyTypes'
 >;
 
 /**
@@ -34,6 +43,7 @@ export type ProfileRules = Pick<
 export function compileProfileRules(settings: ProfileRuleSettings): ProfileRules {
   return {
     rules: [
+      keyGenerationAllowed(settings.key_generation_option),
       ...(settings.usage_restrictions ? [withinUsageRestrictions(settings.usage_restrictions)] : []),
       keyTypeAllowed(settings.allowed_key_types, BigInt(settings.rsa_min_public_exponent)),
       renewalAllowed(settings.renewal_settings),
@@ -45,6 +55,8 @@ export function compileProfileRules(settings: ProfileRuleSettings): ProfileRules
     extendedKeyUsageOids: settings.extended_key_usage.map((name) => EXTENDED_KEY_USAGE[name]),
     channelBinding: settings.channel_binding,
     renewRevokedCert: settings.renewal_settings.renew_revoked_cert,
+    keyGeneration: settings.key_generation_option,
+    allowedKeyTypes: settings.allowed_key_types,
   };
 }
 

@@ -30,7 +30,8 @@ const SHA1_SIGNATURES: ReadonlySet<string> = new Set(['1.2.840.10045.4.1', '1.2.
 export function decide(profile: Profile, context: RuleContext): Decision {
   applyRules(profile.rules, context);
   const { csr, current } = context;
-  if (!profile.allowSha1ProofOfPossession && SHA1_SIGNATURES.has(signatureAlgorithmOid(csr.der))) {
+  // /serverkeygen: the CSR's signature proves nothing est-ra uses (RFC 7030 §4.4.1: the server ignores it).
+  if (context.operation !== 'serverkeygen' && !profile.allowSha1ProofOfPossession && SHA1_SIGNATURES.has(signatureAlgorithmOid(csr.der))) {
     throw new EstError('EST_SIGNATURE_ALGORITHM', { reason: 'the CSR is signed with SHA-1, which the profile does not accept as proof of possession' });
   }
   const requested = requestedNames(csr);

@@ -33,6 +33,10 @@ export interface Profile {
    * after retryAfterS (RFC 7030 §4.2.3), and an undecided one expires.
    */
   readonly approval: { readonly enroll: boolean; readonly renew: boolean; readonly retryAfterS: number; readonly expiresAfterMs: number };
+  /** key_generation_option: who makes the key, the device (simpleenroll) or est-ra (/serverkeygen, RFC 7030 §4.4). */
+  readonly keyGeneration: 'client_side' | 'server_side' | 'either';
+  /** allowed_key_types; /serverkeygen makes the only one, or the CSR's type among several. */
+  readonly allowedKeyTypes: readonly string[];
   /** Who may talk to this profile at all (allowed_ip_addresses). */
   readonly allowlist: AddressAllowlist;
   /** Where certificates come from; its CA certificates are the ones this profile renews under. */

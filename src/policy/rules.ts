@@ -33,7 +33,17 @@ export function keyTypeAllowed(allowed: readonly string[], rsaMinPublicExponent 
   const set = new Set(allowed);
   return {
     name: 'keyTypeAllowed',
-    check({ csr }) {
+    check({ csr, operation }) {
+      // /serverkeygen: the CSR's key is a template only (RFC 7030 §4.4.1: the server ignores its value); it
+      // chooses among several allowed types, and with one allowed type est-ra makes that one whatever it is.
+      if (operation === 'serverkeygen') {
+        if (allowed.length > 1 && !set.has(csr.keyType))
+          throw EstError.forbidden(
+            'EST_KEY_TYPE',
+            `key type ${csr.keyType} not allowed by profile (allowed: ${allowed.join(', ')}); the new key takes the CSR's type`,
+          );
+        return;
+      }
       if (!set.has(csr.keyType)) {
         throw EstError.forbidden('EST_KEY_TYPE', `key type ${csr.keyType} not allowed by profile (allowed: ${allowed.join(', ')})`);
       }
@@ -41,6 +51,24 @@ export function keyTypeAllowed(allowed: readonly string[], rsaMinPublicExponent 
       if (exponent !== undefined && (exponent % 2n === 0n || exponent < rsaMinPublicExponent)) {
         throw EstError.forbidden('EST_KEY_TYPE', `RSA public exponent ${exponent} not allowed by profile (odd, at least ${rsaMinPublicExponent})`);
       }
+    },
+  };
+}
+
+/**
+ * DigiCert's key_generation_option: a `server_side` profile's keys are made by
+ * est-ra (/serverkeygen, RFC 7030 §4.4), so a request for a key the client
+ * made is refused. (/serverkeygen under `client_side` never gets here: the
+ * router answers 501, the operation not being offered.)
+ */
+export function keyGenerationAllowed(option: 'client_side' | 'server_side' | 'either'): CsrRule {
+  return {
+    name: 'keyGenerationAllowed',
+    check({ operation }) {
+      if (option === 'server_side' && operation !== 'serverkeygen')
+        throw new EstError('EST_KEY_GENERATION', {
+          reason: `this profile generates its devices' keys (key_generation_option: server_side): use /serverkeygen, not /${operation}`,
+        });
     },
   };
 }

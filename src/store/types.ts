@@ -3,7 +3,7 @@
  * default), PostgreSQL later for several. Methods are async so both fit.
  */
 
-export type Operation = 'simpleenroll' | 'simplereenroll';
+export type Operation = 'simpleenroll' | 'simplereenroll' | 'serverkeygen';
 
 /** Who made a request, as the authentication step established it. */
 export type Principal =

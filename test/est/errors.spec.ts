@@ -178,7 +178,7 @@ const ROWS: readonly ErrorRow[] = [
     headers: withPasscode,
     body: (c) => c.csrPem,
     status: 501,
-    text: "501 serverkeygen is not supported by profile 'demo'\n",
+    text: "501 profile 'demo' does not generate keys (key_generation_option: client_side): make the key and use simpleenroll\n",
   },
 ];
 
