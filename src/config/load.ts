@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { csrAttrsContradictions } from '../policy/csr-wishes.js';
 
 /** Every problem found in a configuration file, each naming the field at fault. */
 export class ConfigError extends Error {
@@ -132,6 +133,8 @@ function crossFieldProblems(config: Config): string[] {
     if (profile.default) defaults.push(name);
     if (profile.upstream === 'local-ca' && !profile.local_ca) problems.push(`profiles.${name}.local_ca: is required with upstream: local-ca`);
     if (profile.upstream === 'est' && !profile.est) problems.push(`profiles.${name}.est: is required with upstream: est`);
+    if (profile.fullcmc === 'passthrough' && profile.upstream !== 'est') problems.push(`profiles.${name}.fullcmc: passthrough needs upstream: est`);
+    problems.push(...csrAttrsContradictions(`profiles.${name}`, profile));
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);

@@ -1,0 +1,129 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
+import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
+import { editConfig } from '../helpers/config.js';
+import { curl } from '../helpers/clients.js';
+
+const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
+const CMC_REQUEST = ['-H', 'Content-Type: application/pkcs7-mime; smime-type=CMC-request'];
+
+/**
+ * RFC 7030 §4.3 /fullcmc: relayed byte for byte to the upstream over est-ra's
+ * RA identity with `fullcmc: passthrough`, 501 everywhere else. The test
+ * upstream answers a CMC-response-typed report of what reached it.
+ */
+describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let identity: RaIdentity;
+  let upstream: Upstream;
+  let ra: TestEstRa;
+  let cmcFile: string;
+  let cmcSha256: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'est-ra-fullcmc-'));
+    identity = await makeRaIdentity(dir);
+    // No upstream passcode: an Authorization header reaching the upstream could only be the device's own.
+    upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, label: LABEL });
+    ra = await startEstRa({
+      editConfig: (yaml) =>
+        editConfig(yaml, (config) => {
+          const profiles = config.profiles as Record<string, Record<string, unknown>>;
+          const demo = profiles.demo!;
+          profiles.local = { ...structuredClone(demo), default: false, labels: ['local'] };
+          demo.upstream = 'est';
+          demo.fullcmc = 'passthrough';
+          demo.est = {
+            url: upstream.baseUrl,
+            ra_certificate: identity.certFile,
+            ra_key: identity.keyFile,
+            trust_anchors: [upstream.rootCaFile],
+            timeout_ms: 5000,
+          };
+        }),
+    });
+    // A CMC request travels base64 (RFC 7030 §4.3.1); est-ra must not touch a byte of it, line breaks included.
+    const body = `${randomBytes(600).toString('base64').replace(/.{64}/g, '$&\r\n')}\r\n`;
+    cmcFile = join(dir, 'request.cmc');
+    writeFileSync(cmcFile, body);
+    cmcSha256 = createHash('sha256').update(body).digest('hex');
+  });
+  after(async () => {
+    await ra.close();
+    await upstream.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The test upstream's report: `sha256=… content-type=… client=… authorization=…`. */
+  const reportOf = (body: string): Record<string, string> =>
+    Object.fromEntries(
+      Buffer.from(body, 'base64')
+        .toString()
+        .split(/ (?=(?:sha256|content-type|client|authorization)=)/)
+        .map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)]),
+    );
+
+  it("ok curl with the CMC media type: the upstream's answer is relayed, the request reached it byte for byte over the RA identity", async () => {
+    const before = await upstream.stats();
+    const answer = await curl(ra, '/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+    expect(answer.status, answer.body).to.equal(200);
+    expect(answer.headers).to.match(/\r\nContent-Type: application\/pkcs7-mime; smime-type=CMC-response\r\n/);
+    expect(answer.headers).to.match(/\r\nContent-Transfer-Encoding: base64\r\n/);
+    expect(answer.headers, "the upstream's other headers stay behind").not.to.match(/X-Upstream-Secret/i);
+    expect(reportOf(answer.body)).to.deep.equal({
+      sha256: cmcSha256,
+      'content-type': 'application/pkcs7-mime; smime-type=CMC-request',
+      client: 'CN=est-ra RA',
+      authorization: 'absent', // the device's passcode is est-ra's to check, never sent up
+    });
+    expect((await upstream.stats()).requests.fullcmc - before.requests.fullcmc).to.equal(1);
+    const [record] = await ra.server.store.listRequests(1);
+    expect(record).to.deep.include({ operation: 'fullcmc', state: 'issued', status: 200, reason: 'fullcmc relayed; the upstream answered 200', csr: null });
+    expect(record!.principal.kind).to.equal('passcode');
+  });
+
+  it('ok another spelling of the same media type (case, spacing, quotes) is relayed', async () => {
+    const answer = await curl(ra, '/fullcmc', [
+      '--user',
+      `:${ra.passcode}`,
+      '-H',
+      'Content-Type: Application/PKCS7-MIME;smime-type="CMC-Request"',
+      '--data-binary',
+      `@${cmcFile}`,
+    ]);
+    expect(answer.status, answer.body).to.equal(200);
+    expect(reportOf(answer.body)).to.include({ sha256: cmcSha256, 'content-type': 'Application/PKCS7-MIME;smime-type="CMC-Request"' });
+  });
+
+  it('fail unauthenticated: 401 with the Basic challenge, nothing relayed', async () => {
+    const before = await upstream.stats();
+    const answer = await curl(ra, '/fullcmc', [...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+    expect(answer.status).to.equal(401);
+    expect(answer.headers).to.match(/\r\nWWW-Authenticate: Basic/i);
+    const wrong = await curl(ra, '/fullcmc', ['--user', ':not-the-passcode', ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+    expect(wrong.status).to.equal(401);
+    expect((await upstream.stats()).requests.fullcmc).to.equal(before.requests.fullcmc);
+  });
+
+  it('fail authenticated, but not the CMC media type: 415 with the reason', async () => {
+    const answer = await curl(ra, '/fullcmc', ['--user', `:${ra.passcode}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${cmcFile}`]);
+    expect(answer.status).to.equal(415);
+    expect(answer.body).to.equal('415 fullcmc takes application/pkcs7-mime; smime-type=CMC-request\n');
+  });
+
+  for (const [name, type] of [
+    ['the CMC media type', 'application/pkcs7-mime; smime-type=CMC-request'],
+    ['a CSR media type', 'application/pkcs10'],
+  ] as const) {
+    it(`fail a local-ca profile answers 501 with the reason, for ${name}`, async () => {
+      const answer = await curl(ra, '/local/fullcmc', ['-H', `Content-Type: ${type}`, '--data-binary', `@${cmcFile}`]);
+      expect(answer.status).to.equal(501);
+      expect(answer.body).to.equal("501 fullcmc is not supported by profile 'local' (fullcmc: passthrough relays it to an est upstream)\n");
+    });
+  }
+});
