@@ -116,6 +116,28 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
     expect(answer.body).to.equal('415 fullcmc takes application/pkcs7-mime; smime-type=CMC-request\n');
   });
 
+  it('fail a body over limits.max_body_bytes: 413, as for every operation, nothing relayed', async () => {
+    const before = await upstream.stats();
+    const large = join(dir, 'large.cmc');
+    writeFileSync(large, 'A'.repeat(65_537));
+    const answer = await curl(ra, '/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${large}`]);
+    expect(answer.status).to.equal(413);
+    expect((await upstream.stats()).requests.fullcmc).to.equal(before.requests.fullcmc);
+  });
+
+  it('fail the upstream unreachable: 503 with the reason, recorded with that status', async () => {
+    await upstream.stop();
+    try {
+      const answer = await curl(ra, '/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+      expect(answer.status).to.equal(503);
+      expect(answer.body).to.match(/^503 the upstream's \/fullcmc cannot be reached: connect ECONNREFUSED/);
+      const [record] = await ra.server.store.listRequests(1);
+      expect(record).to.deep.include({ operation: 'fullcmc', state: 'refused', status: 503 });
+    } finally {
+      await upstream.restart();
+    }
+  });
+
   for (const [name, type] of [
     ['the CMC media type', 'application/pkcs7-mime; smime-type=CMC-request'],
     ['a CSR media type', 'application/pkcs10'],
