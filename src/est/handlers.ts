@@ -82,10 +82,11 @@ export async function handleFullCmc(
       reason: `fullcmc is not supported by profile '${request.profile.name}' (fullcmc: passthrough relays it to an est upstream)`,
     });
   }
-  const answer = await pipeline.relayFullCmc(request, { principal: (principal) => (state.principal = principal) }, () =>
-    relayFullCmc(route(), req, res, request.body),
-  );
-  if (answer.status === 401) throw new EstError('EST_UPSTREAM_AUTH', { reason: "the upstream CA rejected est-ra's own credentials for /fullcmc" });
+  const answer = await pipeline.relayFullCmc(request, { principal: (principal) => (state.principal = principal) }, async () => {
+    const relayed = await relayFullCmc(route(), req, res, request.body);
+    if (relayed.status === 401) throw new EstError('EST_UPSTREAM_AUTH', { reason: "the upstream CA rejected est-ra's own credentials for /fullcmc" });
+    return relayed;
+  });
   state.outcome = `relayed; upstream answered ${answer.status}`;
   const headers: Record<string, string | number> = { 'Content-Length': answer.body.length };
   for (const [name, value] of Object.entries(answer.headers)) headers[ANSWER_HEADER_NAMES[name] ?? name] = value;

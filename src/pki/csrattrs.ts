@@ -135,8 +135,14 @@ export function encodeCsrAttrs(wishes: CsrWishes, form: CsrAttrsForm = 'plain'):
 function keyTypeItem(type: keyof typeof KEY_TYPE_WISHES): Buffer {
   const wish = KEY_TYPE_WISHES[type];
   if (wish.curve !== undefined) return attribute(wish.algorithm, objectIdentifier(wish.curve));
-  if (wish.rsaBits !== undefined) return attribute(wish.algorithm, unsignedInteger(Buffer.from(wish.rsaBits.toString(16).padStart(4, '0'), 'hex')));
+  if (wish.rsaBits !== undefined) return attribute(wish.algorithm, integer(wish.rsaBits));
   return objectIdentifier(wish.algorithm);
+}
+
+/** A non-negative INTEGER of any size (smallInteger takes one byte). */
+function integer(value: number): Buffer {
+  const hex = value.toString(16);
+  return unsignedInteger(Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex'));
 }
 
 /** Attribute ::= SEQUENCE { type OID, values SET SIZE (1..MAX) } with one value. */

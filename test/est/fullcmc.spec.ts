@@ -10,6 +10,7 @@ import { curl } from '../helpers/clients.js';
 
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
 const CMC_REQUEST = ['-H', 'Content-Type: application/pkcs7-mime; smime-type=CMC-request'];
+const UPSTREAM_PASSCODE_ENV = 'EST_RA_TEST_FULLCMC_UPSTREAM_PASSCODE';
 
 /**
  * RFC 7030 §4.3 /fullcmc: relayed byte for byte to the upstream over est-ra's
@@ -21,6 +22,7 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
   let dir: string;
   let identity: RaIdentity;
   let upstream: Upstream;
+  let guarded: Upstream;
   let ra: TestEstRa;
   let cmcFile: string;
   let cmcSha256: string;
@@ -30,12 +32,31 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
     identity = await makeRaIdentity(dir);
     // No upstream passcode: an Authorization header reaching the upstream could only be the device's own.
     upstream = await startUpstream({ dir: join(dir, 'upstream'), clientCaFile: identity.caFile, label: LABEL });
+    // An upstream that wants est-ra's own passcode as well: relayed with it, and without it (est-ra's 502, not the device's 401).
+    guarded = await startUpstream({ dir: join(dir, 'guarded'), clientCaFile: identity.caFile, passcode: 'upstream-secret', label: LABEL });
+    process.env[UPSTREAM_PASSCODE_ENV] = 'upstream-secret';
     ra = await startEstRa({
       editConfig: (yaml) =>
         editConfig(yaml, (config) => {
           const profiles = config.profiles as Record<string, Record<string, unknown>>;
           const demo = profiles.demo!;
           profiles.local = { ...structuredClone(demo), default: false, labels: ['local'] };
+          const relayTo = (labels: string[], passcode: boolean): Record<string, unknown> => ({
+            ...structuredClone(demo),
+            default: false,
+            labels,
+            upstream: 'est',
+            fullcmc: 'passthrough',
+            est: {
+              url: guarded.baseUrl,
+              ra_certificate: identity.certFile,
+              ra_key: identity.keyFile,
+              trust_anchors: [guarded.rootCaFile],
+              ...(passcode ? { username: 'est-ra', passcode: { env: UPSTREAM_PASSCODE_ENV } } : {}),
+            },
+          });
+          profiles.guarded = relayTo(['guarded'], true);
+          profiles.unguarded = relayTo(['unguarded'], false);
           demo.upstream = 'est';
           demo.fullcmc = 'passthrough';
           demo.est = {
@@ -56,6 +77,7 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
   after(async () => {
     await ra.close();
     await upstream.close();
+    await guarded.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -98,6 +120,21 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
     ]);
     expect(answer.status, answer.body).to.equal(200);
     expect(reportOf(answer.body)).to.include({ sha256: cmcSha256, 'content-type': 'Application/PKCS7-MIME;smime-type="CMC-Request"' });
+  });
+
+  it("ok an upstream that wants est-ra's passcode gets est-ra's, never the device's", async () => {
+    const answer = await curl(ra, '/guarded/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+    expect(answer.status, answer.body).to.equal(200);
+    expect(reportOf(answer.body)).to.include({ sha256: cmcSha256, authorization: 'present' });
+  });
+
+  it("fail the upstream refuses est-ra's own credentials: 502 (est-ra's fault), not a 401 the device would answer", async () => {
+    const answer = await curl(ra, '/unguarded/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
+    expect(answer.status).to.equal(502);
+    expect(answer.body).to.equal("502 the upstream CA rejected est-ra's own credentials for /fullcmc\n");
+    expect(answer.headers).not.to.match(/WWW-Authenticate/i);
+    const [record] = await ra.server.store.listRequests(1);
+    expect(record).to.deep.include({ operation: 'fullcmc', state: 'refused', status: 502 });
   });
 
   it('fail unauthenticated: 401 with the Basic challenge, nothing relayed', async () => {
