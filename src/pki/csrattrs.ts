@@ -112,7 +112,7 @@ export type CsrAttrsForm = 'plain' | 'template';
  * In order: challengePassword; one Attribute per key type (RFC 9908 §3.2:
  * the key algorithm with the curve OID or the RSA size as its value; EdDSA
  * as a bare OID, it has no parameter); the subject attributes the CSR must
- * carry, as OIDs (RFC 9908 §5.5's serialNumber); the subjectAltName as an
+ * carry, as OIDs (as RFC 9908's examples ask for serialNumber); the subjectAltName as an
  * extensionRequest attribute when the profile fixes entries, else its OID;
  * the signature algorithms; the `csrattrs.oids` additions. Undefined when
  * the profile asks for nothing, which /csrattrs answers with 204.
@@ -151,7 +151,7 @@ function attribute(type: string, value: Buffer): Buffer {
 }
 
 /**
- * CertificationRequestInfoTemplate (RFC 9908 §4, module with IMPLICIT TAGS):
+ * CertificationRequestInfoTemplate (RFC 9908 §3.4, module with IMPLICIT TAGS):
  *
  *   SEQUENCE {
  *     version       INTEGER { v1(0) },
@@ -161,10 +161,10 @@ function attribute(type: string, value: Buffer): Buffer {
  *
  * The subject is present only when the profile requires or fixes an
  * attribute; subjectPKInfo carries the preferred key type (a template has
- * room for one), with a placeholder key of the RSA size for RSA (§4); the
+ * room for one), with a placeholder key of the RSA size for RSA; the
  * attributes carry the subjectAltName: id-ExtensionReq when every entry is
  * fixed, id-aa-extensionReqTemplate with empty entries for the device to
- * fill in otherwise (§4: never both).
+ * fill in otherwise (§3.4: never both).
  */
 function encodeTemplate(wishes: CsrWishes): Buffer {
   const fields: Buffer[] = [smallInteger(0)];
@@ -194,7 +194,7 @@ function subjectPublicKeyInfoTemplate(type: keyof typeof KEY_TYPE_WISHES): Buffe
   const wish = KEY_TYPE_WISHES[type];
   if (wish.curve !== undefined) return contextTag(0, sequence(objectIdentifier(wish.algorithm), objectIdentifier(wish.curve)));
   if (wish.rsaBits !== undefined) {
-    // RFC 9908 §4: the size is said by a placeholder RSAPublicKey whose modulus has that many bits.
+    // RFC 9908 §3.4: the size is said by a placeholder RSAPublicKey whose modulus has that many bits.
     const modulus = Buffer.alloc(wish.rsaBits / 8);
     modulus[0] = 0x80;
     const placeholder = sequence(unsignedInteger(modulus), unsignedInteger(Buffer.from([0x01, 0x00, 0x01])));
@@ -203,7 +203,7 @@ function subjectPublicKeyInfoTemplate(type: keyof typeof KEY_TYPE_WISHES): Buffe
   return contextTag(0, sequence(objectIdentifier(wish.algorithm)));
 }
 
-/** Empty GeneralName of each type for the device to fill in (RFC 9908 §4: e.g. iPAddress with an empty OCTET STRING). */
+/** Empty GeneralName of each type for the device to fill in (RFC 9908 §3.4: e.g. iPAddress with an empty OCTET STRING). */
 const EMPTY_GENERAL_NAME: Readonly<Record<SanType, Buffer>> = {
   email: tlv(0x81),
   dns_name: tlv(0x82),

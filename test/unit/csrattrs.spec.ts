@@ -134,7 +134,7 @@ describe('csrattrs derived from the profile (RFC 7030 §4.5.2, RFC 9908)', () =>
     expect(text.indexOf(':prime256v1')).to.be.lessThan(text.indexOf(`:${TEMPLATE_OID.certificationRequestInfoTemplate}`));
   });
 
-  it('ok template form for RSA: a placeholder key of the RSA size (RFC 9908 §4)', () => {
+  it('ok template form for RSA: a placeholder key of the RSA size (RFC 9908 §3.4)', () => {
     const der = csrattrsOf((p) => (p.allowed_key_types = ['rsa_3072']), 'template');
     const text = asn1parse(der);
     const template = text.slice(text.indexOf(`:${TEMPLATE_OID.certificationRequestInfoTemplate}`));
