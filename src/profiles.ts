@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from './config/load.js';
 import type { ProfileConfig } from './config/schema.js';
 import { encodeCsrAttrs, mergeCsrAttrs } from './pki/csrattrs.js';
+import { csrWishesOf } from './policy/csr-wishes.js';
 import { pemCertificateBlocks, x509 } from './pki/x509.js';
 import { buildCertsOnly } from './pki/certs-only.js';
 import type { AuthenticationPolicy, Profile } from './policy/profile.js';
@@ -71,7 +72,7 @@ async function buildProfile(
   services: ProfileServices,
 ): Promise<Profile> {
   const upstream = await buildUpstream(name, config, services);
-  const ownCsrAttrs = encodeCsrAttrs(config.csrattrs);
+  const ownCsrAttrs = encodeCsrAttrs(csrWishesOf(config), config.csrattrs_form);
   let cacerts: { from: readonly x509.X509Certificate[]; pkcs7: Buffer } | undefined;
   return {
     name,
@@ -88,6 +89,7 @@ async function buildProfile(
     },
     base64Framing: config.base64_framing,
     upstream,
+    ...(config.fullcmc === 'passthrough' && upstream.fullCmcRoute ? { fullCmcRoute: () => upstream.fullCmcRoute!() } : {}),
     async cacertsPkcs7() {
       const certificates = await upstream.caCertificates();
       // Rebuilt only when the upstream's set changed (a refresh), not per request.

@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { csrAttrsContradictions } from '../policy/csr-wishes.js';
 
 /** Every problem found in a configuration file, each naming the field at fault. */
 export class ConfigError extends Error {
@@ -137,6 +138,8 @@ function crossFieldProblems(config: Config): string[] {
       problems.push(
         `profiles.${name}.key_generation_option: ${profile.key_generation_option} cannot be combined with require_approval_for_enroll/_renew (est-ra never keeps a generated key to wait for a decision)`,
       );
+    if (profile.fullcmc === 'passthrough' && profile.upstream !== 'est') problems.push(`profiles.${name}.fullcmc: passthrough needs upstream: est`);
+    problems.push(...csrAttrsContradictions(`profiles.${name}`, profile));
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);

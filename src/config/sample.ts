@@ -159,7 +159,11 @@ ${exampleLabels}
     #   operational_hours: { monday: ["06:00-22:00"], tuesday: ["06:00-22:00"] }   # days not listed are closed
     #   operational_dates: { valid_from: 2026-01-01, valid_to: 2027-12-31 }
     # allowed_ip_addresses: [10.1.0.0/16, 10.2.0.5-10.2.0.50, 10.3.*.*, 143.11.129.0/255]   # empty: any
-    csrattrs:                   # what GET /csrattrs asks devices for (204 when nothing)
-      key_type: p_256
+    # GET /csrattrs asks for what this profile requires: its key types, required subject attributes and SANs,
+    # challengePassword with channel_binding, the signature algorithms. csrattrs: may narrow the key type to one
+    # of allowed_key_types and add OIDs; check-config refuses one that contradicts the profile.
+    # csrattrs: { key_type: p_256, oids: [2.5.4.5] }
+    # csrattrs_form: plain      # plain | template (adds the RFC 9908 CertificationRequestInfoTemplate)
+    # fullcmc: off              # off (501) | passthrough (upstream: est only; relays /fullcmc to the upstream)
 `;
 }

@@ -217,11 +217,11 @@ const sanRules = z
 
 const csrattrs = z
   .object({
-    /** Asks the device for this key type (RFC 7030 §4.5.2 attribute with the curve or size). */
+    /** Of allowed_key_types, the one /csrattrs asks for (else every allowed type is listed); must be allowed. */
     key_type: keyType.optional(),
     /** Asks for a challengePassword attribute (RFC 2985), e.g. for channel binding. */
     challenge_password: z.boolean({ invalid_type_error: 'must be true or false' }).default(false),
-    /** Further OIDs to ask for, in dotted form. */
+    /** Further OIDs to ask for, in dotted form, beyond what the profile's rules ask (policy/csr-wishes.ts); none may contradict them. */
     oids: z.array(z.string().regex(/^[0-2](\.\d+)+$/, 'must be a dotted OID such as 2.5.4.5')).default([]),
   })
   .strict();
@@ -252,6 +252,13 @@ const profile = z
     est: estUpstream.optional(),
     /** Whether /csrattrs answers the profile's attributes, the upstream's, or both. */
     csrattrs_source: z.enum(['profile', 'upstream', 'merged'], { errorMap: () => ({ message: 'must be profile, upstream or merged' }) }).default('profile'),
+    /**
+     * plain: the RFC 7030 §4.5.2 list; template: that list followed by the RFC 9908 CertificationRequestInfoTemplate
+     * attribute (RFC 9908 §4: clients that know it use it alone, older ones ignore it; a client cannot ask for it).
+     */
+    csrattrs_form: z.enum(['plain', 'template'], { errorMap: () => ({ message: 'must be plain or template' }) }).default('plain'),
+    /** /fullcmc (RFC 7030 §4.3): off answers 501; passthrough relays the CMC request byte for byte to the est upstream's /fullcmc. */
+    fullcmc: z.enum(['off', 'passthrough'], { errorMap: () => ({ message: 'must be off or passthrough' }) }).default('off'),
     /**
      * How base64 answers are laid out: auto = one line for a request without a
      * User-Agent (strongSwan pki), 64-column lines for every other; wrapped or

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { EstError } from '../errors.js';
 import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
 import { decodeDerBody } from '../pki/der-body.js';
@@ -35,6 +36,17 @@ export interface EnrollmentRequest {
 export interface PipelineEnrollment extends Enrollment {
   /** /serverkeygen: the certificate to encrypt the new private key to (DER), when the CSR asked for that. */
   readonly keyRecipient?: Buffer;
+}
+
+/** A /fullcmc request to relay (RFC 7030 §4.3), as the HTTP layer hands it over. */
+export interface FullCmcRequest {
+  readonly id: string;
+  readonly profile: Profile;
+  readonly peerAddress: string;
+  readonly credentials: ClientCredentials;
+  readonly body: Buffer;
+  /** The Content-Type says CMC-request (est/media-types.ts isCmcRequest). */
+  readonly isCmcRequest: boolean;
 }
 
 /**
@@ -122,6 +134,60 @@ export class EnrollmentPipeline {
       if (err instanceof EstError) this.countAgainstPasscode(record.principal, err);
       throw err;
     }
+  }
+
+  /**
+   * /fullcmc passthrough: authenticates the device as for simpleenroll,
+   * checks the media type, then `relay` sends the body up unchanged. The CMC
+   * itself is not parsed: the upstream is the CA that reads it. Recorded
+   * like every request, finished in one write: the body's SHA-256 (to find
+   * it in the upstream's logs), who sent it and the upstream's status. No
+   * passcode use is taken: est-ra cannot tell whether a CMC request enrolls
+   * (it may as well revoke or poll).
+   */
+  async relayFullCmc<T extends { readonly status: number }>(
+    request: FullCmcRequest,
+    observe: Pick<EnrollmentObserver, 'principal'>,
+    relay: () => Promise<T>,
+  ): Promise<T> {
+    const record: { -readonly [K in keyof NewRequest]: NewRequest[K] } = {
+      id: request.id,
+      receivedAt: this.now(),
+      profile: request.profile.name,
+      peerAddress: request.peerAddress,
+      principal: { kind: 'none' },
+      operation: 'fullcmc',
+      csrSha256: createHash('sha256').update(request.body).digest('hex'),
+    };
+    try {
+      record.principal = await authenticateEnroll(this.store, request.profile, request.credentials, record.receivedAt);
+      observe.principal(record.principal);
+      if (record.principal.kind === 'passcode') {
+        const wait = this.passcodeRefusals.retryAfter(record.principal.passcodeId, record.receivedAt.getTime());
+        if (wait !== undefined) {
+          throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
+        }
+      }
+      if (!request.isCmcRequest) throw new EstError('EST_CONTENT_TYPE', { reason: 'fullcmc takes application/pkcs7-mime; smime-type=CMC-request' });
+      if (request.body.length === 0) throw EstError.badRequest('EST_BODY_MALFORMED', 'the fullcmc request body is empty');
+    } catch (err) {
+      const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+      if (error.code === 'EST_AUTH_REQUIRED') throw error;
+      this.countAgainstPasscode(record.principal, error);
+      if (record.principal.kind === 'none') await this.service.countRefusal(record, error);
+      else await this.service.recordRefusal(record, error);
+      throw error;
+    }
+    let answer: T;
+    try {
+      answer = await relay();
+    } catch (err) {
+      const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
+      await this.store.recordRelayed(record, this.now(), error.status, error.reason);
+      throw error;
+    }
+    await this.store.recordRelayed(record, this.now(), answer.status, `fullcmc relayed; the upstream answered ${answer.status}`);
+    return answer;
   }
 
   /** A client's mistake or a refusal made to a passcode holder counts against that passcode's budget. */

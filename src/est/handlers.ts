@@ -1,7 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import type { Profile } from '../policy/profile.js';
 import { buildCertsOnly } from '../pki/certs-only.js';
-import type { EnrollmentPipeline, EnrollmentRequest } from '../enrollment/pipeline.js';
+import type { IncomingMessage } from 'node:http';
+import type { EnrollmentPipeline, EnrollmentRequest, FullCmcRequest } from '../enrollment/pipeline.js';
+import { EstError } from '../errors.js';
+import { relayFullCmc } from './fullcmc-relay.js';
 import { MEDIA_TYPE } from './media-types.js';
 import { sendBase64, sendBase64Reused, sendBody, sendNoContent, toEstError } from './respond.js';
 import { multipartMixed } from './multipart.js';
@@ -81,4 +84,44 @@ async function enrollObserved(pipeline: EnrollmentPipeline, request: EnrollmentR
     if (error.code === 'EST_PENDING') state.outcome = `pending: ${error.reason}`;
     throw error;
   }
+}
+
+/** Header names as RFC 7030 §4 writes them (libest matches them as written). */
+const ANSWER_HEADER_NAMES: Readonly<Record<string, string>> = {
+  'content-type': 'Content-Type',
+  'content-transfer-encoding': 'Content-Transfer-Encoding',
+  'retry-after': 'Retry-After',
+};
+
+/**
+ * POST /fullcmc (RFC 7030 §4.3): 501 unless the profile relays it
+ * (fullcmc: passthrough, est upstream), whatever the media type; then the
+ * pipeline authenticates and records, and the upstream's answer (status,
+ * Content-Type, body) goes to the device as it came. An upstream 401 means
+ * est-ra's own credentials were refused: that is est-ra's 502, never a
+ * challenge the device could answer.
+ */
+export async function handleFullCmc(
+  pipeline: EnrollmentPipeline,
+  request: FullCmcRequest,
+  req: IncomingMessage,
+  state: EstRequestState,
+  res: ServerResponse,
+): Promise<void> {
+  const route = request.profile.fullCmcRoute;
+  if (!route) {
+    throw new EstError('EST_NOT_IMPLEMENTED', {
+      reason: `fullcmc is not supported by profile '${request.profile.name}' (fullcmc: passthrough relays it to an est upstream)`,
+    });
+  }
+  const answer = await pipeline.relayFullCmc(request, { principal: (principal) => (state.principal = principal) }, async () => {
+    const relayed = await relayFullCmc(route(), req, res, request.body);
+    if (relayed.status === 401) throw new EstError('EST_UPSTREAM_AUTH', { reason: "the upstream CA rejected est-ra's own credentials for /fullcmc" });
+    return relayed;
+  });
+  state.outcome = `relayed; upstream answered ${answer.status}`;
+  const headers: Record<string, string | number> = { 'Content-Length': answer.body.length };
+  for (const [name, value] of Object.entries(answer.headers)) headers[ANSWER_HEADER_NAMES[name] ?? name] = value;
+  res.writeHead(answer.status, headers);
+  res.end(answer.body);
 }

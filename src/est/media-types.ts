@@ -13,6 +13,9 @@ export const MEDIA_TYPE = {
   serverGeneratedKey: 'application/pkcs7-mime; smime-type=server-generated-key',
   /** /csrattrs (RFC 7030 §4.5.2). */
   csrattrs: 'application/csrattrs',
+  /** /fullcmc request and answer (RFC 7030 §4.3.1, §4.3.2). */
+  cmcRequest: 'application/pkcs7-mime; smime-type=CMC-request',
+  cmcResponse: 'application/pkcs7-mime; smime-type=CMC-response',
   /** Errors: one line of text. */
   text: 'text/plain; charset=utf-8',
 } as const;
@@ -31,3 +34,24 @@ export const CSR_CONTENT_TYPES: ReadonlySet<string> = new Set([
   'application/octet-stream',
   'application/x-www-form-urlencoded',
 ]);
+
+/**
+ * A Content-Type that says CMC-request (RFC 7030 §4.3.1), however the client
+ * spells it: any case, spacing, a quoted parameter value, other parameters.
+ */
+export function isCmcRequest(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const [mediaType, ...parameters] = contentType.split(';');
+  if (mediaType!.trim().toLowerCase() !== 'application/pkcs7-mime') return false;
+  return parameters.some((parameter) => {
+    const [name, ...value] = parameter.split('=');
+    return (
+      name!.trim().toLowerCase() === 'smime-type' &&
+      value
+        .join('=')
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .toLowerCase() === 'cmc-request'
+    );
+  });
+}

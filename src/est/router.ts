@@ -10,9 +10,9 @@ import { LOG_EVENT } from '../ops/log-events.js';
 import { outcomeOf, type Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ChannelBinding, type ClientCredentials } from '../auth/authenticate.js';
 import { unmapIPv4 } from '../auth/allowlist.js';
-import { CSR_CONTENT_TYPES } from './media-types.js';
+import { CSR_CONTENT_TYPES, isCmcRequest } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
-import { handleCacerts, handleCsrattrs, handleEnroll, handleServerKeygen } from './handlers.js';
+import { handleCacerts, handleCsrattrs, handleEnroll, handleFullCmc, handleServerKeygen } from './handlers.js';
 import type { KeyPackageSigner } from '../pki/server-key.js';
 import { peerCertificateOf } from './peer-certificate.js';
 import type { EnrollmentPipeline, EnrollmentRequest } from '../enrollment/pipeline.js';
@@ -170,9 +170,9 @@ async function refuseDisallowedAddress(deps: EstDependencies, req: Request, res:
   throw error;
 }
 
-/** 415 for a POST whose Content-Type no real client uses for a CSR. */
-function requireCsrContentType(req: Request, _res: Response, next: NextFunction): void {
-  if (req.method !== 'POST') return next();
+/** 415 for a POST whose Content-Type no real client uses for a CSR; /fullcmc checks its own media type after authentication. */
+function requireCsrContentType(req: Request, res: Response, next: NextFunction): void {
+  if (req.method !== 'POST' || stateOf(res).operation === 'fullcmc') return next();
   const header = req.headers['content-type'];
   const mediaType = header?.split(';')[0]!.trim().toLowerCase();
   if (mediaType !== undefined && mediaType !== '' && !CSR_CONTENT_TYPES.has(mediaType)) {
@@ -201,6 +201,21 @@ async function dispatch(deps: EstDependencies, req: Request, res: Response): Pro
           reason: `profile '${profile.name}' does not generate keys (key_generation_option: client_side): make the key and use simpleenroll`,
         });
       return handleServerKeygen(deps.pipeline, enrollmentRequest(req, state, 'serverkeygen', profile), framing, state, res, deps.keyPackageSigner);
+    case 'fullcmc':
+      return handleFullCmc(
+        deps.pipeline,
+        {
+          id: state.id,
+          profile,
+          peerAddress: req.socket.remoteAddress ?? 'unknown',
+          credentials: credentialsOf(req, false),
+          body: bodyOf(req),
+          isCmcRequest: isCmcRequest(req.headers['content-type']),
+        },
+        req,
+        state,
+        res,
+      );
     default:
       throw new EstError('EST_NOT_IMPLEMENTED', { reason: `${state.operation} is not supported by profile '${profile.name}'` });
   }

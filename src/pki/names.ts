@@ -92,7 +92,7 @@ function readGeneralName(name: asn1X509.GeneralName): NameValue<SanType | `other
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
 /** The conventional X.500 order, broadest first: C, ST, L, street, postalCode, O, OU, CN, serialNumber, emailAddress. */
-const ENCODING_ORDER: readonly SubjectAttribute[] = [
+export const ENCODING_ORDER: readonly SubjectAttribute[] = [
   'country',
   'state',
   'locality',

@@ -1,10 +1,11 @@
-import type { Upstream } from '../upstream/types.js';
+import type { FullCmcRoute, Upstream } from '../upstream/types.js';
 import type { AuthenticationPolicy } from '../auth/authentication-policy.js';
 import type { AddressAllowlist } from '../auth/allowlist.js';
 import type { CsrRule } from './rules.js';
 import type { NamePolicy } from './name-policy.js';
 
 export type { AuthenticationPolicy } from '../auth/authentication-policy.js';
+export type { FullCmcRoute } from '../upstream/types.js';
 
 /** A profile from the configuration, compiled into what a request needs at run time. */
 export interface Profile {
@@ -43,6 +44,8 @@ export interface Profile {
   readonly upstream: Upstream;
   /** base64_framing: how base64 answers are laid out, `auto` choosing per request (est/respond.ts framingFor). */
   readonly base64Framing: 'auto' | 'wrapped' | 'single_line';
+  /** fullcmc: passthrough with an est upstream: where /fullcmc is relayed; absent: 501. */
+  readonly fullCmcRoute?: () => FullCmcRoute;
   /** The certs-only PKCS#7 answered by /cacerts (RFC 7030 §4.1.3). */
   cacertsPkcs7(): Promise<Buffer>;
   /** DER CsrAttrs, or undefined when the profile asks for nothing (204). */

@@ -213,6 +213,7 @@ export type WriteOperation =
       /** The passcode whose use the request took, given back with the refusal. */
       readonly refundPasscodeUse?: string;
     }
+  | { readonly kind: 'recordRelayed'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
   | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
   | { readonly kind: 'markForwarding'; readonly values: { readonly id: string } }
   | { readonly kind: 'putCached'; readonly values: { readonly key: string; readonly value: Buffer; readonly updatedAt: string } }
@@ -378,6 +379,8 @@ export class SqliteDatabase {
         // Before the refusal is written: a request refused already gave its use back.
         if (operation.refundPasscodeUse) this.statements.refundPasscodeUse.run({ passcodeId: operation.refundPasscodeUse, requestId: operation.values.id });
         return this.statements.upsertRefused.run(operation.values).changes;
+      case 'recordRelayed':
+        return this.statements.insertRelayed.run(operation.values).changes;
       case 'recordWaiting':
         return this.statements.markWaiting.run(operation.values).changes;
       case 'markForwarding':
@@ -666,6 +669,11 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
        VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, 'refused', @status, @reason, @completedAt)
        ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, next_attempt_at = NULL, completed_at = @completedAt`,
+    ),
+    insertRelayed: db.prepare(
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate,
+         CASE WHEN @status BETWEEN 200 AND 299 THEN 'issued' ELSE 'refused' END, @status, @reason, @completedAt)`,
     ),
     markWaiting: db.prepare(
       `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt,

@@ -150,6 +150,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  async recordRelayed(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void> {
+    await this.write({ kind: 'recordRelayed', values: { ...requestValues(request), completedAt: completedAt.toISOString(), status, reason } });
+  }
+
   async recordWaiting(
     requestId: string,
     state: 'queued' | 'pending',

@@ -3,7 +3,8 @@
  * default), PostgreSQL later for several. Methods are async so both fit.
  */
 
-export type Operation = 'simpleenroll' | 'simplereenroll' | 'serverkeygen';
+/** fullcmc is only relayed (RFC 7030 §4.3, fullcmc: passthrough): recorded with its body's hash and the upstream's status. */
+export type Operation = 'simpleenroll' | 'simplereenroll' | 'serverkeygen' | 'fullcmc';
 
 /** Who made a request, as the authentication step established it. */
 export type Principal =
@@ -290,6 +291,13 @@ export interface Store {
    * given), whether or not it was recorded as received before.
    */
   recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string, options?: RefusalOptions): Promise<void>;
+  /**
+   * Records a request relayed to the upstream as it was (fullcmc), finished in
+   * one write: never `received`, so the retry worker never forwards it again.
+   * A 2xx answer is recorded `issued` without a certificate (the CMC response is
+   * not parsed), anything else `refused`, each with the upstream's status.
+   */
+  recordRelayed(request: NewRequest, completedAt: Date, status: number, reason: string): Promise<void>;
   /**
    * Counts a refusal made before the client was authenticated (a wrong
    * passcode, no client certificate, an address outside the allowlist): one

@@ -10,7 +10,7 @@ import { bytes, x509 } from '../pki/x509.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
-import { UpstreamUnavailableError, type IssuedCertificate, type Upstream } from './types.js';
+import { UpstreamUnavailableError, type FullCmcRoute, type IssuedCertificate, type Upstream } from './types.js';
 import { verifyIssued } from './verify-issued.js';
 import { identityOf } from '../pki/identity.js';
 import { CertificateView } from '../pki/certificate-view.js';
@@ -219,6 +219,16 @@ export class EstUpstream implements Upstream {
       signatureAlgorithms: this.options.signatureAlgorithms,
       now: this.now(),
     });
+  }
+
+  /** /fullcmc at the upstream, over the current RA identity (after a renewal too). */
+  fullCmcRoute(): FullCmcRoute {
+    return {
+      url: `${this.options.url.replace(/\/+$/, '')}/fullcmc`,
+      agent: this.agent,
+      authorization: this.options.basic && basicHeader(this.options.basic),
+      timeoutMs: this.options.timeoutMs,
+    };
   }
 
   /** GET /csrattrs: the upstream's attributes, or undefined when it asks for none (204/404). */

@@ -1,3 +1,4 @@
+import type { Agent } from 'node:https';
 import { EstError } from '../errors.js';
 import type { x509 } from '../pki/x509.js';
 import type { CertificateView } from '../pki/certificate-view.js';
@@ -43,6 +44,15 @@ export class UpstreamUnavailableError extends EstError {
   }
 }
 
+/** An upstream's /fullcmc, reached over est-ra's own RA identity (the TLS agent the other operations use). */
+export interface FullCmcRoute {
+  readonly url: string;
+  readonly agent: Agent;
+  /** HTTP Basic towards the upstream, when the profile configures it; the device's own credentials never go up. */
+  readonly authorization?: string;
+  readonly timeoutMs: number;
+}
+
 /**
  * Where certificates come from: one method per RFC 7030 operation.
  * Implemented by `local-ca.ts` (embedded CA) and `est.ts` (an upstream
@@ -72,6 +82,8 @@ export interface Upstream {
   simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr, context: EnrollContext): Promise<IssuedCertificate>;
   /** The upstream's own CSR attributes (RFC 7030 §4.5), DER, or undefined for none. */
   csrAttrs?(): Promise<Buffer | undefined>;
+  /** Where /fullcmc is relayed (RFC 7030 §4.3): only an RFC 7030 upstream has one. */
+  fullCmcRoute?(): FullCmcRoute;
   /** est-ra's own RA certificate towards this upstream, if it has one (metrics, /readyz). */
   raCertificate?(): { readonly subject: string; readonly notBefore: Date; readonly notAfter: Date } | undefined;
   /** Stops background work (cache refresh) and closes connections. */

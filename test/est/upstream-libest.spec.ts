@@ -11,8 +11,11 @@ import { mustRun, run } from '../helpers/run.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
-/** The profile's own CsrAttrs (P-256 key, ecdsa-with-SHA256), as test/est/errors.spec.ts shows it. */
-const OWN_CSRATTRS = '3021301506072a8648ce3d0201310a06082a8648ce3d03010706082a8648ce3d040302';
+/** The profile's own CsrAttrs, derived from its rules, as test/est/errors.spec.ts shows it. */
+const OWN_CSRATTRS =
+  '3081ab301106092a864886f70d010101310402020800301106092a864886f70d010101310402020c00301106092a864886f70d010101310402021000' +
+  '301506072a8648ce3d0201310a06082a8648ce3d030107301206072a8648ce3d0201310706052b81040022301206072a8648ce3d0201310706052b81' +
+  '04002306032b6570060355040306092a864886f70d01010b06082a8648ce3d04030206082a8648ce3d04030306082a8648ce3d040304';
 
 /**
  * Issue #9 §5, est-ra → upstream: the test upstream in mode libest behaves as

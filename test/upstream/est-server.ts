@@ -389,7 +389,7 @@ class Upstream {
       approved: false,
       tlsHandshakes: 0,
       tlsClientErrors: 0,
-      requests: { cacerts: 0, simpleenroll: 0, simplereenroll: 0, csrattrs: 0, other: 0 },
+      requests: { cacerts: 0, simpleenroll: 0, simplereenroll: 0, csrattrs: 0, fullcmc: 0, other: 0 },
       issued: 0,
       issuedPerCsr: {},
       lastHadClientCert: false,
@@ -459,7 +459,33 @@ class Upstream {
     if (this.options.passcode !== undefined && !passcodeMatches(req.headers.authorization, this.options.passcode)) {
       throw new HttpProblem(401, 'passcode required', { 'WWW-Authenticate': 'Basic realm="upstream"' });
     }
+    if (operation === 'fullcmc') {
+      this.fullCmc(req, res, body);
+      return;
+    }
     await this.enroll(req, res, body);
+  }
+
+  /**
+   * /fullcmc (RFC 7030 §4.3) without a CMC engine: a fixed CMC-response-typed
+   * answer that says what arrived (the body's SHA-256, its Content-Type, the
+   * TLS client and whether an Authorization header came along), so a test can
+   * prove a relay passed the request byte for byte over the RA's identity.
+   */
+  private fullCmc(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+    const report = [
+      `sha256=${createHash('sha256').update(body).digest('hex')}`,
+      `content-type=${req.headers['content-type'] ?? ''}`,
+      `client=${peer ? peer.subject.split('\n').join(', ') : 'none'}`,
+      `authorization=${req.headers.authorization === undefined ? 'absent' : 'present'}`,
+    ].join(' ');
+    send(
+      res,
+      200,
+      { 'Content-Type': 'application/pkcs7-mime; smime-type=CMC-response', 'Content-Transfer-Encoding': 'base64', 'X-Upstream-Secret': 'not for devices' },
+      Buffer.from(`${Buffer.from(report).toString('base64')}\r\n`),
+    );
   }
 
   private async enroll(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {

@@ -59,7 +59,7 @@ export function isUpstreamMode(value: string): value is UpstreamMode {
   return (UPSTREAM_MODES as readonly string[]).includes(value);
 }
 
-export const EST_OPERATIONS = ['cacerts', 'simpleenroll', 'simplereenroll', 'csrattrs'] as const;
+export const EST_OPERATIONS = ['cacerts', 'simpleenroll', 'simplereenroll', 'csrattrs', 'fullcmc'] as const;
 
 export type EstOperation = (typeof EST_OPERATIONS)[number];
 
