@@ -206,9 +206,7 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
     expect(answer.status, answer.body).to.equal(200);
     // Looked up by subject: a request of an earlier test carries a later (moved) clock.
     const recent = await adminCli(join(ra.dir, 'config.yaml')).json<RequestJson>('requests', 'list', '--limit', '50');
-    const recorded = recent.find(
-      (r) => r.principal.kind === 'certificate' && r.principal.subject === 'O=Acme, CN=device-cross',
-    );
+    const recorded = recent.find((r) => r.principal.kind === 'certificate' && r.principal.subject === 'O=Acme, CN=device-cross');
     expect(recorded?.principal).to.include({ issuer: 'O=Acme, CN=Acme Issuing CA 2025' });
   });
 

@@ -44,16 +44,20 @@ function duplicates(values: readonly string[]): string[] {
  */
 async function checkStore(configFile: string): Promise<RequestJson[]> {
   const cli = adminCli(configFile);
-  expect((await cli.json('store', 'check'))[0]).to.deep.equal({ ok: true, problems: [] });
-  // Requests first: a certificate is committed with its request's outcome, so one issued by then is listed below.
-  const requests = await cli.json<RequestJson>('requests', 'list', ...ALL);
+  // Two at a time: each call is a process. Requests before certificates: a certificate is committed with its
+  // request's outcome, so one issued by the time requests are read is among the certificates read after.
+  const [[check], requests] = await Promise.all([cli.json('store', 'check'), cli.json<RequestJson>('requests', 'list', ...ALL)]);
+  expect(check).to.deep.equal({ ok: true, problems: [] });
   const [certificates, passcodes] = await Promise.all([cli.json<CertificateJson>('certificates', 'list', ...ALL), cli.json<PasscodeJson>('passcodes', 'list')]);
   for (const request of requests) expect(['received', 'queued', 'pending', 'issued'], request.id).to.include(request.outcome);
   const issued = requests.filter((request) => request.outcome === 'issued');
   expect(duplicates(issued.map((request) => `${request.profile} ${request.csr_sha256}`)), 'a CSR issued twice by est-ra').to.deep.equal([]);
   expect(duplicates(certificates.map((certificate) => certificate.request_id)), 'a request with two certificates').to.deep.equal([]);
   const certified = new Set(certificates.map((certificate) => certificate.request_id));
-  expect(issued.filter((request) => !certified.has(request.id)).map((request) => request.id), 'issued without a certificate').to.deep.equal([]);
+  expect(
+    issued.filter((request) => !certified.has(request.id)).map((request) => request.id),
+    'issued without a certificate',
+  ).to.deep.equal([]);
   for (const passcode of passcodes) {
     const taken = requests.filter((request) => request.principal.passcode_id === passcode.id).length;
     expect(passcode.uses_count, `uses of passcode ${passcode.id}`).to.equal(taken);
