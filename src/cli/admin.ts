@@ -269,7 +269,7 @@ export function addAdminCommands(program: Command): void {
     )
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .option('--since <when>', 'since: a duration ago (24h, 7d) or a date/time in time_zone (2026-12-01)')
-    .option('--json', 'JSON lines, as always: accepted as by every other command')
+    .option('--json', "accepted like every command's --json: the export is always JSON lines")
     .action(async (options: { config: string; since?: string }) => {
       await withStore(options.config, async (context) => {
         const since = options.since !== undefined ? sinceTime(options.since, context) : undefined;

@@ -146,12 +146,8 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     const [rotated] = await cli.json('passcodes', 'rotate', changed!.id);
     expect(rotated).to.include({ id: changed!.id, status: 'enabled' });
     expect(rotated!.passcode).to.match(/^[A-Za-z0-9]{24}$/);
-    const events = await cli.text('audit', 'export').then((out) =>
-      out
-        .trim()
-        .split('\n')
-        .map((line) => JSON.parse(line) as { type: string; at: string } & Record<string, unknown>),
-    );
+    // Always JSON lines; --json is accepted as by every other command.
+    const events = await cli.json<{ type: string; at: string } & Record<string, unknown>>('audit', 'export');
     const times = events.map((e) => e.at);
     expect(times).to.deep.equal([...times].sort());
     expect(events.find((e) => e.type === 'request' && e.serial === issued.serial)).to.include({ outcome: 'issued', id: issued.requestId });
