@@ -60,6 +60,7 @@ export function requestJson(request: RequestRecord): Record<string, unknown> {
     peer_address: request.peerAddress,
     principal: principalJson(request.principal),
     outcome: request.state,
+    csr_sha256: request.csrSha256,
     status: request.status,
     reason: request.reason,
     attempts: request.attempts,
@@ -279,6 +280,7 @@ export function addAdminCommands(program: Command): void {
     )
     .requiredOption('--config <file>', 'configuration file (YAML)')
     .option('--since <when>', 'since: a duration ago (24h, 7d) or a date/time in time_zone (2026-12-01)')
+    .option('--json', "accepted like every command's --json: the export is always JSON lines")
     .action(async (options: { config: string; since?: string }) => {
       await withStore(options.config, async (context) => {
         const since = options.since !== undefined ? sinceTime(options.since, context) : undefined;
@@ -297,6 +299,53 @@ export function addAdminCommands(program: Command): void {
         // A stable sort: each source is in time order already.
         events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
         for (const event of events) print(JSON.stringify(event));
+      });
+    });
+}
+
+/** `store prune`: the cut-off an admin gave, or the configured retention as est-ra applies it hourly. */
+function pruneBefore(options: { before?: string; olderThan?: string }, context: AdminContext): Date {
+  if (options.before !== undefined && options.olderThan !== undefined) throw new InvalidArgumentError('give --before or --older-than, not both');
+  if (options.before !== undefined) {
+    const time = parseAdminTime(options.before, context.timeZone, false);
+    if (!time) throw new InvalidArgumentError(`--before ${options.before}: give a date/time (2026-12-01, 2026-12-01T08:00, or exact with Z or an offset)`);
+    return time;
+  }
+  const ms = options.olderThan !== undefined ? parseDuration(options.olderThan) : context.config.store.retention_days * 86_400_000;
+  if (ms === undefined) throw new InvalidArgumentError(`--older-than ${options.olderThan}: give a duration such as 90d, 12w or 24h`);
+  return new Date(context.now.getTime() - ms);
+}
+
+/** Store maintenance an admin runs by hand: the consistency check after a crash, retention now. */
+export function addStoreMaintenanceCommands(store: Command): void {
+  store
+    .command('check')
+    .description("the store's consistency check (SQLite integrity_check and foreign keys): prints ok, or each problem and exits 1")
+    .requiredOption('--config <file>', 'configuration file (YAML)')
+    .option('--json', 'one JSON object: ok, problems')
+    .action(async (options: { config: string; json?: boolean }) => {
+      await withStore(options.config, async ({ store }) => {
+        const problems = await store.check();
+        if (options.json) print(JSON.stringify({ ok: problems.length === 0, problems }));
+        else print(problems.length === 0 ? 'ok' : problems.join('\n'));
+        if (problems.length > 0) process.exitCode = 1;
+      });
+    });
+  store
+    .command('prune')
+    .description(
+      'retention now, as est-ra runs it hourly: removes refused requests and counted refusals finished before the cut-off and the CSR bodies of finished requests; never an issued certificate or a waiting request',
+    )
+    .requiredOption('--config <file>', 'configuration file (YAML)')
+    .option('--before <when>', 'the cut-off: a date/time in time_zone (2026-09-01, 2026-09-01T08:00) or exact with Z or an offset')
+    .option('--older-than <duration>', 'the cut-off that long ago (90d, 12w); default: store.retention_days')
+    .option('--json', 'one JSON object: before, rows')
+    .action(async (options: { config: string; before?: string; olderThan?: string; json?: boolean }) => {
+      await withStore(options.config, async (context) => {
+        const before = pruneBefore(options, context);
+        const rows = await context.store.prune(before);
+        if (options.json) print(JSON.stringify({ before: before.toISOString(), rows }));
+        else print(`pruned ${rows} rows finished before ${before.toISOString()}`);
       });
     });
 }

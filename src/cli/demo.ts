@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { createPasscode } from '../auth/passcode.js';
-import { startServer, type RunningServer } from '../server.js';
+import type { RunningServer } from '../server.js';
 import { DEMO_INIT, DEMO_NAME, initStateDir } from './init.js';
 
 export interface DemoOptions {
@@ -59,6 +59,8 @@ export async function runDemo(options: DemoOptions, print: (text: string) => voi
   const clientDir = join(dir, 'client');
   mkdirSync(clientDir, { recursive: true });
   const config = loadConfig(configFile);
+  // Loaded when the demo starts, so that main.ts importing this module does not load the HTTP server for every admin command.
+  const { startServer } = await import('../server.js');
   const server = await startServer(config, { port: options.port });
   print(enrollmentInstructions(server.url, clientDir, passcode));
   return { server, configFile };

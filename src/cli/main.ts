@@ -12,12 +12,12 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { startServer, type RunningServer } from '../server.js';
+import type { RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { DEFAULT_NAME, initStateDir } from './init.js';
 import { defaultDemoStateDir, runDemo } from './demo.js';
-import { addAdminCommands } from './admin.js';
+import { addAdminCommands, addStoreMaintenanceCommands } from './admin.js';
 import { addApprovalCommands } from './approvals.js';
 import { parseAdminTime } from './local-time.js';
 import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
@@ -152,6 +152,8 @@ program
   .description('serve EST over HTTPS')
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .action(async (options: { config: string }) => {
+    // Loaded here, not at the top: the admin commands do not need the HTTP server (~0.2 s of imports per call).
+    const { startServer } = await import('../server.js');
     const server = await startServer(loadConfig(options.config));
     stopOnSignals(server);
     reloadOnHangup(server, options.config);
@@ -377,6 +379,8 @@ storeCommand
       }
     });
   });
+
+addStoreMaintenanceCommands(storeCommand);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

@@ -171,6 +171,7 @@ interface RequestRow {
   principal: string;
   operation: RequestRecord['operation'];
   csr: Buffer | null;
+  csr_sha256: string | null;
   client_certificate: Buffer | null;
   state: RequestRecord['state'];
   status: number | null;
@@ -554,6 +555,18 @@ export class SqliteDatabase {
     return row && toCertificateRecord(row);
   }
 
+  /**
+   * integrity_check reads every page and index (https://sqlite.org/pragma.html#pragma_integrity_check);
+   * it does not check foreign keys, so foreign_key_check adds a certificate whose request is gone.
+   */
+  check(): string[] {
+    const integrity = (this.db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check).filter((line) => line !== 'ok');
+    const foreignKeys = (this.db.pragma('foreign_key_check') as { table: string; rowid: number; parent: string }[]).map(
+      (row) => `${row.table} row ${row.rowid}: no ${row.parent} row it refers to`,
+    );
+    return [...integrity, ...foreignKeys];
+  }
+
   stats(): Omit<StoreStats, 'bytes'> {
     return this.statements.stats.get() as Omit<StoreStats, 'bytes'>;
   }
@@ -836,6 +849,7 @@ function toRequestRecord(row: RequestRow): RequestRecord {
     principal: JSON.parse(row.principal) as Principal,
     operation: row.operation,
     csr: row.csr,
+    csrSha256: row.csr_sha256,
     clientCertificate: row.client_certificate,
     state: row.state,
     status: row.status,

@@ -280,6 +280,10 @@ export class SqliteStore implements Store {
     return { ...this.database.stats(), bytes: size(this.path) + size(`${this.path}-wal`) };
   }
 
+  async check(): Promise<string[]> {
+    return this.database.check();
+  }
+
   /** Commits what is queued, then closes the file. */
   async close(): Promise<void> {
     this.commitPending();

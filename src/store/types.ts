@@ -81,6 +81,8 @@ export interface RequestRecord {
   readonly principal: Principal;
   readonly operation: Operation;
   readonly csr: Buffer | null;
+  /** SHA-256 of the CSR (hex): how a device's retry finds its request, and how to see a CSR recorded twice. */
+  readonly csrSha256: string | null;
   readonly clientCertificate: Buffer | null;
   readonly state: RequestState;
   readonly status: number | null;
@@ -314,6 +316,12 @@ export interface Store {
    */
   prune(before: Date): Promise<number>;
   stats(): Promise<StoreStats>;
+  /**
+   * The store's own consistency check (SQLite: integrity_check and
+   * foreign_key_check), for `est-ra store check` after a crash: one line per
+   * problem, none when the store is sound.
+   */
+  check(): Promise<string[]>;
   /**
    * Parks a request for the retry worker: queued (upstream unreachable) or
    * pending (upstream said 202). `outcomeUnknown`: the failed attempt may have

@@ -146,12 +146,8 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     const [rotated] = await cli.json('passcodes', 'rotate', changed!.id);
     expect(rotated).to.include({ id: changed!.id, status: 'enabled' });
     expect(rotated!.passcode).to.match(/^[A-Za-z0-9]{24}$/);
-    const events = await cli.text('audit', 'export').then((out) =>
-      out
-        .trim()
-        .split('\n')
-        .map((line) => JSON.parse(line) as { type: string; at: string } & Record<string, unknown>),
-    );
+    // Always JSON lines; --json is accepted as by every other command.
+    const events = await cli.json<{ type: string; at: string } & Record<string, unknown>>('audit', 'export');
     const times = events.map((e) => e.at);
     expect(times).to.deep.equal([...times].sort());
     expect(events.find((e) => e.type === 'request' && e.serial === issued.serial)).to.include({ outcome: 'issued', id: issued.requestId });
@@ -178,24 +174,39 @@ describe('est-ra requests, certificates, audit export and passcodes create --jso
     expect((await cli.json('check-config'))[0]).to.deep.include({ ok: true, profiles: ['demo'] });
   });
 
+  it('ok store check: ok beside the running est-ra; a damaged page: the problem and exit status 1', async () => {
+    expect(await cli.text('store', 'check')).to.equal('ok\n');
+    expect((await cli.json('store', 'check'))[0]).to.deep.equal({ ok: true, problems: [] });
+    const damaged = join(ra.dir, 'damaged');
+    await mustRun(process.execPath, [CLI, 'init', '--state-dir', damaged]);
+    // A b-tree page whose header is garbage: SQLite's integrity_check names it.
+    const file = join(damaged, 'est-ra.db');
+    const bytes = readFileSync(file);
+    bytes[3 * 4096] = 0x0d; // a table leaf page, with a header of 0xff bytes
+    bytes.fill(0xff, 3 * 4096 + 1, 3 * 4096 + 40);
+    writeFileSync(file, bytes);
+    const result = await adminCli(join(damaged, 'config.yaml')).run('store', 'check');
+    expect(result.code, result.stdout + result.stderr).to.equal(1);
+    expect(result.stdout + result.stderr).to.match(/page \d+|malformed/);
+    expect(result.stdout + result.stderr).not.to.match(/^ok$|\n\s+at /m);
+  });
+
+  it('ok store prune runs retention by hand: the configured retention_days by default, or --older-than / --before', async () => {
+    const asked = Date.now();
+    const [byDefault] = await cli.json<{ before: string; rows: number }>('store', 'prune');
+    expect(Date.parse(byDefault!.before) + 90 * 86_400_000).to.be.within(asked, Date.now());
+    expect(byDefault!.rows, 'nothing here is 90 days old').to.equal(0);
+    const [stats] = await cli.json('store', 'stats');
+    expect(stats!.certificates).to.be.greaterThan(0);
+    const both = await cli.run('store', 'prune', '--before', '2026-01-01', '--older-than', '30d');
+    expect(both).to.include({ code: 1, stderr: 'est-ra: give --before or --older-than, not both\n' });
+    expect((await cli.run('store', 'prune', '--older-than', 'soon')).stderr).to.equal('est-ra: --older-than soon: give a duration such as 90d, 12w or 24h\n');
+  });
+
   it('ok a closed pipe ends quietly: passcodes list --json | head -1 exits 0 without a stack', async () => {
-    // More than a pipe buffer (64 KiB) of lines, so est-ra is still writing when head has gone.
+    // More than a pipe buffer (64 KiB) of lines after the one head reads, so est-ra is still writing when head has gone.
     const config = join(ra.dir, 'config.yaml');
-    for (let i = 0; i < 400; i++) {
-      await ra.server.store.addPasscode({
-        id: `bulk-${i}`,
-        policy: 'demo',
-        username: null,
-        hash: `sha256:bulk-${i}`,
-        description: 'x'.repeat(200),
-        createdAt: new Date().toISOString(),
-        enabled: false,
-        maxUses: null,
-        uses: 0,
-        expiresAt: null,
-        registeredValues: {},
-      });
-    }
+    for (let i = 0; i < 4; i++) await cli.text('passcodes', 'create', '--policy', 'demo', '--description', `${i}`.repeat(60_000));
     const result = await sh(`set -o pipefail; ${process.execPath} ${CLI} passcodes list --json --config ${config} | head -1`, ra.dir);
     expect(result.stderr).to.equal('');
     expect(result.code).to.equal(0);

@@ -3,6 +3,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editProfile } from '../helpers/config.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
+import { latestRefusal } from '../helpers/admin-cli.js';
 
 /** Real clients from several loopback addresses (curl --interface 127.0.x.y) against one allowlist. */
 describe('allowed_ip_addresses: checked first, 403 before any challenge', () => {
@@ -51,12 +52,11 @@ describe('allowed_ip_addresses: checked first, 403 before any challenge', () => 
 
   it('ok the refusal is counted with the address and the reason', async () => {
     await enrollFrom('127.0.4.9');
-    const [latest] = await ra.server.store.refusalCounts(1);
-    expect(latest).to.include({
+    expect(await latestRefusal(ra)).to.include({
       status: 403,
-      address: '127.0.4.9',
+      peer_address: '127.0.4.9',
       code: 'EST_ADDRESS_NOT_ALLOWED',
-      lastReason: "client address 127.0.4.9 not allowed by profile 'demo'",
+      last_reason: "client address 127.0.4.9 not allowed by profile 'demo'",
     });
   });
 });

@@ -6,7 +6,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
-import { latestRequest } from '../helpers/admin-cli.js';
+import { adminCli, latestRequest, type RequestJson } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const DAY_MS = 86_400_000;
@@ -205,9 +205,8 @@ describe('path validation: bad PKIs built by openssl, real TLS client certificat
     const answer = await enroll('cross-signed');
     expect(answer.status, answer.body).to.equal(200);
     // Looked up by subject: a request of an earlier test carries a later (moved) clock.
-    const recorded = (await ra.server.store.listRequests(50)).find(
-      (r) => r.principal.kind === 'certificate' && r.principal.subject === 'O=Acme, CN=device-cross',
-    );
+    const recent = await adminCli(join(ra.dir, 'config.yaml')).json<RequestJson>('requests', 'list', '--limit', '50');
+    const recorded = recent.find((r) => r.principal.kind === 'certificate' && r.principal.subject === 'O=Acme, CN=device-cross');
     expect(recorded?.principal).to.include({ issuer: 'O=Acme, CN=Acme Issuing CA 2025' });
   });
 

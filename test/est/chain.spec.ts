@@ -8,6 +8,7 @@ import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
 import { mustRun } from '../helpers/run.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -66,10 +67,9 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     expect(answer.status, answer.body).to.equal(200);
     const cert = await certsFromP7(ra.dir, answer.body, 'chain-device-cert');
     expect(await verifyAtUpstream(cert)).to.contain(': OK');
-    const [atRa] = await ra.server.store.listRequests(1);
-    const [atUpstream] = await upstream.server.store.listRequests(1);
+    const [atRa, atUpstream] = await Promise.all([latestRequest(ra), latestRequest(upstream)]);
     expect(atRa?.serial).to.equal(atUpstream?.serial);
-    expect(atUpstream?.peerAddress).to.equal('127.0.0.1');
+    expect(atUpstream?.peer_address).to.equal('127.0.0.1');
     expect(atRa?.principal).to.include({ kind: 'passcode' });
     expect(atUpstream?.principal).to.include({ kind: 'ra', subject: 'CN=est-ra RA', device: 'CN=chain-device' });
   });
@@ -87,8 +87,7 @@ describe('est-ra chained to a second est-ra on local-ca', function () {
     const renewed = await certsFromP7(ra.dir, answer.body, 'chain-renewed');
     expect(await verifyAtUpstream(renewed)).to.contain(': OK');
     expect(await x509Field(renewed, '-subject')).to.equal('subject=CN=chain-renew');
-    const [atUpstream] = await upstream.server.store.listRequests(1);
-    expect(atUpstream).to.deep.include({ operation: 'simplereenroll', state: 'issued' });
+    expect(await latestRequest(upstream)).to.deep.include({ operation: 'simplereenroll', outcome: 'issued' });
   });
 
   it("ok csrattrs merged: the profile's and the upstream's, each once", async () => {

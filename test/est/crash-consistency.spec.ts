@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { editConfig } from '../helpers/config.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
@@ -11,6 +10,7 @@ import { mustRun, run } from '../helpers/run.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { eventually } from '../helpers/wait.js';
 import { prng } from '../helpers/prng.js';
+import { adminCli, ALL, type CertificateJson, type PasscodeJson, type RequestJson } from '../helpers/admin-cli.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ROUNDS = 4;
@@ -28,44 +28,41 @@ interface Device {
   certificate?: string;
 }
 
-interface RequestRow {
-  id: string;
-  profile: string;
-  state: string;
-  csr_sha256: string;
-  passcode_id: string;
-  possibly_issued_twice_upstream: number;
+/** The values that occur more than once. */
+function duplicates(values: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return values.filter((value) => seen.has(value) || !seen.add(value));
 }
 
 /**
- * What must hold whenever est-ra is down, however it died: the SQLite file is
+ * What must hold whenever est-ra is down, however it died: the store is
  * sound; every request is answered (issued) or still owed (received, queued,
  * pending), none refused (no device made a mistake); est-ra issued no CSR
- * twice; every passcode counts exactly the requests that took a use.
+ * twice; every passcode counts exactly the requests that took a use. Read as
+ * an admin would after a crash, with the CLI: it opens the store a killed
+ * est-ra left (with its WAL) as any other.
  */
-function checkStore(dbFile: string): RequestRow[] {
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-  try {
-    expect(db.pragma('integrity_check', { simple: true })).to.equal('ok');
-    const requests = db
-      .prepare(`SELECT id, profile, state, csr_sha256, json_extract(principal, '$.passcodeId') AS passcode_id, possibly_issued_twice_upstream FROM requests`)
-      .all() as RequestRow[];
-    for (const request of requests) expect(['received', 'queued', 'pending', 'issued'], request.id).to.include(request.state);
-    const twice = db.prepare(`SELECT csr_sha256, count(*) AS n FROM requests WHERE state = 'issued' GROUP BY profile, csr_sha256 HAVING n > 1`).all();
-    expect(twice, 'a CSR issued twice by est-ra').to.deep.equal([]);
-    const certificatesPerRequest = db.prepare(`SELECT request_id, count(*) AS n FROM certificates GROUP BY request_id HAVING n > 1`).all();
-    expect(certificatesPerRequest).to.deep.equal([]);
-    const issuedWithoutCertificate = db.prepare(`SELECT id FROM requests WHERE state = 'issued' AND id NOT IN (SELECT request_id FROM certificates)`).all();
-    expect(issuedWithoutCertificate).to.deep.equal([]);
-    const passcodes = db.prepare(`SELECT id, uses FROM passcodes`).all() as { id: string; uses: number }[];
-    for (const passcode of passcodes) {
-      const taken = requests.filter((request) => request.passcode_id === passcode.id).length;
-      expect(passcode.uses, `uses of passcode ${passcode.id}`).to.equal(taken);
-    }
-    return requests;
-  } finally {
-    db.close();
+async function checkStore(configFile: string): Promise<RequestJson[]> {
+  const cli = adminCli(configFile);
+  // Two at a time: each call is a process. Requests before certificates: a certificate is committed with its
+  // request's outcome, so one issued by the time requests are read is among the certificates read after.
+  const [[check], requests] = await Promise.all([cli.json('store', 'check'), cli.json<RequestJson>('requests', 'list', ...ALL)]);
+  expect(check).to.deep.equal({ ok: true, problems: [] });
+  const [certificates, passcodes] = await Promise.all([cli.json<CertificateJson>('certificates', 'list', ...ALL), cli.json<PasscodeJson>('passcodes', 'list')]);
+  for (const request of requests) expect(['received', 'queued', 'pending', 'issued'], request.id).to.include(request.outcome);
+  const issued = requests.filter((request) => request.outcome === 'issued');
+  expect(duplicates(issued.map((request) => `${request.profile} ${request.csr_sha256}`)), 'a CSR issued twice by est-ra').to.deep.equal([]);
+  expect(duplicates(certificates.map((certificate) => certificate.request_id)), 'a request with two certificates').to.deep.equal([]);
+  const certified = new Set(certificates.map((certificate) => certificate.request_id));
+  expect(
+    issued.filter((request) => !certified.has(request.id)).map((request) => request.id),
+    'issued without a certificate',
+  ).to.deep.equal([]);
+  for (const passcode of passcodes) {
+    const taken = requests.filter((request) => request.principal.passcode_id === passcode.id).length;
+    expect(passcode.uses_count, `uses of passcode ${passcode.id}`).to.equal(taken);
   }
+  return requests;
 }
 
 describe('crash consistency: SIGKILL at random points of concurrent enrollments (#10)', function () {
@@ -112,7 +109,6 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
         };
       }),
     );
-    const dbFile = join(stateDir, 'est-ra.db');
     const rootCa = join(stateDir, 'pki', 'root-ca.crt');
     const path = (device: Device): string => `${device.profile === 'up' ? '/up' : ''}/simpleenroll`;
     const enroll = (url: string, device: Device): Promise<{ status: number; body: string }> =>
@@ -168,14 +164,14 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
       await new Promise((resolve) => setTimeout(resolve, 30 + random() * 500));
       await kill();
       await answers;
-      checkStore(dbFile);
+      await checkStore(configFile);
 
       estRa = await start();
       if (round % 2 === 1) {
         // Killed again while the restarted process forwards what the first one left in flight.
         await new Promise((resolve) => setTimeout(resolve, random() * 300));
         await kill();
-        checkStore(dbFile);
+        await checkStore(configFile);
         estRa = await start();
       }
 
@@ -192,8 +188,8 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
             }, 60_000),
           ),
       );
-      const requests = checkStore(dbFile);
-      expect(requests.filter((request) => request.state !== 'issued')).to.deep.equal([]);
+      const requests = await checkStore(configFile);
+      expect(requests.filter((request) => request.outcome !== 'issued')).to.deep.equal([]);
       expect(requests, 'one request per device: a retry never makes a second').to.have.length(devices.length);
     }
 
@@ -215,15 +211,15 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
 
     // The upstream may hold more than one certificate for a request (EST has no idempotency key), but only for
     // requests est-ra recorded, and logged, as possibly issued twice upstream; local-CA requests are never marked.
-    const requests = checkStore(dbFile);
-    const marked = requests.filter((request) => request.possibly_issued_twice_upstream === 1);
+    const requests = await checkStore(configFile);
+    const marked = requests.filter((request) => request.possibly_issued_twice_upstream);
     expect(marked.filter((request) => request.profile !== 'up')).to.deep.equal([]);
     const { issuedPerCsr } = await upstream.stats();
     const upstreamRequests = requests.filter((request) => request.profile === 'up');
-    for (const request of upstreamRequests) expect(issuedPerCsr[request.csr_sha256], `seed ${SEED}: ${request.id}`).to.be.at.least(1);
-    const issuedTwice = upstreamRequests.filter((request) => issuedPerCsr[request.csr_sha256]! > 1);
+    for (const request of upstreamRequests) expect(issuedPerCsr[request.csr_sha256!], `seed ${SEED}: ${request.id}`).to.be.at.least(1);
+    const issuedTwice = upstreamRequests.filter((request) => issuedPerCsr[request.csr_sha256!]! > 1);
     expect(
-      issuedTwice.filter((request) => request.possibly_issued_twice_upstream !== 1),
+      issuedTwice.filter((request) => !request.possibly_issued_twice_upstream),
       `seed ${SEED}: issued twice, not marked`,
     ).to.deep.equal([]);
     const warned = new Set(

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { editProfile } from '../helpers/config.js';
@@ -10,26 +9,20 @@ import { opensslCsr } from '../helpers/csr.js';
 import { run } from '../helpers/run.js';
 import { eventually } from '../helpers/wait.js';
 import { initDemoState, serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
+import { adminCli, ALL, type RequestJson } from '../helpers/admin-cli.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-function readRequests(dbFile: string): { id: string; state: string; serial: string | null; possibly_issued_twice_upstream: number }[] {
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare(`SELECT id, state, serial, possibly_issued_twice_upstream FROM requests ORDER BY received_at`).all() as ReturnType<typeof readRequests>;
-  } finally {
-    db.close();
-  }
+/** Every request, oldest first, as `est-ra requests list --json` gives it: the CLI reads a store a killed est-ra left as any other. */
+async function readRequests(configFile: string): Promise<RequestJson[]> {
+  return (await adminCli(configFile).json<RequestJson>('requests', 'list', ...ALL)).reverse();
 }
 
-function requestStates(dbFile: string): Record<string, number> {
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-  try {
-    const rows = db.prepare(`SELECT state, count(*) AS n FROM requests GROUP BY state`).all() as { state: string; n: number }[];
-    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
-  } finally {
-    db.close();
-  }
+/** How many requests are in each outcome. */
+async function requestStates(configFile: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const request of await readRequests(configFile)) counts[request.outcome] = (counts[request.outcome] ?? 0) + 1;
+  return counts;
 }
 
 describe("kill -9 between recording a request and the upstream's answer", function () {
@@ -64,7 +57,6 @@ describe("kill -9 between recording a request and the upstream's answer", functi
       }),
     );
     writeFileSync(join(dir, 'p12.pass'), `${identity.p12Passphrase}\n`, { mode: 0o600 });
-    const dbFile = join(stateDir, 'est-ra.db');
     const rootCa = join(stateDir, 'pki', 'root-ca.crt');
     const device = await opensslCsr(dir, 'crash-device');
     const enroll = (url: string): Promise<{ code: number; stdout: string }> =>
@@ -85,20 +77,21 @@ describe("kill -9 between recording a request and the upstream's answer", functi
 
     estRa = await serveEstRa(configFile);
     const inFlight = enroll(estRa.url);
-    await eventually(() => (requestStates(dbFile).received === 1 ? true : undefined));
+    await eventually(async () => ((await requestStates(configFile)).received === 1 ? true : undefined));
     await estRa.stop('SIGKILL');
     expect((await inFlight).stdout).not.to.match(/\n200$/);
-    expect(requestStates(dbFile)).to.deep.equal({ received: 1 });
+    expect(await requestStates(configFile)).to.deep.equal({ received: 1 });
+    expect(await adminCli(configFile).text('store', 'check'), 'the store a killed est-ra left').to.equal('ok\n');
 
     await upstream.setMode('normal');
     estRa = await serveEstRa(configFile);
-    await eventually(() => (requestStates(dbFile).issued === 1 ? true : undefined));
+    await eventually(async () => ((await requestStates(configFile)).issued === 1 ? true : undefined));
     const retry = await enroll(estRa.url);
     expect(retry.stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);
     // It was in flight when est-ra died: the upstream may have issued it then too. Recorded, and logged by id.
-    const [request] = readRequests(dbFile);
-    expect(request).to.include({ state: 'issued', possibly_issued_twice_upstream: 1 });
+    const [request] = await readRequests(configFile);
+    expect(request).to.include({ outcome: 'issued', possibly_issued_twice_upstream: true });
     const warned = estRa
       .output()
       .split('\n')
@@ -112,7 +105,7 @@ describe("kill -9 between recording a request and the upstream's answer", functi
     estRa = await serveEstRa(configFile);
     expect((await enroll(estRa.url)).stdout).to.match(/\n200$/);
     expect((await upstream.stats()).issued).to.equal(1);
-    expect(requestStates(dbFile)).to.deep.equal({ issued: 1 });
+    expect(await requestStates(configFile)).to.deep.equal({ issued: 1 });
 
     // Started while the upstream is down, est-ra serves /cacerts from its store.
     await upstream.stop();

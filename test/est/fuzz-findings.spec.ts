@@ -6,6 +6,7 @@ import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editConfig, editProfile } from '../helpers/config.js';
 import { opensslCsr } from '../helpers/csr.js';
 import { curl } from '../helpers/clients.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { MAX_UPSTREAM_RETRY_AFTER_S } from '../../src/upstream/est.js';
 import { FAR_RETRY_AFTER, forgedClientCertificate } from '../vectors/fuzz-findings.js';
@@ -92,8 +93,7 @@ describe('#10 - fuzz findings replayed', function () {
       expect(answer.status, answer.body).to.equal(202);
       const retryAfter = Number(/\r\nRetry-After: (\d+)\r\n/.exec(answer.headers)?.[1]);
       expect(retryAfter).to.be.within(1, MAX_UPSTREAM_RETRY_AFTER_S);
-      const [request] = await ra.server.store.listRequests(1);
-      expect(request?.state).to.equal('pending');
+      expect((await latestRequest(ra))?.outcome).to.equal('pending');
       expect((await upstream.stats()).requests.simpleenroll).to.equal(1);
     });
   });

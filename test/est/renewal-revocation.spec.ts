@@ -9,7 +9,7 @@ import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.
 import { mustRun } from '../helpers/run.js';
 import { freePort } from '../helpers/net.js';
 import { makeRevocationCa, type IssuedCert, type OcspResponder, type RevocationCa } from '../helpers/revocation-pki.js';
-import { latestRequest, type RequestJson } from '../helpers/admin-cli.js';
+import { latestRefusal as latestRefusalOf, latestRequest, type RefusalJson, type RequestJson } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -73,7 +73,7 @@ describe('renewal with revocation checking: renew_revoked_cert, curl and strongS
   const verify = (certFile: string): Promise<string> => mustRun('openssl', ['verify', '-CAfile', ca.caFile, certFile]);
   const latest = async (): Promise<RequestJson> => (await latestRequest(ra))!;
   /** A certificate refused at authentication is counted, not stored as a request (issue #10). */
-  const latestRefusal = async (): Promise<Record<string, unknown>> => (await ra.server.store.refusalCounts(1))[0] as unknown as Record<string, unknown>;
+  const latestRefusal = async (): Promise<RefusalJson | undefined> => latestRefusalOf(ra);
   const pkiRenew = async (cert: IssuedCert, name: string) => {
     const csr = await renewalCsr(cert, name);
     return strongswanPki(ra, ['--est', '--in', csr.csrDerFile, '--cert', cert.certFile, '--key', cert.keyFile, '--outform', 'pem']);

@@ -10,6 +10,7 @@ import { certsFromP7, curl, strongswanPki, x509Field } from '../helpers/clients.
 import { mustRun } from '../helpers/run.js';
 import { createPasscode } from '../helpers/passcodes.js';
 import { eventually } from '../helpers/wait.js';
+import { latestRequest } from '../helpers/admin-cli.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 const LABEL = 'devicetrustmanager/IOT_1/device-group/line-1';
@@ -177,8 +178,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
         const answer = await enroll(`fw-${mode}`, device.csrPemFile);
         expect(answer.status).to.equal(status);
         expect(answer.body).to.equal(text);
-        const [latest] = await ra.server.store.listRequests(1);
-        expect(latest).to.include({ state: 'refused', status });
+        expect(await latestRequest(ra)).to.include({ outcome: 'refused', status });
       } finally {
         await upstream.setMode('normal');
       }
@@ -225,7 +225,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
       expect(first.status).to.equal(202);
       expect(first.headers).to.match(/\r\nRetry-After: \d+\r\n/);
       await upstream.approve();
-      const issued = await eventually(async () => ((await ra.server.store.listRequests(1))[0]?.state === 'issued' ? true : undefined));
+      const issued = await eventually(async () => ((await latestRequest(ra))?.outcome === 'issued' ? true : undefined));
       expect(issued).to.equal(true);
       const retry = await enroll('fw-pending', device.csrPemFile);
       expect(retry.status, retry.body).to.equal(200);
@@ -298,8 +298,8 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     }, 30_000);
     expect(await upstreamVerify(await certsFromP7(ra.dir, answer.body, 'fw-hang-cert'))).to.contain(': OK');
     // The timed-out attempt may have been issued upstream (EST has no idempotency): recorded, and logged by id with the serial.
-    const [request] = await ra.server.store.listRequests(1);
-    expect(request).to.include({ state: 'issued', possiblyIssuedTwiceUpstream: true });
+    const request = await latestRequest(ra);
+    expect(request).to.include({ outcome: 'issued', possibly_issued_twice_upstream: true });
     const warned = ra.logs
       .filter((line) => line.includes('the upstream may hold a second certificate'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -311,8 +311,7 @@ describe('est-ra as an RA: forwarding to a real upstream EST server with its RA 
     try {
       const device = await opensslCsr(ra.dir, 'fw-refused');
       expect((await enroll('fw-refused', device.csrPemFile)).status).to.equal(202);
-      const [request] = await ra.server.store.listRequests(1);
-      expect(request).to.include({ state: 'queued', possiblyIssuedTwiceUpstream: false });
+      expect(await latestRequest(ra)).to.include({ outcome: 'queued', possibly_issued_twice_upstream: false });
     } finally {
       await upstream.restart();
     }

@@ -50,3 +50,28 @@ describe('architecture: imports between folders follow docs/ARCHITECTURE.md', ()
     expect(violations).to.deep.equal([]);
   });
 });
+
+/**
+ * Issue #11: the tests read est-ra's state as an admin does, through the CLI
+ * (test/helpers/admin-cli.ts), never through SQL or the store's objects, so
+ * the CLI's JSON is what the specs prove and a PostgreSQL store answers them too.
+ */
+const TEST = fileURLToPath(new URL('../../../test', import.meta.url));
+const REACHES_INTO_THE_STORE: readonly [string, RegExp][] = [
+  ['imports better-sqlite3', /(?:from\s+|import\(\s*|require\(\s*)'better-sqlite3'/],
+  ['imports src/store/', /(?:from\s+|import\(\s*)'[^']*\/src\/store\/[^']*'/],
+  ['uses .server.store', /\.server\.store\b|\{[^}]*\bstore\b[^}]*\}\s*=\s*[\w.!?]*\bserver\b/],
+];
+
+describe('architecture: the specs read est-ra state through the admin CLI (issue #11)', () => {
+  it('no spec under test/est or test/cli, nor a helper, imports better-sqlite3 or src/store/ or uses .server.store', () => {
+    const violations: string[] = [];
+    for (const folder of ['est', 'cli', 'helpers']) {
+      for (const file of sourceFiles(join(TEST, folder))) {
+        const text = readFileSync(file, 'utf8');
+        for (const [what, pattern] of REACHES_INTO_THE_STORE) if (pattern.test(text)) violations.push(`${relative(TEST, file)} ${what}`);
+      }
+    }
+    expect(violations).to.deep.equal([]);
+  });
+});
