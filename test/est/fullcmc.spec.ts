@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { latestRequest } from '../helpers/admin-cli.js';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { makeRaIdentity, startUpstream, type RaIdentity, type Upstream } from '../helpers/upstream.js';
 import { editConfig } from '../helpers/config.js';
@@ -104,8 +105,8 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
       authorization: 'absent', // the device's passcode is est-ra's to check, never sent up
     });
     expect((await upstream.stats()).requests.fullcmc - before.requests.fullcmc).to.equal(1);
-    const [record] = await ra.server.store.listRequests(1);
-    expect(record).to.deep.include({ operation: 'fullcmc', state: 'issued', status: 200, reason: 'fullcmc relayed; the upstream answered 200', csr: null });
+    const record = await latestRequest(ra, { show: true });
+    expect(record).to.deep.include({ operation: 'fullcmc', outcome: 'issued', status: 200, reason: 'fullcmc relayed; the upstream answered 200', csr: null });
     expect(record!.principal.kind).to.equal('passcode');
   });
 
@@ -133,8 +134,7 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
     expect(answer.status).to.equal(502);
     expect(answer.body).to.equal("502 the upstream CA rejected est-ra's own credentials for /fullcmc\n");
     expect(answer.headers).not.to.match(/WWW-Authenticate/i);
-    const [record] = await ra.server.store.listRequests(1);
-    expect(record).to.deep.include({ operation: 'fullcmc', state: 'refused', status: 502 });
+    expect(await latestRequest(ra)).to.deep.include({ operation: 'fullcmc', outcome: 'refused', status: 502 });
   });
 
   it('fail unauthenticated: 401 with the Basic challenge, nothing relayed', async () => {
@@ -168,8 +168,7 @@ describe('fullcmc passthrough (RFC 7030 §4.3)', function () {
       const answer = await curl(ra, '/fullcmc', ['--user', `:${ra.passcode}`, ...CMC_REQUEST, '--data-binary', `@${cmcFile}`]);
       expect(answer.status).to.equal(503);
       expect(answer.body).to.match(/^503 the upstream's \/fullcmc cannot be reached: connect ECONNREFUSED/);
-      const [record] = await ra.server.store.listRequests(1);
-      expect(record).to.deep.include({ operation: 'fullcmc', state: 'refused', status: 503 });
+      expect(await latestRequest(ra)).to.deep.include({ operation: 'fullcmc', outcome: 'refused', status: 503 });
     } finally {
       await upstream.restart();
     }

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { adminCli, type RequestJson } from '../helpers/admin-cli.js';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { editProfile } from '../helpers/config.js';
 import { opensslCsr, opensslSelfSigned } from '../helpers/csr.js';
@@ -112,9 +113,9 @@ describe('serverkeygen (RFC 7030 §4.4): est-ra makes the key, curl and openssl 
     const ids = [first, second].map((answer) => /^x-request-id: (\S+)/im.exec(answer.headers)![1]!);
     expect(ids[0]).not.to.equal(ids[1]);
     for (const id of ids) {
-      const record = await ra.server.store.getRequest(id);
+      const [record] = await adminCli(join(ra.dir, 'config.yaml')).json<RequestJson>('requests', 'show', id);
       expect(record?.operation).to.equal('serverkeygen');
-      expect(record?.state).to.equal('issued');
+      expect(record?.outcome).to.equal('issued');
     }
     // Both uses taken: a third request is refused.
     expect((await send()).status).to.equal(401);
