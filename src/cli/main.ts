@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { checkConfigFile, ConfigError, loadConfig } from '../config/load.js';
 import { startServer, type RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
@@ -169,13 +169,22 @@ program
 
 program
   .command('check-config')
-  .description('validate a configuration file and report every problem')
+  .description('validate a configuration file and report every problem at once: errors (exit 1) and warnings (exit 0)')
   .requiredOption('--config <file>', 'configuration file (YAML)')
-  .option('--json', 'one JSON object when it is valid (problems go to stderr, exit status 2)')
+  .option('--json', 'one JSON object: config_file, ok, profiles, findings [{severity, text, line}]')
   .action((options: { config: string; json?: boolean }) => {
-    const config = loadConfig(options.config);
-    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles) }));
-    else print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
+    const check = checkConfigFile(options.config);
+    const errors = check.findings.filter((f) => f.severity === 'error').length;
+    const warnings = check.findings.length - errors;
+    const profiles = Object.keys(check.config?.profiles ?? {});
+    if (options.json) {
+      print(JSON.stringify({ config_file: check.file, ok: errors === 0, profiles, findings: check.findings }));
+    } else {
+      for (const finding of check.findings) print(`${finding.severity === 'warning' ? 'warning: ' : ''}${finding.text}`);
+      const counts = [errors > 0 ? `${errors} error(s)` : '', warnings > 0 ? `${warnings} warning(s)` : ''].filter((c) => c !== '').join(', ');
+      print(errors === 0 ? `${check.file}: OK (${profiles.length} profile(s))${counts ? `, ${counts}` : ''}` : `${check.file}: ${counts}`);
+    }
+    if (errors > 0) process.exitCode = 1;
   });
 
 const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');
