@@ -21,6 +21,7 @@ import { addAdminCommands } from './admin.js';
 import { parseAdminTime } from './local-time.js';
 import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
 import { withStore } from './with-store.js';
+import { simulate, type SimulateOptions } from './simulate.js';
 import type { PasscodeRecord } from '../store/types.js';
 
 function portNumber(value: string): number {
@@ -185,6 +186,24 @@ program
       print(errors === 0 ? `${check.file}: OK (${profiles.length} profile(s))${counts ? `, ${counts}` : ''}` : `${check.file}: ${counts}`);
     }
     if (errors > 0) process.exitCode = 1;
+  });
+
+program
+  .command('simulate')
+  .description(
+    'dry run of one enrollment: print each decision in order (allowlist, authentication, hours, key type, subject, SAN, signature, renewal) and the certificate it would yield; nothing recorded or issued; exit 0 issued, 1 refused',
+  )
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .requiredOption('--profile <name>', 'the profile, by name')
+  .requiredOption('--csr <file>', "the device's CSR: PEM, DER or base64")
+  .option('--peer <address>', "the device's address, for allowed_ip_addresses")
+  .option('--at <time>', 'when: 2027-03-31 14:00 or 2027-03-31T14:00 in the configured time_zone, or ISO with Z or an offset (default: now)')
+  .option('--cert <file>', 'simplereenroll with this certificate (PEM, then its chain) as the TLS client certificate')
+  .option('--client-cert <file>', 'simpleenroll with this TLS client certificate (a bootstrap or manufacturer certificate, PEM, then its chain)')
+  .option('--passcode-id <id>', 'as if authenticated by this passcode (passcodes list shows the ids)')
+  .option('--json', 'one JSON object: operation, profile, at, outcome, steps [{step, outcome, detail}], refusal, certificate')
+  .action(async (options: SimulateOptions) => {
+    process.exitCode = await simulate(options, print);
   });
 
 const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');

@@ -1,13 +1,17 @@
 import { EstError } from '../errors.js';
-import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
+import { authenticateEnroll, authenticateReenroll, type ClientCredentials, type PasscodeAuthenticator } from '../auth/authenticate.js';
 import { decodeDerBody } from '../pki/der-body.js';
 import { parseAndVerifyCsr } from '../pki/csr.js';
-import { decide } from '../policy/decide.js';
+import { decide, type Decision } from '../policy/decide.js';
+import type { DecisionTrace } from '../policy/rules.js';
+import type { VerifiedCsr } from '../pki/csr.js';
+import type { CertificateView } from '../pki/certificate-view.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import { checkRenewalOrigin } from '../policy/renewal-origin.js';
 import type { NewRequest, Operation, Principal, Store } from '../store/types.js';
 import type { Enrollment, EnrollmentService } from './service.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
+import { unmapIPv4 } from '../auth/allowlist.js';
 
 /** What the HTTP layer learns as an enrollment goes, for the request's log line and answer. */
 export interface EnrollmentObserver {
@@ -64,33 +68,17 @@ export class EnrollmentPipeline {
       principal: { kind: 'none' },
       operation,
     };
-    let decision;
-    let csr;
-    let current;
+    let screened;
     try {
-      const now = record.receivedAt;
-      const identity =
-        operation === 'simplereenroll'
-          ? await authenticateReenroll(profile, request.credentials, now)
-          : { principal: await authenticateEnroll(this.store, profile, request.credentials, now), certificate: undefined };
-      current = identity.certificate;
-      record.principal = identity.principal;
-      observe.principal(record.principal);
-      if (identity.principal.kind === 'passcode') {
-        const wait = this.passcodeRefusals.retryAfter(identity.principal.passcodeId, record.receivedAt.getTime());
-        if (wait !== undefined) {
-          throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
-        }
-      }
-      if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current, identity.caPath ?? []);
-      record.csr = decodeDerBody(request.body);
-      csr = await parseAndVerifyCsr(record.csr);
-      // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
-      if (identity.principal.kind === 'ra') {
-        record.principal = { ...identity.principal, device: csr.subject };
-        observe.principal(record.principal);
-      }
-      decision = decide(profile, { operation, csr, principal: record.principal, current, channelBinding: request.credentials.channelBinding, now });
+      screened = await screenEnrollment({ store: this.store, profiles: this.profiles, passcodeRefusals: this.passcodeRefusals }, request, record.receivedAt, {
+        principal: (principal) => {
+          record.principal = principal;
+          observe.principal(principal);
+        },
+        decoded: (csr) => {
+          record.csr = csr;
+        },
+      });
     } catch (err) {
       // A bare first attempt without credentials is the client asking for the
       // challenge (libest always does this), not a request to record.
@@ -102,6 +90,7 @@ export class EnrollmentPipeline {
       throw error;
     }
     // From here on the enrollment service records what happens.
+    const { csr, current, decision } = screened;
     try {
       return await this.service.enroll(profile, { ...record, csr, current, names: decision.names }, (id) => observe.request(id));
     } catch (err) {
@@ -125,4 +114,85 @@ export class EnrollmentPipeline {
     await this.service.countRefusal({ peerAddress: request.peerAddress, profile: request.profile.name, operation: request.operation }, error);
     throw error;
   }
+}
+
+/** What screenEnrollment tells as it goes: who asked, the CSR as decoded, and (simulate) each step before it is taken. */
+export interface ScreeningTrace extends Partial<DecisionTrace> {
+  principal(principal: Principal): void;
+  decoded?(csr: Buffer): void;
+}
+
+/** A request that passed every check before recording: who, the verified CSR, what it renews, and the decision. */
+export interface ScreenedEnrollment {
+  readonly principal: Principal;
+  readonly csr: VerifiedCsr;
+  readonly current: CertificateView | undefined;
+  readonly decision: Decision;
+}
+
+/**
+ * Everything before a request is recorded, in order: authenticate
+ * (`authentication`), the passcode's refusal budget, the profile a renewed
+ * certificate belongs to (`renewalOrigin`), decode and verify the CSR
+ * (`csr`), decide (policy/decide.ts: its steps). It reads the store
+ * (passcodes, issued certificates) and writes nothing: the pipeline records
+ * what comes of it, `est-ra simulate` prints it. Throws the refusal.
+ */
+export async function screenEnrollment(
+  deps: {
+    readonly store: Store;
+    readonly profiles: ProfileDirectory;
+    readonly passcodeRefusals?: RefusalLimiter;
+    /** How a passcode authenticates: the Basic header unless simulate names one by id. */
+    readonly authenticatePasscode?: PasscodeAuthenticator;
+  },
+  request: Omit<EnrollmentRequest, 'id'>,
+  now: Date,
+  trace: ScreeningTrace,
+): Promise<ScreenedEnrollment> {
+  const { profile, operation } = request;
+  trace.step?.('authentication');
+  const identity =
+    operation === 'simplereenroll'
+      ? await authenticateReenroll(profile, request.credentials, now)
+      : { principal: await authenticateEnroll(deps.store, profile, request.credentials, now, deps.authenticatePasscode), certificate: undefined };
+  let principal = identity.principal;
+  const current = identity.certificate;
+  trace.principal(principal);
+  if (principal.kind === 'passcode') {
+    const wait = deps.passcodeRefusals?.retryAfter(principal.passcodeId, now.getTime());
+    if (wait !== undefined) {
+      throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
+    }
+  }
+  if (current) {
+    trace.step?.('renewalOrigin');
+    await checkRenewalOrigin(deps.store, deps.profiles, profile, current, identity.caPath ?? []);
+  }
+  trace.step?.('csr');
+  const der = decodeDerBody(request.body);
+  trace.decoded?.(der);
+  const csr = await parseAndVerifyCsr(der);
+  // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
+  if (principal.kind === 'ra') {
+    principal = { ...principal, device: csr.subject };
+    trace.principal(principal);
+  }
+  const step = trace.step;
+  const decision = decide(
+    profile,
+    { operation, csr, principal, current, channelBinding: request.credentials.channelBinding, now },
+    step ? { step: (name) => step(name) } : undefined,
+  );
+  return { principal, csr, current, decision };
+}
+
+/**
+ * allowed_ip_addresses (DigiCert's usage restriction): the refusal for a
+ * client address the profile does not allow, undefined when it does. The
+ * router asks before the body is read; `est-ra simulate` for `--peer`.
+ */
+export function addressRefusal(profile: Profile, peerAddress: string): EstError | undefined {
+  if (profile.allowlist.allows(peerAddress)) return undefined;
+  return EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peerAddress)} not allowed by profile '${profile.name}'`);
 }

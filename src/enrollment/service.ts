@@ -10,7 +10,7 @@ import { UpstreamUnavailableError, type IssuedCertificate } from '../upstream/ty
 import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import type { IssuedNames } from '../pki/names.js';
-import { passcodeStatus } from '../auth/passcode.js';
+import { passcodeUseRefusal } from '../auth/passcode.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -75,9 +75,7 @@ export class EnrollmentService {
     if (!(await this.store.recordRequest(record, passcodeUse))) {
       // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
       const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
-      const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
-      const reason = `authentication failed: passcode ${passcodeUse?.passcodeId ?? ''} is ${status === 'enabled' ? 'used up' : status}`;
-      const error = new EstError('EST_AUTH_FAILED', { reason });
+      const error = new EstError('EST_AUTH_FAILED', { reason: passcodeUseRefusal(passcodeUse?.passcodeId ?? '', passcode, request.receivedAt) });
       await this.recordRefusal(record, error);
       throw error;
     }

@@ -138,8 +138,7 @@ export class EstUpstream implements Upstream {
    * then schedules refreshes.
    */
   async start(): Promise<void> {
-    const stored = await this.store.getCached(CACHE_KEY(this.profile));
-    if (stored) this.cachedCaCertificates = parseCertificates(stored);
+    const stored = await this.loadCached();
     const refresh = (): Promise<void> =>
       this.refreshCaCertificates().catch((err: unknown) => {
         this.logger.warn(LOG_EVENT.upstreamUnavailable, {
@@ -153,6 +152,13 @@ export class EstUpstream implements Upstream {
     else await refresh();
     this.refreshTimer = setInterval(() => void refresh(), this.options.cacertsRefreshMs);
     this.refreshTimer.unref();
+  }
+
+  /** The /cacerts stored at the last fetch, if any, as the CA certificates (`est-ra simulate` reads only these). */
+  async loadCached(): Promise<boolean> {
+    const stored = await this.store.getCached(CACHE_KEY(this.profile));
+    if (stored) this.cachedCaCertificates = parseCertificates(stored);
+    return stored !== undefined;
   }
 
   /** Runs `stop` when the upstream closes (a reload replaces it, or est-ra stops): its RA certificate renewer. */
