@@ -124,7 +124,7 @@ export async function simulate(options: SimulateOptions, print: (line: string) =
       if (refusal) print(`refused at ${steps.at(-1)?.step ?? '?'}: ${refusal.status} ${refusal.reason} (${refusal.code})`);
       else if (certificate) {
         print('would issue:');
-        for (const [name, value] of Object.entries(certificate)) print(`  ${`${name}:`.padEnd(20)}${Array.isArray(value) ? value.join(', ') : String(value)}`);
+        for (const [name, value] of Object.entries(certificate)) print(`  ${`${name}:`.padEnd(20)}${Array.isArray(value) ? value.join(', ') : value}`);
       }
     }
     return refusal ? 1 : 0;

@@ -52,7 +52,7 @@ export function keyTypeAllowed(allowed: readonly string[], rsaMinPublicExponent 
  * device's own TLS connection can show). The HTTP path passes none.
  */
 export interface DecisionTrace {
-  step(name: string): boolean | void;
+  step(name: string): boolean | undefined;
 }
 
 /** Runs every rule in order; the first refusal wins. */
