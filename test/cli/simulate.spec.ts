@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { adminCli, CLI } from '../helpers/admin-cli.js';
 import { certsFromP7, curl } from '../helpers/clients.js';
 import { editConfig, editProfile } from '../helpers/config.js';
-import { opensslCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslIssue, opensslSelfSigned } from '../helpers/csr.js';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
 import { run } from '../helpers/run.js';
 
@@ -156,5 +156,40 @@ describe('est-ra simulate: a dry run through the real pipeline', () => {
     const early = await simulateWith(windowed, '--csr', renewal, '--cert', certificate);
     expect(early.code, early.stdout).to.equal(1);
     expect(early.stdout).to.match(/refused at renewal window and key pair: 403 renewal opens 30 days before expiry: \d{4}-\d{2}-\d{2}/);
+  });
+
+  it('ok --client-cert: a manufacturer certificate enrolls, and the subject comes from it (user_supplied)', async () => {
+    const ca = await opensslSelfSigned(ra.dir, 'sim-mfg-ca', {
+      subject: '/CN=Acme Manufacturing CA',
+      days: 3650,
+      addext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign'],
+    });
+    const idevid = await opensslIssue(ra.dir, 'sim-idevid', {
+      subject: '/CN=idevid-7/serialNumber=SN-0007',
+      caFile: ca.certFile,
+      caKeyFile: ca.keyFile,
+      extensions: ['basicConstraints=CA:FALSE', 'extendedKeyUsage=clientAuth'],
+    });
+    const ldevid = join(ra.dir, 'simulate-ldevid.yaml');
+    writeFileSync(
+      ldevid,
+      editConfig(readFileSync(served, 'utf8'), (c) => {
+        (c.authentication_policies as Record<string, Record<string, unknown>>).demo!.authentication_cas = [ca.certFile];
+        const demo = (c.profiles as Record<string, Record<string, unknown>>).demo!;
+        demo.enroll_authentication = { methods: ['client_certificate'] };
+        demo.subject = { common_name: { sources: ['user_supplied'] }, serial_number: { optional: false, sources: ['user_supplied'] } };
+      }),
+    );
+    const asked = await opensslCsr(ra.dir, 'sim-ldevid', { subject: '/CN=SN-0007' });
+    const accepted = await simulateWith(ldevid, '--csr', asked.csrPemFile, '--client-cert', idevid.certFile);
+    expect(accepted.code, accepted.stdout + accepted.stderr).to.equal(0);
+    expect(accepted.stdout).to.match(/^ {2}ok +authentication +certificate:/m);
+    expect(accepted.stdout).to.match(/^ {2}subject: +CN=SN-0007, 2\.5\.4\.5=SN-0007$/m); // as est-ra records subjects (RFC 4514, OID for serialNumber)
+    const other = await opensslCsr(ra.dir, 'sim-ldevid-other', { subject: '/CN=someone-else' });
+    const refused = await simulateWith(ldevid, '--csr', other.csrPemFile, '--client-cert', idevid.certFile);
+    expect(refused.code).to.equal(1);
+    expect(refused.stdout).to.contain(
+      'refused at subject: 403 subject.common_name is registered as SN-0007 for this credential; the CSR asks for someone-else',
+    );
   });
 });
