@@ -46,7 +46,7 @@ export function loadConfig(file: string): LoadedConfig {
   return check.config;
 }
 
-const errorsOf = (check: ConfigCheck): string[] => check.findings.filter((f) => f.severity === 'error').map((f) => f.text);
+const errorsOf = (check: { readonly findings: readonly ConfigFinding[] }): string[] => check.findings.filter((f) => f.severity === 'error').map((f) => f.text);
 
 /**
  * Everything wrong with a configuration file at once: YAML syntax (with line
@@ -64,7 +64,7 @@ export function checkConfigFile(file: string): ConfigCheck {
     path = realpathSync(path);
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    return { file: path, findings: [{ severity: 'error', text: `cannot read: ${errnoText(cause)}` }] };
+    return { file: path, findings: [{ severity: 'error', text: `cannot read: ${errnoText(cause)} as user ${currentUser()}` }] };
   }
   const parsed = checkConfigText(text, path);
   const environment = parsed.data === undefined ? [] : unsetSecrets(parsed.data);
@@ -79,14 +79,11 @@ type Finding = ConfigFinding & { readonly at?: readonly (string | number)[] };
 /** Validates configuration text; `path` names it in errors and anchors relative file paths. No file is read. */
 export function parseConfig(text: string, path: string): LoadedConfig {
   const check = checkConfigText(text, path);
-  if (!check.config)
-    throw new ConfigError(
-      path,
-      check.findings.filter((f) => f.severity === 'error').map((f) => f.text),
-    );
+  if (!check.config) throw new ConfigError(path, errorsOf(check));
   return check.config;
 }
 
+/** YAML, schema and cross-field rules of the text, with the document kept for line numbers and the data as read for the file checks. */
 function checkConfigText(text: string, path: string): { findings: Finding[]; config?: LoadedConfig; data?: unknown; document?: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const document = parseDocument(text, { prettyErrors: false, lineCounter: lines });
