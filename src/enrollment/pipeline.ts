@@ -1,10 +1,9 @@
 import { EstError } from '../errors.js';
 import { authenticateEnroll, authenticateReenroll, type ClientCredentials, type PasscodeAuthenticator } from '../auth/authenticate.js';
 import { decodeDerBody } from '../pki/der-body.js';
-import { parseAndVerifyCsr } from '../pki/csr.js';
+import { parseAndVerifyCsr, type VerifiedCsr } from '../pki/csr.js';
 import { decide, type Decision } from '../policy/decide.js';
 import type { DecisionTrace } from '../policy/rules.js';
-import type { VerifiedCsr } from '../pki/csr.js';
 import type { CertificateView } from '../pki/certificate-view.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import { checkRenewalOrigin } from '../policy/renewal-origin.js';
