@@ -129,7 +129,11 @@ export async function simulate(options: SimulateOptions, print: (line: string) =
     }
     return refusal ? 1 : 0;
 
-    /** The steps in the order a device's request meets them; the first refusal ends the run. */
+    /**
+     * The steps in the order a device's request meets them; the first refusal
+     * ends the run. A step counts as refusing from when it begins until the
+     * next one begins or the run ends: the step that throws is the one that refused.
+     */
     async function run(profile: Profile, directory: ProfileDirectory): Promise<{ screened?: ScreenedEnrollment; refusal?: EstError }> {
       const begin = (step: string): void => {
         const last = steps.at(-1);
