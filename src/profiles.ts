@@ -160,7 +160,7 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
     services.now,
   );
   if (services.dryRun) {
-    await upstream.loadCached();
+    await upstream.loadCached({ offline: true });
     return upstream;
   }
   await upstream.start();
