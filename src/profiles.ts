@@ -26,6 +26,8 @@ export interface ProfileServices {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => Date;
+  /** `est-ra simulate`: est upstreams take their stored /cacerts and start nothing (no fetch, no refresh, no RA renewal). */
+  readonly dryRun?: boolean;
 }
 
 /** Builds every configured profile with its upstream; est upstreams load their cached /cacerts and fetch a fresh one. */
@@ -165,6 +167,10 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
     services.logger,
     services.now,
   );
+  if (services.dryRun) {
+    await upstream.loadCached({ offline: true });
+    return upstream;
+  }
   await upstream.start();
   if (est.ra_renewal.enabled) {
     const renewal = est.ra_renewal;

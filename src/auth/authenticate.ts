@@ -2,9 +2,9 @@ import { EstError } from '../errors.js';
 import { CertificateView, viewOf } from '../pki/certificate-view.js';
 import { validatePath, type PathValidation } from '../pki/path-validation.js';
 import type { AuthenticationPolicy, AuthenticationScope } from './authentication-policy.js';
-import type { Principal, Store } from '../store/types.js';
+import type { PasscodeRecord, Principal, Store } from '../store/types.js';
 import { parseBasicAuthorization } from './basic.js';
-import { verifyPasscode } from './passcode.js';
+import { UNKNOWN_PASSCODE, verifyPasscode } from './passcode.js';
 import { readNames } from '../pki/names.js';
 
 /** What the listener knows about the client, independent of HTTP framing. */
@@ -34,7 +34,14 @@ export interface ChannelBinding {
  * passcode and a wrong username get the same answer, so a client learns
  * nothing about which part was wrong.
  */
-export async function authenticateEnroll(store: Store, profile: AuthenticationScope, credentials: ClientCredentials, now: Date): Promise<Principal> {
+export async function authenticateEnroll(
+  store: Store,
+  profile: AuthenticationScope,
+  credentials: ClientCredentials,
+  now: Date,
+  /** How the passcode method authenticates: the Basic header, or for `est-ra simulate --passcode-id` a passcode named by id. */
+  authenticatePasscode: PasscodeAuthenticator = passcodeFromBasic,
+): Promise<Principal> {
   const policy = profile.authenticationPolicy;
   const { methods, requireAll } = profile.enrollAuthentication;
   const byCertificate = methods.includes('client_certificate');
@@ -60,20 +67,44 @@ export async function authenticateEnroll(store: Store, profile: AuthenticationSc
   return certificate?.ok && certificate.principal.kind === 'certificate' ? { ...passcode, certificate: certificate.principal } : passcode;
 }
 
-async function authenticatePasscode(store: Store, profile: AuthenticationScope, credentials: ClientCredentials): Promise<Principal & { kind: 'passcode' }> {
+type PasscodePrincipal = Principal & { kind: 'passcode' };
+export type PasscodeAuthenticator = (store: Store, profile: AuthenticationScope, credentials: ClientCredentials) => Promise<PasscodePrincipal>;
+
+/** The passcode of HTTP Basic (RFC 7030 §3.2.3), checked against the policy's passcodes. */
+async function passcodeFromBasic(store: Store, profile: AuthenticationScope, credentials: ClientCredentials): Promise<PasscodePrincipal> {
   const basic = parseBasicAuthorization(credentials.authorization);
   if (basic === undefined) throw new EstError('EST_AUTH_REQUIRED');
   if (basic === null) throw new EstError('EST_AUTH_FAILED', { reason: 'malformed Authorization header' });
   const policy = profile.authenticationPolicy;
   const check = await verifyPasscode(store, policy.name, { username: basic.username, passcode: basic.password }, policy.enableUsernameForPasscode);
   if (!check.ok) throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${check.reason}` });
-  const registered = check.record.registeredValues;
+  return passcodePrincipal(check.record, policy, basic.username);
+}
+
+/**
+ * `est-ra simulate --passcode-id`: as if the device had sent that passcode
+ * (the store keeps only its hash). A passcode of another policy, or a
+ * disabled one, gets the answer a device sending it would get.
+ */
+export function passcodeById(id: string): PasscodeAuthenticator {
+  return async (store, profile) => {
+    const policy = profile.authenticationPolicy;
+    const record = await store.getPasscode(id);
+    if (!record || record.policy !== policy.name || !record.enabled) {
+      throw new EstError('EST_AUTH_FAILED', { reason: `authentication failed: ${UNKNOWN_PASSCODE}` });
+    }
+    return passcodePrincipal(record, policy, record.username ?? undefined);
+  };
+}
+
+function passcodePrincipal(record: PasscodeRecord, policy: AuthenticationPolicy, username: string | undefined): PasscodePrincipal {
+  const registered = record.registeredValues;
   return {
     kind: 'passcode',
-    passcodeId: check.record.id,
+    passcodeId: record.id,
     policy: policy.name,
     // The username only where the policy uses usernames: a client sending passcode:passcode must not put its secret in the records.
-    ...(basic.username && policy.enableUsernameForPasscode ? { username: basic.username } : {}),
+    ...(username && policy.enableUsernameForPasscode ? { username } : {}),
     ...(Object.keys(registered).length > 0 ? { registeredValues: registered } : {}),
   };
 }

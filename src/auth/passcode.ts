@@ -84,6 +84,19 @@ export function passcodeStatus(record: PasscodeRecord, now: Date): string {
   return record.enabled ? (limitReached(record, now) ?? 'enabled') : 'disabled';
 }
 
+/** Why a passcode does not authenticate when the store has no enabled one of the policy with that secret. */
+export const UNKNOWN_PASSCODE = 'unknown or disabled passcode';
+
+/**
+ * The refusal when a passcode can take no further use (disabled, expired or
+ * used up by the time the request is recorded): what the device is told, and
+ * what `est-ra simulate` shows.
+ */
+export function passcodeUseRefusal(id: string, record: PasscodeRecord | undefined, now: Date): string {
+  const status = record ? passcodeStatus(record, now) : 'gone';
+  return `authentication failed: passcode ${id} is ${status === 'enabled' ? 'used up' : status}`;
+}
+
 export type PasscodeCheck = { readonly ok: true; readonly record: PasscodeRecord } | { readonly ok: false; readonly reason: string };
 
 /**
@@ -105,7 +118,7 @@ export async function verifyPasscode(
 ): Promise<PasscodeCheck> {
   const digest = hashPasscode(presented.passcode);
   const record = await store.findPasscode(policy, digest);
-  if (!record || !constantTimeEqual(record.hash, digest)) return { ok: false, reason: 'unknown or disabled passcode' };
+  if (!record || !constantTimeEqual(record.hash, digest)) return { ok: false, reason: UNKNOWN_PASSCODE };
   if (requireUsername && !constantTimeEqual(record.username ?? '', presented.username ?? ''))
     return { ok: false, reason: 'username does not match the passcode' };
   return { ok: true, record };

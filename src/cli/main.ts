@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { checkConfigFile, ConfigError, loadConfig } from '../config/load.js';
 import type { RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
@@ -22,6 +22,7 @@ import { addApprovalCommands } from './approvals.js';
 import { parseAdminTime } from './local-time.js';
 import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
 import { withStore } from './with-store.js';
+import { simulate, type SimulateOptions } from './simulate.js';
 import type { PasscodeRecord } from '../store/types.js';
 
 function portNumber(value: string): number {
@@ -172,13 +173,40 @@ program
 
 program
   .command('check-config')
-  .description('validate a configuration file and report every problem')
+  .description('validate a configuration file and report every problem at once: errors (exit 1) and warnings (exit 0)')
   .requiredOption('--config <file>', 'configuration file (YAML)')
-  .option('--json', 'one JSON object when it is valid (problems go to stderr, exit status 2)')
+  .option('--json', 'one JSON object: config_file, ok, profiles, findings [{severity, text, line}]')
   .action((options: { config: string; json?: boolean }) => {
-    const config = loadConfig(options.config);
-    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles) }));
-    else print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
+    const check = checkConfigFile(options.config);
+    const errors = check.findings.filter((f) => f.severity === 'error').length;
+    const warnings = check.findings.length - errors;
+    const profiles = Object.keys(check.config?.profiles ?? {});
+    if (options.json) {
+      print(JSON.stringify({ config_file: check.file, ok: errors === 0, profiles, findings: check.findings }));
+    } else {
+      for (const finding of check.findings) print(`${finding.severity === 'warning' ? 'warning: ' : ''}${finding.text}`);
+      const counts = [errors > 0 ? `${errors} error(s)` : '', warnings > 0 ? `${warnings} warning(s)` : ''].filter((c) => c !== '').join(', ');
+      print(errors === 0 ? `${check.file}: OK (${profiles.length} profile(s))${counts ? `, ${counts}` : ''}` : `${check.file}: ${counts}`);
+    }
+    if (errors > 0) process.exitCode = 1;
+  });
+
+program
+  .command('simulate')
+  .description(
+    'dry run of one enrollment: print each decision in order (allowlist, authentication, hours, key type, subject, SAN, signature, renewal) and the certificate it would yield; nothing recorded or issued; exit 0 issued, 1 refused',
+  )
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .requiredOption('--profile <name>', 'the profile, by name')
+  .requiredOption('--csr <file>', "the device's CSR: PEM, DER or base64")
+  .option('--peer <address>', "the device's address, for allowed_ip_addresses")
+  .option('--at <time>', 'when: 2027-03-31 14:00 or 2027-03-31T14:00 in the configured time_zone, or ISO with Z or an offset (default: now)')
+  .option('--cert <file>', 'simplereenroll with this certificate (PEM, then its chain) as the TLS client certificate')
+  .option('--client-cert <file>', 'simpleenroll with this TLS client certificate (a bootstrap or manufacturer certificate, PEM, then its chain)')
+  .option('--passcode-id <id>', 'as if authenticated by this passcode (passcodes list shows the ids)')
+  .option('--json', 'one JSON object: operation, profile, at, outcome, steps [{step, outcome, detail}], refusal, certificate')
+  .action(async (options: SimulateOptions) => {
+    process.exitCode = await simulate(options, print);
   });
 
 const passcodes = program.command('passcodes').description('manage the passcodes of authentication policies (secrets are shown once, stored only as hashes)');

@@ -1,8 +1,10 @@
-import { accessSync, constants, readFileSync, realpathSync } from 'node:fs';
+import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { ZodIssue } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, filePath, secret, type Config } from './schema.js';
+import { keysAt, nearestName, valuesMarked } from './schema-walk.js';
 import { csrAttrsContradictions } from '../policy/csr-wishes.js';
 
 /** Every problem found in a configuration file, each naming the field at fault. */
@@ -19,11 +21,42 @@ export class ConfigError extends Error {
 /** A validated configuration; file paths in it are absolute (relative ones resolve against the file's folder). */
 export type LoadedConfig = Readonly<Config> & { readonly configFile: string };
 
+/** One finding of `est-ra check-config`: an error stops est-ra from starting, a warning does not. */
+export interface ConfigFinding {
+  readonly severity: 'error' | 'warning';
+  /** `<field path>: <problem>`, or `YAML: line L, column C: <problem>`. */
+  readonly text: string;
+  /** The line of the file it is about, when known (1-based). */
+  readonly line?: number;
+}
+
+/** What check-config reports: every finding, and the configuration when it has no error. */
+export interface ConfigCheck {
+  readonly file: string;
+  readonly findings: readonly ConfigFinding[];
+  readonly config?: LoadedConfig;
+}
+
 /**
  * Reads, validates and freezes the YAML configuration, reporting all problems
  * at once (`profiles.demo.validity.duration_value: must be a positive integer`).
  */
 export function loadConfig(file: string): LoadedConfig {
+  const check = checkConfigFile(file);
+  if (!check.config) throw new ConfigError(check.file, errorsOf(check));
+  return check.config;
+}
+
+const errorsOf = (check: { readonly findings: readonly ConfigFinding[] }): string[] => check.findings.filter((f) => f.severity === 'error').map((f) => f.text);
+
+/**
+ * Everything wrong with a configuration file at once: YAML syntax (with line
+ * and column), the schema (an unknown setting with the nearest known name),
+ * rules across fields, files that cannot be read (with the errno and the user
+ * est-ra runs as) whether or not the rest is valid, and, as warnings, secrets
+ * from environment variables that are not set here.
+ */
+export function checkConfigFile(file: string): ConfigCheck {
   let path = resolve(file);
   let text: string;
   try {
@@ -32,76 +65,127 @@ export function loadConfig(file: string): LoadedConfig {
     path = realpathSync(path);
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new ConfigError(path, [`cannot read: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`]);
+    return { file: path, findings: [{ severity: 'error', text: `cannot read: ${errnoText(cause)} as user ${currentUser()}` }] };
   }
-  const config = parseConfig(text, path);
-  const problems = unreadableFiles(config);
-  if (problems.length > 0) throw new ConfigError(path, problems);
-  return config;
+  const parsed = checkConfigText(text, path);
+  const environment = parsed.data === undefined ? [] : unsetSecrets(parsed.data);
+  const files = parsed.data === undefined ? [] : unreadableFiles(parsed.data, dirname(path));
+  const findings = [...parsed.findings, ...files, ...environment].map((f) => withLine(f, parsed.document, parsed.lines));
+  const ok = !findings.some((f) => f.severity === 'error');
+  return { file: path, findings, ...(ok && parsed.config ? { config: parsed.config } : {}) };
 }
 
-/** Every file the configuration names must be readable now, not at the first request that needs it. */
-function unreadableFiles(config: LoadedConfig): string[] {
-  const files: [string, string | undefined][] = [
-    ['tls.certificate', config.tls.certificate],
-    ['tls.key', config.tls.key],
-  ];
-  for (const [name, policy] of Object.entries(config.authentication_policies)) {
-    policy.authentication_cas.forEach((file, i) => files.push([`authentication_policies.${name}.authentication_cas.${i}`, file]));
-    policy.pinned_certificates.forEach((file, i) => files.push([`authentication_policies.${name}.pinned_certificates.${i}`, file]));
-    policy.downstream_ra_cas.forEach((file, i) => files.push([`authentication_policies.${name}.downstream_ra_cas.${i}`, file]));
-    policy.renewal_cas.forEach((file, i) => files.push([`authentication_policies.${name}.renewal_cas.${i}`, file]));
-    policy.revocation.crl_files.forEach((file, i) => files.push([`authentication_policies.${name}.revocation.crl_files.${i}`, file]));
-  }
-  for (const [name, profile] of Object.entries(config.profiles)) {
-    const at = `profiles.${name}`;
-    if (profile.local_ca) {
-      files.push([`${at}.local_ca.certificate`, profile.local_ca.certificate], [`${at}.local_ca.key`, profile.local_ca.key]);
-      profile.local_ca.chain.forEach((file, i) => files.push([`${at}.local_ca.chain.${i}`, file]));
-    }
-    const est = profile.est;
-    if (est) {
-      files.push(
-        [`${at}.est.ra_certificate`, est.ra_certificate],
-        [`${at}.est.ra_key`, est.ra_key],
-        [`${at}.est.ra_pkcs12`, est.ra_pkcs12],
-        [`${at}.est.passcode.file`, est.passcode?.file],
-        [`${at}.est.ra_pkcs12_passphrase.file`, est.ra_pkcs12_passphrase?.file],
-      );
-      est.trust_anchors.forEach((file, i) => files.push([`${at}.est.trust_anchors.${i}`, file]));
-    }
-  }
-  const problems = files.flatMap(([setting, file]) => (file === undefined || accessible(file, constants.R_OK) ? [] : [`${setting}: cannot read ${file}`]));
-  const storeDir = dirname(config.store.sqlite.path);
-  if (!accessible(storeDir, constants.W_OK)) problems.push(`store.sqlite.path: cannot write in ${storeDir}`);
-  return problems;
-}
+type Finding = ConfigFinding & { readonly at?: readonly (string | number)[] };
 
-function accessible(path: string, mode: number): boolean {
-  try {
-    accessSync(path, mode);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Validates configuration text; `path` names it in errors and anchors relative file paths. */
+/** Validates configuration text; `path` names it in errors and anchors relative file paths. No file is read. */
 export function parseConfig(text: string, path: string): LoadedConfig {
-  const document = parseDocument(text, { prettyErrors: false });
+  const check = checkConfigText(text, path);
+  if (!check.config) throw new ConfigError(path, errorsOf(check));
+  return check.config;
+}
+
+/** YAML, schema and cross-field rules of the text, with the document kept for line numbers and the data as read for the file checks. */
+function checkConfigText(text: string, path: string): { findings: Finding[]; config?: LoadedConfig; data?: unknown; document?: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, lineCounter: lines });
   if (document.errors.length > 0) {
-    throw new ConfigError(
-      path,
-      document.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
-    );
+    return {
+      lines,
+      findings: document.errors.map((e) => {
+        const { line, col } = lines.linePos(e.pos[0]);
+        return { severity: 'error', text: `YAML: line ${line}, column ${col}: ${e.message.split('\n')[0]!}`, line };
+      }),
+    };
   }
-  const parsed = configSchema.safeParse(document.toJS() ?? {});
-  if (!parsed.success) throw new ConfigError(path, parsed.error.issues.flatMap(describeIssue));
+  const data: unknown = document.toJS() ?? {};
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) return { lines, document, data, findings: parsed.error.issues.flatMap(describeIssue) };
   const config = parsed.data;
   const problems = crossFieldProblems(config);
-  if (problems.length > 0) throw new ConfigError(path, problems);
+  if (problems.length > 0) return { lines, document, data, findings: problems.map((text) => ({ severity: 'error', text })) };
   resolvePaths(config, dirname(path));
-  return deepFreeze({ ...config, configFile: path });
+  return { lines, document, data, findings: [], config: deepFreeze({ ...config, configFile: path }) };
+}
+
+/** The line a finding is about, from the YAML node at its path (the closest existing parent for a missing key). */
+function withLine(finding: Finding, document: Document | undefined, lines: LineCounter): ConfigFinding {
+  const { at, ...rest } = finding;
+  if (!at || !document || rest.line !== undefined) return rest;
+  for (let n = at.length; n > 0; n--) {
+    const node = document.getIn(at.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+    if (node?.range) return { ...rest, line: lines.linePos(node.range[0]).line };
+  }
+  return rest;
+}
+
+/** The user est-ra runs as, who must be able to read what the configuration names. */
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`; // a uid without a passwd entry (a container)
+  }
+}
+
+const ERRNO_MEANING: Partial<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a folder on the path is a file',
+  EISDIR: 'a directory, not a file',
+  ELOOP: 'too many symbolic links',
+  EROFS: 'read-only file system',
+};
+
+function errnoText(cause: unknown): string {
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === undefined) return String(cause);
+  return `${code}${ERRNO_MEANING[code] ? ` (${ERRNO_MEANING[code]})` : ''}`;
+}
+
+/** Why `file` cannot be opened for `mode` by this process, if it cannot. */
+function inaccessible(file: string, mode: number, mustBeFile: boolean): string | undefined {
+  try {
+    if (mustBeFile && statSync(file).isDirectory()) return errnoText({ code: 'EISDIR' });
+    accessSync(file, mode);
+    return undefined;
+  } catch (cause) {
+    return errnoText(cause);
+  }
+}
+
+/**
+ * Every file the configuration names must be readable now, not at the first
+ * request that needs it. The settings are found by the schema's `filePath`
+ * (config/schema-walk.ts), in the YAML as read, so a missing file is reported
+ * together with the schema's problems.
+ */
+function unreadableFiles(data: unknown, base: string): Finding[] {
+  const user = currentUser();
+  const findings: Finding[] = [];
+  for (const { path, value } of valuesMarked(configSchema, data, [filePath])) {
+    const setting = path.join('.');
+    if (typeof value !== 'string' || value === '') continue; // the schema reports it
+    const file = isAbsolute(value) ? value : resolve(base, value);
+    if (setting === 'store.sqlite.path') {
+      const folder = dirname(file);
+      const why = inaccessible(folder, constants.W_OK, false);
+      if (why) findings.push({ severity: 'error', text: `${setting}: cannot write in ${folder}: ${why} as user ${user}`, at: path });
+      continue;
+    }
+    const why = inaccessible(file, constants.R_OK, true);
+    if (why) findings.push({ severity: 'error', text: `${setting}: cannot read ${file}: ${why} as user ${user}`, at: path });
+  }
+  return findings;
+}
+
+/** A secret `{ env: NAME }` whose variable is not set here: est-ra serve, started with it set, may still be fine. */
+function unsetSecrets(data: unknown): Finding[] {
+  return valuesMarked(configSchema, data, [secret]).flatMap(({ path, value }) => {
+    const name = (value as { env?: unknown }).env;
+    if (typeof name !== 'string' || (process.env[name] ?? '') !== '') return [];
+    const text = `${[...path, 'env'].join('.')}: environment variable ${name} is not set here; est-ra serve needs it in its environment`;
+    return [{ severity: 'warning' as const, text, at: [...path, 'env'] }];
+  });
 }
 
 const TYPE_NAMES: Partial<Record<string, string>> = {
@@ -112,13 +196,21 @@ const TYPE_NAMES: Partial<Record<string, string>> = {
   boolean: 'true or false',
 };
 
-function describeIssue(issue: ZodIssue): string[] {
+function describeIssue(issue: ZodIssue): Finding[] {
   const at = issue.path.join('.') || '(top level)';
-  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${issue.path.concat(key).join('.')}: unknown setting`);
-  if (issue.code === 'invalid_type' && issue.received === 'undefined') return [`${at}: is required`];
+  const finding = (text: string, path: readonly (string | number)[] = issue.path): Finding => ({ severity: 'error', text, at: path });
+  if (issue.code === 'unrecognized_keys') {
+    const known = keysAt(configSchema, issue.path);
+    return issue.keys.map((key) => {
+      const near = nearestName(key, known);
+      return finding(`${issue.path.concat(key).join('.')}: unknown setting${near ? `; did you mean ${near}?` : ''}`, [...issue.path, key]);
+    });
+  }
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') return [finding(`${at}: is required`)];
   // zod's own wording ("Expected object, received string") where the schema sets none of ours.
-  if (issue.code === 'invalid_type' && issue.message.startsWith('Expected ')) return [`${at}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`];
-  return [`${at}: ${issue.message}`];
+  if (issue.code === 'invalid_type' && issue.message.startsWith('Expected '))
+    return [finding(`${at}: must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`)];
+  return [finding(`${at}: ${issue.message}`)];
 }
 
 /** Rules that span fields: references resolve, labels and the default profile are unambiguous. */

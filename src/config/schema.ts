@@ -41,7 +41,8 @@ const isoDate = z.string().refine((d) => /^\d{4}-\d{2}-\d{2}/.test(d) && !Number
 
 const positiveInt = z.number({ invalid_type_error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer');
 const port = z.number({ invalid_type_error: 'must be a port number' }).int().min(0, 'must be a port number').max(65535, 'must be a port number');
-const filePath = z.string({ invalid_type_error: 'must be a file path' }).min(1, 'must be a file path');
+/** Every setting that names a file to read uses this (config/load.ts finds them by it to check they can be read). */
+export const filePath = z.string({ invalid_type_error: 'must be a file path' }).min(1, 'must be a file path');
 const keyUsageName = z.enum(Object.keys(KEY_USAGE) as [keyof typeof KEY_USAGE, ...(keyof typeof KEY_USAGE)[]], {
   errorMap: () => ({ message: `must be one of ${Object.keys(KEY_USAGE).join(', ')}` }),
 });
@@ -67,7 +68,7 @@ const localCa = z
   .strict();
 
 /** A secret kept out of the config file: read from a file (mode 0600) or an environment variable. */
-const secret = z
+export const secret = z
   .object({
     file: filePath.optional(),
     env: z

@@ -1,17 +1,18 @@
 import { createHash } from 'node:crypto';
 import { EstError } from '../errors.js';
-import { authenticateEnroll, authenticateReenroll, type ClientCredentials } from '../auth/authenticate.js';
+import { authenticateEnroll, authenticateReenroll, type ClientCredentials, type PasscodeAuthenticator } from '../auth/authenticate.js';
 import { decodeDerBody } from '../pki/der-body.js';
-import { parseAndVerifyCsr } from '../pki/csr.js';
-import { decide } from '../policy/decide.js';
+import { parseAndVerifyCsr, type VerifiedCsr } from '../pki/csr.js';
+import { decide, type Decision } from '../policy/decide.js';
+import type { DecisionTrace } from '../policy/rules.js';
 import type { Profile, ProfileDirectory } from '../policy/profile.js';
 import { checkRenewalOrigin } from '../policy/renewal-origin.js';
 import type { NewRequest, Operation, Principal, Store } from '../store/types.js';
 import type { Enrollment, EnrollmentService } from './service.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
-import type { VerifiedCsr } from '../pki/csr.js';
 import { CertificateView } from '../pki/certificate-view.js';
 import { isKeyIdentifierOf } from '../pki/server-key.js';
+import { unmapIPv4 } from '../auth/allowlist.js';
 
 /** What the HTTP layer learns as an enrollment goes, for the request's log line and answer. */
 export interface EnrollmentObserver {
@@ -85,37 +86,19 @@ export class EnrollmentPipeline {
       principal: { kind: 'none' },
       operation,
     };
-    let decision;
-    let csr;
-    let current;
+    let screened;
     let keyRecipient: Buffer | undefined;
     try {
-      const now = record.receivedAt;
-      const identity =
-        operation === 'simplereenroll'
-          ? await authenticateReenroll(profile, request.credentials, now)
-          : { principal: await authenticateEnroll(this.store, profile, request.credentials, now), certificate: undefined };
-      current = identity.certificate;
-      record.principal = identity.principal;
-      observe.principal(record.principal);
-      if (identity.principal.kind === 'passcode') {
-        const wait = this.passcodeRefusals.retryAfter(identity.principal.passcodeId, record.receivedAt.getTime());
-        if (wait !== undefined) {
-          throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
-        }
-      }
-      if (current) await checkRenewalOrigin(this.store, this.profiles, profile, current, identity.caPath ?? []);
-      record.csr = decodeDerBody(request.body);
-      // /serverkeygen: "the server MUST ignore the public key values and signature in the CSR" (RFC 7030 §4.4.1);
-      // they are there so clients can reuse their CSR code. The key's type is still read (a template).
-      csr = await parseAndVerifyCsr(record.csr, { signatureVerified: operation === 'serverkeygen' });
-      // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
-      if (identity.principal.kind === 'ra') {
-        record.principal = { ...identity.principal, device: csr.subject };
-        observe.principal(record.principal);
-      }
-      decision = decide(profile, { operation, csr, principal: record.principal, current, channelBinding: request.credentials.channelBinding, now });
-      if (operation === 'serverkeygen') keyRecipient = keyEncryptionRecipient(csr, request.credentials.clientCertificate);
+      screened = await screenEnrollment({ store: this.store, profiles: this.profiles, passcodeRefusals: this.passcodeRefusals }, request, record.receivedAt, {
+        principal: (principal) => {
+          record.principal = principal;
+          observe.principal(principal);
+        },
+        decoded: (csr) => {
+          record.csr = csr;
+        },
+      });
+      if (operation === 'serverkeygen') keyRecipient = keyEncryptionRecipient(screened.csr, request.credentials.clientCertificate);
     } catch (err) {
       // A bare first attempt without credentials is the client asking for the
       // challenge (libest always does this), not a request to record.
@@ -127,6 +110,7 @@ export class EnrollmentPipeline {
       throw error;
     }
     // From here on the enrollment service records what happens.
+    const { csr, current, decision } = screened;
     try {
       const enrollment = await this.service.enroll(profile, { ...record, csr, current, names: decision.names }, (id) => observe.request(id));
       return { ...enrollment, keyRecipient };
@@ -236,4 +220,87 @@ function keyEncryptionRecipient(csr: VerifiedCsr, clientCertificate: Buffer | un
       `AsymmetricDecryptKeyIdentifier ${asked.identifier.toString('hex')} is not the key of this connection's TLS client certificate: present that certificate (RFC 7030 §4.4.1.2)`,
     );
   return certificate.der;
+}
+
+/** What screenEnrollment tells as it goes: who asked, the CSR as decoded, and (simulate) each step before it is taken. */
+export interface ScreeningTrace extends Partial<DecisionTrace> {
+  principal(principal: Principal): void;
+  decoded?(csr: Buffer): void;
+}
+
+/** A request that passed every check before recording: who, the verified CSR, what it renews, and the decision. */
+export interface ScreenedEnrollment {
+  readonly principal: Principal;
+  readonly csr: VerifiedCsr;
+  readonly current: CertificateView | undefined;
+  readonly decision: Decision;
+}
+
+/**
+ * Everything before a request is recorded, in order: authenticate
+ * (`authentication`), the passcode's refusal budget, the profile a renewed
+ * certificate belongs to (`renewalOrigin`), decode and verify the CSR
+ * (`csr`), decide (policy/decide.ts: its steps). It reads the store
+ * (passcodes, issued certificates) and writes nothing: the pipeline records
+ * what comes of it, `est-ra simulate` prints it. Throws the refusal.
+ */
+export async function screenEnrollment(
+  deps: {
+    readonly store: Store;
+    readonly profiles: ProfileDirectory;
+    readonly passcodeRefusals?: RefusalLimiter;
+    /** How a passcode authenticates: the Basic header unless simulate names one by id. */
+    readonly authenticatePasscode?: PasscodeAuthenticator;
+  },
+  request: Omit<EnrollmentRequest, 'id'>,
+  now: Date,
+  trace: ScreeningTrace,
+): Promise<ScreenedEnrollment> {
+  const { profile, operation } = request;
+  trace.step?.('authentication');
+  const identity =
+    operation === 'simplereenroll'
+      ? await authenticateReenroll(profile, request.credentials, now)
+      : { principal: await authenticateEnroll(deps.store, profile, request.credentials, now, deps.authenticatePasscode), certificate: undefined };
+  let principal = identity.principal;
+  const current = identity.certificate;
+  trace.principal(principal);
+  if (principal.kind === 'passcode') {
+    const wait = deps.passcodeRefusals?.retryAfter(principal.passcodeId, now.getTime());
+    if (wait !== undefined) {
+      throw new EstError('EST_TOO_MANY_REFUSALS', { reason: 'too many refused requests with this passcode; retry later', retryAfter: wait });
+    }
+  }
+  if (current) {
+    trace.step?.('renewalOrigin');
+    await checkRenewalOrigin(deps.store, deps.profiles, profile, current, identity.caPath ?? []);
+  }
+  trace.step?.('csr');
+  const der = decodeDerBody(request.body);
+  trace.decoded?.(der);
+  // /serverkeygen: "the server MUST ignore the public key values and signature in the CSR" (RFC 7030 §4.4.1);
+  // they are there so clients can reuse their CSR code. The key's type is still read (a template).
+  const csr = await parseAndVerifyCsr(der, { signatureVerified: operation === 'serverkeygen' });
+  // A downstream RA enrolls for a device: record both, the RA's certificate and the device the CSR names.
+  if (principal.kind === 'ra') {
+    principal = { ...principal, device: csr.subject };
+    trace.principal(principal);
+  }
+  const step = trace.step;
+  const decision = decide(
+    profile,
+    { operation, csr, principal, current, channelBinding: request.credentials.channelBinding, now },
+    step ? { step: (name) => step(name) } : undefined,
+  );
+  return { principal, csr, current, decision };
+}
+
+/**
+ * allowed_ip_addresses (DigiCert's usage restriction): the refusal for a
+ * client address the profile does not allow, undefined when it does. The
+ * router asks before the body is read; `est-ra simulate` for `--peer`.
+ */
+export function addressRefusal(profile: Profile, peerAddress: string): EstError | undefined {
+  if (profile.allowlist.allows(peerAddress)) return undefined;
+  return EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peerAddress)} not allowed by profile '${profile.name}'`);
 }

@@ -11,7 +11,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import { encodeSubject, encodeSubjectAltName, type IssuedNames } from '../pki/names.js';
 import { generateServerKey, requestForServerKey, type ServerKeyNames } from '../pki/server-key.js';
-import { passcodeStatus } from '../auth/passcode.js';
+import { passcodeUseRefusal } from '../auth/passcode.js';
 import { approvalExpired, approvalRefusal, awaitingApproval, needsApproval } from './approvals.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
@@ -113,9 +113,7 @@ export class EnrollmentService {
     if (!(await this.store.recordRequest(record, passcodeUse, approval))) {
       // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.
       const passcode = passcodeUse && (await this.store.getPasscode(passcodeUse.passcodeId));
-      const status = passcode ? passcodeStatus(passcode, request.receivedAt) : 'gone';
-      const reason = `authentication failed: passcode ${passcodeUse?.passcodeId ?? ''} is ${status === 'enabled' ? 'used up' : status}`;
-      const error = new EstError('EST_AUTH_FAILED', { reason });
+      const error = new EstError('EST_AUTH_FAILED', { reason: passcodeUseRefusal(passcodeUse?.passcodeId ?? '', passcode, request.receivedAt) });
       await this.recordRefusal(record, error);
       throw error;
     }

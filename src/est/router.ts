@@ -9,13 +9,12 @@ import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { outcomeOf, type Metrics } from '../ops/metrics.js';
 import { describePrincipal, type ChannelBinding, type ClientCredentials } from '../auth/authenticate.js';
-import { unmapIPv4 } from '../auth/allowlist.js';
 import { CSR_CONTENT_TYPES, isCmcRequest } from './media-types.js';
 import { framingFor, sendError, toEstError } from './respond.js';
 import { handleCacerts, handleCsrattrs, handleEnroll, handleFullCmc, handleServerKeygen } from './handlers.js';
 import type { KeyPackageSigner } from '../pki/server-key.js';
 import { peerCertificateOf } from './peer-certificate.js';
-import type { EnrollmentPipeline, EnrollmentRequest } from '../enrollment/pipeline.js';
+import { addressRefusal, type EnrollmentPipeline, type EnrollmentRequest } from '../enrollment/pipeline.js';
 import type { RefusalLimiter } from '../ops/refusal-budget.js';
 import { LogThrottle } from '../ops/log-throttle.js';
 
@@ -162,8 +161,8 @@ async function refuseDisallowedAddress(deps: EstDependencies, req: Request, res:
   const state = stateOf(res);
   const profile = state.profile!;
   const peer = req.socket.remoteAddress ?? '';
-  if (profile.allowlist.allows(peer)) return;
-  const error = EstError.forbidden('EST_ADDRESS_NOT_ALLOWED', `client address ${unmapIPv4(peer)} not allowed by profile '${profile.name}'`);
+  const error = addressRefusal(profile, peer);
+  if (!error) return;
   if (state.operation === 'simpleenroll' || state.operation === 'simplereenroll' || state.operation === 'serverkeygen') {
     await deps.pipeline.refuseAddress({ id: state.id, operation: state.operation, profile, peerAddress: peer }, error);
   }

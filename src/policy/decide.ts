@@ -7,7 +7,7 @@ import { requestedExtensions } from '../pki/csr-extensions.js';
 import { signatureAlgorithmOid } from '../pki/signature.js';
 import type { Principal } from '../store/types.js';
 import { sameEntries, type NamePolicy, type RegisteredValues } from './name-policy.js';
-import { applyRules, type RuleContext } from './rules.js';
+import { applyRules, type DecisionTrace, type RuleContext } from './rules.js';
 import type { Profile } from './profile.js';
 
 /** What the policy step decided for a request that may go on. */
@@ -27,16 +27,23 @@ const SHA1_SIGNATURES: ReadonlySet<string> = new Set(['1.2.840.10045.4.1', '1.2.
  * where the CSR is forwarded unchanged, the extensions it asks for. Throws
  * the refusal; returns what to issue.
  */
-export function decide(profile: Profile, context: RuleContext): Decision {
-  applyRules(profile.rules, context);
+export function decide(profile: Profile, context: RuleContext, trace?: DecisionTrace): Decision {
+  applyRules(profile.rules, context, trace);
   const { csr, current } = context;
+  trace?.step('signatureAlgorithm');
   // /serverkeygen: the CSR's signature proves nothing est-ra uses (RFC 7030 §4.4.1: the server ignores it).
   if (context.operation !== 'serverkeygen' && !profile.allowSha1ProofOfPossession && SHA1_SIGNATURES.has(signatureAlgorithmOid(csr.der))) {
     throw new EstError('EST_SIGNATURE_ALGORITHM', { reason: 'the CSR is signed with SHA-1, which the profile does not accept as proof of possession' });
   }
+  trace?.step(current ? 'keptIdentity' : 'subject');
   const requested = requestedNames(csr);
-  const names = current ? keptIdentity(current, requested) : profile.names.decide(requested, registeredValuesOf(context.principal));
-  if (profile.forwardsCsrUnchanged) checkRequestedExtensions(profile, csr);
+  const names = current
+    ? keptIdentity(current, requested)
+    : profile.names.decide(requested, registeredValuesOf(context.principal), () => trace?.step('subjectAltName'));
+  if (profile.forwardsCsrUnchanged) {
+    trace?.step('requestedExtensions');
+    checkRequestedExtensions(profile, csr);
+  }
   return { names };
 }
 

@@ -75,14 +75,13 @@ export class NamePolicy {
    * The names the certificate will carry, or a 403 that names the rule the
    * CSR breaks, e.g. `subject.organization_name is fixed to ACME; the CSR asks
    * for Evil Corp`. Nothing the CSR asks for escapes the rules: an attribute
-   * or SAN type the profile does not name is refused, not dropped.
+   * or SAN type the profile does not name is refused, not dropped. The
+   * subject is decided first (a SAN may take its common name);
+   * `beforeSubjectAltName` marks the boundary for `est-ra simulate`.
    */
-  decide(requested: Names, registered: RegisteredValues = {}): IssuedNames {
+  decide(requested: Names, registered: RegisteredValues = {}, beforeSubjectAltName?: () => void): IssuedNames {
     for (const entry of requested.subject) {
       if (entry.kind.startsWith('other:')) throw refuse(`subject attribute ${entry.kind.slice(6)} is not allowed by profile; the CSR asks for ${entry.value}`);
-    }
-    for (const entry of requested.san) {
-      if (entry.kind.startsWith('other:')) throw refuse(`subjectAltName ${entry.kind.slice(6)} entries are not allowed by profile`);
     }
     const subject: NameValue<SubjectAttribute>[] = [];
     for (const attribute of SUBJECT_ATTRIBUTE_NAMES) {
@@ -97,6 +96,10 @@ export class NamePolicy {
       const values = this.resolve(key, rule, asked, registered[attribute] ?? registered[key]);
       if (values.length === 0 && !rule.optional) throw refuse(`${key} is required; ${requiredHint(rule)}`);
       for (const value of values) subject.push({ kind: attribute, value });
+    }
+    beforeSubjectAltName?.();
+    for (const entry of requested.san) {
+      if (entry.kind.startsWith('other:')) throw refuse(`subjectAltName ${entry.kind.slice(6)} entries are not allowed by profile`);
     }
     const san: NameValue<SanType>[] = [];
     for (const type of SAN_TYPES) {

@@ -73,7 +73,17 @@ export function keyGenerationAllowed(option: 'client_side' | 'server_side' | 'ei
   };
 }
 
+/**
+ * Told of each step of the policy decision before it is taken (`est-ra
+ * simulate` prints them): the step that throws is the one that refused.
+ * Returning false skips a rule (simulate: channel binding, which only the
+ * device's own TLS connection can show). The HTTP path passes none.
+ */
+export interface DecisionTrace {
+  step(name: string): boolean | undefined;
+}
+
 /** Runs every rule in order; the first refusal wins. */
-export function applyRules(rules: readonly CsrRule[], context: RuleContext): void {
-  for (const rule of rules) rule.check(context);
+export function applyRules(rules: readonly CsrRule[], context: RuleContext, trace?: DecisionTrace): void {
+  for (const rule of rules) if (trace?.step(rule.name) !== false) rule.check(context);
 }

@@ -309,7 +309,17 @@ export class SqliteDatabase {
   private readonly db: Database.Database;
   private readonly statements: ReturnType<typeof prepareStatements>;
 
-  constructor(path: string) {
+  /** @param options.readOnly SQLite refuses every write (`est-ra simulate`); the file must exist at the current schema version. */
+  constructor(path: string, options: { readonly readOnly?: boolean } = {}) {
+    if (options.readOnly) {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+      this.db.pragma('busy_timeout = 5000');
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== MIGRATIONS.length)
+        throw new Error(`${path} has store schema version ${version}, this est-ra ${MIGRATIONS.length}: start est-ra serve once to migrate it`);
+      this.statements = prepareStatements(this.db);
+      return;
+    }
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

@@ -52,8 +52,11 @@ export class SqliteStore implements Store {
   private pending: PendingWrite[] = [];
   private gatherStartedAt = 0;
 
-  constructor(private readonly path: string) {
-    this.database = new SqliteDatabase(path);
+  constructor(
+    private readonly path: string,
+    options: { readonly readOnly?: boolean } = {},
+  ) {
+    this.database = new SqliteDatabase(path, options);
   }
 
   private write(operation: WriteOperation): Promise<number> {

@@ -54,6 +54,8 @@ export class EstUpstream implements Upstream {
   private identity: RaIdentity;
   private cachedCaCertificates: readonly x509.X509Certificate[] = [];
   private refreshTimer?: NodeJS.Timeout;
+  /** A dry run (`est-ra simulate`): the stored /cacerts only, never a fetch. */
+  private offline = false;
   /** With nothing cached, callers fail fast for a while after a failed fetch instead of each waiting for a timeout. */
   private lastRefreshFailure?: { at: number; error: unknown };
   private readonly closers: (() => void)[] = [];
@@ -138,8 +140,7 @@ export class EstUpstream implements Upstream {
    * then schedules refreshes.
    */
   async start(): Promise<void> {
-    const stored = await this.store.getCached(CACHE_KEY(this.profile));
-    if (stored) this.cachedCaCertificates = parseCertificates(stored);
+    const stored = await this.loadCached();
     const refresh = (): Promise<void> =>
       this.refreshCaCertificates().catch((err: unknown) => {
         this.logger.warn(LOG_EVENT.upstreamUnavailable, {
@@ -155,6 +156,17 @@ export class EstUpstream implements Upstream {
     this.refreshTimer.unref();
   }
 
+  /**
+   * The /cacerts stored at the last fetch, if any, as the CA certificates.
+   * `offline` (`est-ra simulate`): these only, the upstream is never asked.
+   */
+  async loadCached(options: { readonly offline?: boolean } = {}): Promise<boolean> {
+    this.offline = options.offline ?? false;
+    const stored = await this.store.getCached(CACHE_KEY(this.profile));
+    if (stored) this.cachedCaCertificates = parseCertificates(stored);
+    return stored !== undefined;
+  }
+
   /** Runs `stop` when the upstream closes (a reload replaces it, or est-ra stops): its RA certificate renewer. */
   onClose(stop: () => void): void {
     this.closers.push(stop);
@@ -168,6 +180,8 @@ export class EstUpstream implements Upstream {
 
   async caCertificates(): Promise<readonly x509.X509Certificate[]> {
     if (this.cachedCaCertificates.length === 0) {
+      if (this.offline)
+        throw new UpstreamUnavailableError('no /cacerts of the upstream stored yet, and a dry run does not fetch it', { mayHaveReachedUpstream: false });
       const failure = this.lastRefreshFailure;
       if (failure && this.now().getTime() - failure.at < REFETCH_AFTER_FAILURE_MS) throw failure.error;
       await this.refreshCaCertificates();

@@ -2,7 +2,7 @@ import { bytes, x509 } from '../pki/x509.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { keyFamily } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, keyUsageExtension, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/certificate-builder.js';
-import { CertificateSigner, subjectKeyIdentifierExtension, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
+import { CertificateSigner, subjectKeyIdentifierExtension, type CertificateContent, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
 import { newSerialNumber } from '../pki/serial.js';
 import { identityOf } from '../pki/identity.js';
 import type { CertificateView } from '../pki/certificate-view.js';
@@ -80,30 +80,33 @@ export class LocalCaUpstream implements Upstream {
     return this.chain;
   }
 
-  /**
-   * Issues exactly the names the policy decided: the CSR's own encoding of
-   * them when they are what it asked for, otherwise a subject and
-   * subjectAltName written anew. Nothing else from the CSR reaches the
-   * certificate (no extension it asks for, no basicConstraints).
-   */
+  /** Issues exactly the names the policy decided (enrollIdentity). */
   async simpleEnroll(csr: VerifiedCsr, _context: unknown, names: IssuedNames): Promise<IssuedCertificate> {
-    if (names.asRequested) return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
-    const subject = encodeSubject(names.subject);
-    const subjectAltName = names.san.length > 0 ? encodeSubjectAltName(names.san, names.subject.length === 0) : undefined;
-    return this.issue(csr, { der: subject, text: new x509.Name(bytes(subject)).toString() }, subjectAltName);
+    return this.issue(csr, enrollIdentity(csr, names));
   }
 
   async simpleReenroll(current: CertificateView | undefined, csr: VerifiedCsr): Promise<IssuedCertificate> {
-    if (!current) return this.issue(csr, { der: csr.subjectDer, text: csr.subject }, csr.subjectAltName);
-    const identity = identityOf(current);
-    return this.issue(csr, { der: identity.subject, text: current.subject }, identity.subjectAltName);
+    return this.issue(csr, reenrollIdentity(current, csr));
   }
 
   /**
-   * @param subject the subject as DER and as text
-   * @param subjectAltName DER of a whole subjectAltName Extension, copied as is
+   * What simpleEnroll (with `names`) or simpleReenroll (with `current`)
+   * would put into the certificate, built by the same code and not signed:
+   * `est-ra simulate` shows it.
    */
-  private async issue(csr: VerifiedCsr, subject: { der: Buffer; text: string }, subjectAltName: Buffer | undefined): Promise<IssuedCertificate> {
+  preview(operation: 'simpleenroll' | 'simplereenroll', csr: VerifiedCsr, names: IssuedNames, current: CertificateView | undefined): CertificatePreview {
+    const identity = operation === 'simplereenroll' ? reenrollIdentity(current, csr) : enrollIdentity(csr, names);
+    const { notBefore, notAfter, extensions } = this.content(csr, identity);
+    return { subject: identity.subject.text, notBefore, notAfter, extensions };
+  }
+
+  private async issue(csr: VerifiedCsr, identity: CertificateIdentity): Promise<IssuedCertificate> {
+    const content = this.content(csr, identity);
+    const der = await this.signer.sign(content);
+    return { der, serialNumber: content.serialNumber, subject: identity.subject.text, notBefore: content.notBefore, notAfter: content.notAfter };
+  }
+
+  private content(csr: VerifiedCsr, { subject, subjectAltName }: CertificateIdentity): CertificateContent {
     const now = this.now().getTime();
     // Whole seconds: X.509 times carry no fractions, and the record must match the certificate.
     const notBefore = new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000);
@@ -115,15 +118,40 @@ export class LocalCaUpstream implements Upstream {
     // Copied as encoded: the identity the device asked for (or held) is kept byte for byte.
     if (subjectAltName) extensions.push(subjectAltName);
     extensions.push(subjectKeyIdentifierExtension(subjectPublicKeyInfo), this.fixed.authorityKeyIdentifier);
-    const serialNumber = newSerialNumber();
-    const der = await this.signer.sign({
-      serialNumber,
-      notBefore,
-      notAfter,
-      subject: subject.der,
-      subjectPublicKeyInfo,
-      extensions,
-    });
-    return { der, serialNumber, subject: subject.text, notBefore, notAfter };
+    return { serialNumber: newSerialNumber(), notBefore, notAfter, subject: subject.der, subjectPublicKeyInfo, extensions };
   }
+}
+
+/** A certificate's subject (DER and text) and its whole subjectAltName Extension (DER, copied as is). */
+interface CertificateIdentity {
+  readonly subject: { readonly der: Buffer; readonly text: string };
+  readonly subjectAltName: Buffer | undefined;
+}
+
+/** An unsigned certificate as `preview` gives it: extensions as DER Extension SEQUENCEs. */
+export interface CertificatePreview {
+  readonly subject: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly extensions: readonly Uint8Array[];
+}
+
+/**
+ * Exactly the names the policy decided: the CSR's own encoding of them when
+ * they are what it asked for, otherwise a subject and subjectAltName written
+ * anew. Nothing else from the CSR reaches the certificate (no extension it
+ * asks for, no basicConstraints).
+ */
+function enrollIdentity(csr: VerifiedCsr, names: IssuedNames): CertificateIdentity {
+  if (names.asRequested) return { subject: { der: csr.subjectDer, text: csr.subject }, subjectAltName: csr.subjectAltName };
+  const subject = encodeSubject(names.subject);
+  const subjectAltName = names.san.length > 0 ? encodeSubjectAltName(names.san, names.subject.length === 0) : undefined;
+  return { subject: { der: subject, text: new x509.Name(bytes(subject)).toString() }, subjectAltName };
+}
+
+/** A renewal keeps the identity of the certificate it renews; a downstream RA's renewal (no `current`) the CSR's, which the RA vouched for. */
+function reenrollIdentity(current: CertificateView | undefined, csr: VerifiedCsr): CertificateIdentity {
+  if (!current) return { subject: { der: csr.subjectDer, text: csr.subject }, subjectAltName: csr.subjectAltName };
+  const identity = identityOf(current);
+  return { subject: { der: identity.subject, text: current.subject }, subjectAltName: identity.subjectAltName };
 }

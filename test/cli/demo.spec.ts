@@ -123,7 +123,7 @@ describe('the newcomer path: est-ra demo, then the printed curl, openssl and str
 });
 
 describe('est-ra check-config', () => {
-  it('fail names the bad field and exits 2', async () => {
+  it('fail names the bad field and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'est-ra-check-'));
     try {
       await run(process.execPath, [CLI, 'init', '--state-dir', dir]);
@@ -131,14 +131,14 @@ describe('est-ra check-config', () => {
       expect((await run(process.execPath, [CLI, 'check-config', '--config', file])).stdout).to.match(/OK \(1 profile\(s\)\)/);
       writeFileSync(file, readFileSync(file, 'utf8').replace('duration_value: 1', 'duration_value: 0'));
       const result = await run(process.execPath, [CLI, 'check-config', '--config', file]);
-      expect(result.code).to.equal(2);
-      expect(result.stderr).to.contain('profiles.default.validity.duration_value: must be a positive integer');
-      expect(result.stderr).not.to.match(/at .*\.js:\d+/);
+      expect(result.code).to.equal(1);
+      expect(result.stdout).to.contain('profiles.default.validity.duration_value: must be a positive integer');
+      expect(result.stdout + result.stderr).not.to.match(/at .*\.js:\d+/);
       writeFileSync(file, readFileSync(file, 'utf8').replace('duration_value: 0', 'duration_value: 1'));
       rmSync(join(dir, 'pki', 'issuing-ca.key'));
       const missing = await run(process.execPath, [CLI, 'check-config', '--config', file]);
-      expect(missing.code).to.equal(2);
-      expect(missing.stderr).to.contain(`profiles.default.local_ca.key: cannot read ${join(dir, 'pki', 'issuing-ca.key')}`);
+      expect(missing.code).to.equal(1);
+      expect(missing.stdout).to.contain(`profiles.default.local_ca.key: cannot read ${join(dir, 'pki', 'issuing-ca.key')}: ENOENT`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
