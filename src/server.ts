@@ -13,7 +13,8 @@ import { buildProfiles } from './profiles.js';
 import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
 import { EnrollmentPipeline } from './enrollment/pipeline.js';
-import { SqliteStore } from './store/sqlite.js';
+import { openStore } from './store/open.js';
+import { storeLocationOf } from './config/store-location.js';
 import type { PasscodeRecord, Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listenUrls } from './ops/listen-urls.js';
@@ -76,7 +77,7 @@ const RESTART_ONLY: readonly ((config: LoadedConfig) => [string, unknown])[] = [
 export async function startServer(config: LoadedConfig, options: ServerOptions = {}): Promise<RunningServer> {
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger(config.log);
-  const store = new SqliteStore(config.store.sqlite.path);
+  const store = await openStore(storeLocationOf(config));
   // The gauges read the parts at scrape time; the parts are made below.
   const sources: MetricSources = {
     countWaiting: () => store.countWaiting(),

@@ -71,8 +71,11 @@ function unreadableFiles(config: LoadedConfig): string[] {
     }
   }
   const problems = files.flatMap(([setting, file]) => (file === undefined || accessible(file, constants.R_OK) ? [] : [`${setting}: cannot read ${file}`]));
-  const storeDir = dirname(config.store.sqlite.path);
-  if (!accessible(storeDir, constants.W_OK)) problems.push(`store.sqlite.path: cannot write in ${storeDir}`);
+  const { sqlite, postgres } = config.store;
+  if (sqlite && !accessible(dirname(sqlite.path), constants.W_OK)) problems.push(`store.sqlite.path: cannot write in ${dirname(sqlite.path)}`);
+  if (postgres?.password?.file !== undefined && !accessible(postgres.password.file, constants.R_OK))
+    problems.push(`store.postgres.password.file: cannot read ${postgres.password.file}`);
+  if (postgres?.ssl?.ca !== undefined && !accessible(postgres.ssl.ca, constants.R_OK)) problems.push(`store.postgres.ssl.ca: cannot read ${postgres.ssl.ca}`);
   return problems;
 }
 
@@ -147,7 +150,10 @@ function resolvePaths(config: Config, base: string): void {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   config.tls.certificate = abs(config.tls.certificate);
   config.tls.key = abs(config.tls.key);
-  config.store.sqlite.path = abs(config.store.sqlite.path);
+  if (config.store.sqlite) config.store.sqlite.path = abs(config.store.sqlite.path);
+  const postgres = config.store.postgres;
+  if (postgres?.password?.file !== undefined) postgres.password.file = abs(postgres.password.file);
+  if (postgres?.ssl?.ca !== undefined) postgres.ssl.ca = abs(postgres.ssl.ca);
   for (const policy of Object.values(config.authentication_policies)) {
     policy.authentication_cas = policy.authentication_cas.map(abs);
     policy.pinned_certificates = policy.pinned_certificates.map(abs);

@@ -15,6 +15,7 @@ import type {
   StoreStats,
   WaitingRequest,
 } from './types.js';
+import type { MigrationStatus } from './migrations.js';
 
 interface RefusalCountRow {
   address: string;
@@ -229,6 +230,22 @@ export function issuedValues(requestId: string, completedAt: Date, outcome: Issu
   };
 }
 
+/** The schema version of a SQLite file, read without applying anything (a missing file has none). */
+export function sqliteMigrationStatus(path: string): MigrationStatus {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') return { applied: 0, known: MIGRATIONS.length };
+    throw err;
+  }
+  try {
+    return { applied: db.pragma('user_version', { simple: true }) as number, known: MIGRATIONS.length };
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * The SQLite file itself: schema, migrations and statements, synchronous as
  * better-sqlite3 is. WAL with synchronous=FULL, so a committed write survives
@@ -238,7 +255,7 @@ export class SqliteDatabase {
   private readonly db: Database.Database;
   private readonly statements: ReturnType<typeof prepareStatements>;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -250,6 +267,8 @@ export class SqliteDatabase {
 
   private migrate(): void {
     const applied = this.db.pragma('user_version', { simple: true }) as number;
+    if (applied > MIGRATIONS.length)
+      throw new Error(`${this.path} is at schema version ${applied}, newer than this est-ra knows (${MIGRATIONS.length}): upgrade est-ra`);
     for (let version = applied; version < MIGRATIONS.length; version++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[version]!);

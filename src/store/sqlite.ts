@@ -1,5 +1,6 @@
-import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
+import { issuedValues, requestValues, SqliteDatabase, sqliteMigrationStatus, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
+import type { MigrationStatus } from './migrations.js';
 import type {
   CertificateQuery,
   CertificateRecord,
@@ -50,6 +51,10 @@ export class SqliteStore implements Store {
 
   constructor(private readonly path: string) {
     this.database = new SqliteDatabase(path);
+  }
+
+  static async migrationStatus(path: string): Promise<MigrationStatus> {
+    return sqliteMigrationStatus(path);
   }
 
   private write(operation: WriteOperation): Promise<number> {

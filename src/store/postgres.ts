@@ -1,0 +1,552 @@
+import pg from 'pg';
+import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
+import type { MigrationStatus } from './migrations.js';
+import type {
+  CertificateQuery,
+  CertificateRecord,
+  InterruptedRequest,
+  IssuedOutcome,
+  NewRequest,
+  Operation,
+  PasscodeEvent,
+  PasscodeRecord,
+  Principal,
+  RefusalCount,
+  RefusalEvent,
+  RefusalOptions,
+  RequestQuery,
+  RequestRecord,
+  Store,
+  StoreStats,
+  WaitingRequest,
+} from './types.js';
+
+/** How est-ra reaches PostgreSQL: node-postgres's own connection settings, already resolved (the password read from its file or variable). */
+export type PostgresConnection = pg.PoolConfig;
+
+/**
+ * Any key of this value serialises migrations: two nodes started at once
+ * must not both create the tables. pg_advisory_xact_lock takes a bigint;
+ * this one is "est-ra" in ASCII.
+ */
+const MIGRATION_LOCK = 0x6573742d7261n;
+
+/** Timestamps come back as Date (timestamptz); records carry ISO strings, as the SQLite store's do. */
+const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+
+/**
+ * The shared store of several est-ra nodes: the same Store as SQLite, on
+ * PostgreSQL. Every write is one statement or one transaction, so what one
+ * node does is either wholly visible to the others or not at all; a check
+ * and its count (a passcode's last use) are one UPDATE, which PostgreSQL
+ * serialises on the row, so two nodes never both take it.
+ */
+export class PostgresStore implements Store {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects and applies the migrations this version knows, under a lock shared by every node. */
+  static async open(connection: PostgresConnection): Promise<PostgresStore> {
+    const pool = new pg.Pool({ max: 10, ...connection });
+    // An idle client that loses its connection (the server restarted) is dropped by the pool; the error must not kill the process.
+    pool.on('error', () => {});
+    try {
+      await migrate(pool);
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresStore(pool);
+  }
+
+  /** Which migrations the database has and which this version would apply, changing nothing. */
+  static async migrationStatus(connection: PostgresConnection): Promise<MigrationStatus> {
+    const client = new pg.Client(connection);
+    await client.connect();
+    try {
+      return { applied: await appliedVersion(client), known: POSTGRES_MIGRATIONS.length };
+    } finally {
+      await client.end();
+    }
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async recordRequest(request: NewRequest, passcodeUse?: { readonly passcodeId: string; readonly now: Date }): Promise<boolean> {
+    const values = requestParameters(request);
+    if (!passcodeUse) {
+      const result = await this.pool.query(
+        `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received')`,
+        values,
+      );
+      return result.rowCount === 1;
+    }
+    // One statement: the use is taken and the request inserted together, or neither.
+    const result = await this.pool.query(
+      `WITH used AS (
+         UPDATE passcodes SET uses = uses + 1
+         WHERE id = $10 AND enabled AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > $11)
+         RETURNING id)
+       INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'received' FROM used`,
+      [...values, passcodeUse.passcodeId, passcodeUse.now],
+    );
+    return result.rowCount === 1;
+  }
+
+  async recordIssued(requestId: string, completedAt: Date, outcome: IssuedOutcome): Promise<void> {
+    await this.pool.query(
+      `WITH issued AS (
+         UPDATE requests SET state = 'issued', status = 200, reason = NULL, next_attempt_at = NULL, completed_at = $2,
+           serial = $3, subject = $4, not_after = $6
+         WHERE id = $1 RETURNING id, profile)
+       INSERT INTO certificates (serial, request_id, profile, subject, not_before, not_after, der)
+       SELECT $3, id, profile, $4, $5, $6, $7 FROM issued`,
+      [requestId, completedAt, outcome.serial, outcome.subject, outcome.notBefore, outcome.notAfter, outcome.certificate],
+    );
+  }
+
+  async recordRefused(request: NewRequest, completedAt: Date, status: number, reason: string, options: RefusalOptions = {}): Promise<void> {
+    await this.transaction(async (client) => {
+      if (options.refundPasscodeUse) {
+        // The request's row is locked first: a second refusal of it (another node) waits, then sees it refused and refunds nothing.
+        const earlier = await client.query<{ state: string }>(`SELECT state FROM requests WHERE id = $1 FOR UPDATE`, [request.id]);
+        if (earlier.rows[0] && earlier.rows[0].state !== 'refused')
+          await client.query(`UPDATE passcodes SET uses = uses - 1 WHERE id = $1 AND uses > 0`, [options.refundPasscodeUse]);
+      }
+      await client.query(
+        `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'refused', $10, $11, $12)
+         ON CONFLICT (id) DO UPDATE SET state = 'refused', status = $10, reason = $11, next_attempt_at = NULL, completed_at = $12`,
+        [...requestParameters(request), status, reason, completedAt],
+      );
+    });
+  }
+
+  async countRefusal(refusal: RefusalEvent): Promise<void> {
+    const at = refusal.at;
+    await this.pool.query(
+      `INSERT INTO refusal_counts (address, profile, operation, code, hour, status, last_reason, count, first_at, last_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
+       ON CONFLICT (address, profile, operation, code, hour)
+       DO UPDATE SET count = refusal_counts.count + 1, last_reason = $7, last_at = $8`,
+      [refusal.address, refusal.profile, refusal.operation, refusal.code, at.toISOString().slice(0, 13), refusal.status, refusal.reason, at],
+    );
+  }
+
+  async refusalCounts(limit: number): Promise<RefusalCount[]> {
+    const result = await this.pool.query<RefusalCountRow>(`SELECT * FROM refusal_counts ORDER BY last_at DESC, seq DESC LIMIT $1`, [limit]);
+    return result.rows.map(toRefusalCount);
+  }
+
+  async refusalCountsSince(since?: Date): Promise<RefusalCount[]> {
+    const result = await this.pool.query<RefusalCountRow>(
+      `SELECT * FROM refusal_counts WHERE $1::timestamptz IS NULL OR last_at >= $1 ORDER BY first_at, seq`,
+      [since ?? null],
+    );
+    return result.rows.map(toRefusalCount);
+  }
+
+  async prune(before: Date): Promise<number> {
+    return this.transaction(async (client) => {
+      // Retention as in the SQLite store: refused requests go; issued ones keep their row but lose the bodies; nothing waiting is touched.
+      const refused = await client.query(`DELETE FROM requests WHERE state = 'refused' AND completed_at < $1`, [before]);
+      const bodies = await client.query(
+        `UPDATE requests SET csr = NULL, client_certificate = NULL
+         WHERE state = 'issued' AND completed_at < $1 AND (csr IS NOT NULL OR client_certificate IS NOT NULL)`,
+        [before],
+      );
+      const counts = await client.query(`DELETE FROM refusal_counts WHERE last_at < $1`, [before]);
+      return (refused.rowCount ?? 0) + (bodies.rowCount ?? 0) + (counts.rowCount ?? 0);
+    });
+  }
+
+  async stats(): Promise<StoreStats> {
+    const result = await this.pool.query<Record<keyof StoreStats, string>>(
+      `SELECT (SELECT count(*) FROM requests) AS requests,
+              (SELECT count(*) FROM requests WHERE state = 'refused') AS refused,
+              (SELECT count(*) FROM requests WHERE state IN ('received', 'queued', 'pending')) AS waiting,
+              (SELECT count(*) FROM certificates) AS certificates,
+              (SELECT count(*) FROM refusal_counts) AS refusal_rows,
+              (SELECT coalesce(sum(count), 0) FROM refusal_counts) AS refusals_counted,
+              (SELECT count(*) FROM passcodes) AS passcodes,
+              (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+                 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace) AS bytes`,
+    );
+    const row = result.rows[0]!;
+    // count(*) is bigint, which node-postgres returns as text.
+    return Object.fromEntries(Object.entries(row).map(([key, value]) => [key, Number(value)])) as unknown as StoreStats;
+  }
+
+  async recordWaiting(
+    requestId: string,
+    state: 'queued' | 'pending',
+    nextAttemptAt: Date,
+    attempts: number,
+    reason: string,
+    outcomeUnknown = false,
+  ): Promise<void> {
+    await this.pool.query(
+      `UPDATE requests SET state = $2, status = 202, reason = $5, attempts = $4, next_attempt_at = $3,
+         possibly_issued_twice_upstream = possibly_issued_twice_upstream OR $6
+       WHERE id = $1 AND state IN ('received', 'queued', 'pending')`,
+      [requestId, state, nextAttemptAt, attempts, reason, outcomeUnknown],
+    );
+  }
+
+  async markForwarding(requestId: string): Promise<boolean> {
+    const result = await this.pool.query(`UPDATE requests SET state = 'received' WHERE id = $1 AND state = 'queued'`, [requestId]);
+    return result.rowCount === 1;
+  }
+
+  async requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]> {
+    const result = await this.pool.query<{ id: string; profile: string; marked: boolean }>(
+      `UPDATE requests SET state = 'queued', next_attempt_at = received_at,
+         possibly_issued_twice_upstream = possibly_issued_twice_upstream OR profile = ANY($1)
+       WHERE state = 'received'
+       RETURNING id, profile, profile = ANY($1) AS marked`,
+      [forwardingProfiles],
+    );
+    return result.rows.map((row) => ({ id: row.id, profile: row.profile, possiblyIssuedTwiceUpstream: row.marked }));
+  }
+
+  async countWaiting(): Promise<Record<string, number>> {
+    const result = await this.pool.query<{ state: string; n: string }>(
+      `SELECT state, count(*) AS n FROM requests WHERE state IN ('received', 'queued', 'pending') GROUP BY state`,
+    );
+    return Object.fromEntries(result.rows.map((row) => [row.state, Number(row.n)]));
+  }
+
+  async listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]> {
+    const result = await this.pool.query<RequestRow>(
+      `SELECT * FROM requests WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= $1) ORDER BY received_at, seq LIMIT $2`,
+      [dueBy, limit],
+    );
+    return result.rows.map(toRequestRecord);
+  }
+
+  async findByCsr(profile: string, operation: Operation, csrSha256: string): Promise<RequestRecord | undefined> {
+    const result = await this.pool.query<RequestRow>(
+      `SELECT * FROM requests
+       WHERE profile = $1 AND operation = $2 AND csr_sha256 = $3 AND state IN ('received', 'queued', 'pending', 'issued')
+       ORDER BY received_at DESC, seq DESC LIMIT 1`,
+      [profile, operation, csrSha256],
+    );
+    return result.rows[0] && toRequestRecord(result.rows[0]);
+  }
+
+  async findIssuedBySerial(serial: string): Promise<{ readonly profile: string; readonly der: Buffer } | undefined> {
+    const result = await this.pool.query<{ profile: string; der: Buffer }>(`SELECT profile, der FROM certificates WHERE serial = $1`, [serial]);
+    return result.rows[0];
+  }
+
+  async getIssuedCertificate(requestId: string): Promise<Buffer | undefined> {
+    const result = await this.pool.query<{ der: Buffer }>(`SELECT der FROM certificates WHERE request_id = $1`, [requestId]);
+    return result.rows[0]?.der;
+  }
+
+  async listRequests(limit: number): Promise<RequestRecord[]> {
+    return this.queryRequests({ limit });
+  }
+
+  async queryRequests(query: RequestQuery): Promise<RequestRecord[]> {
+    const order = query.order === 'oldest' ? 'received_at, seq' : 'received_at DESC, seq DESC';
+    const result = await this.pool.query<RequestRow>(
+      // A NULL LIMIT is no limit in PostgreSQL.
+      `SELECT * FROM requests
+       WHERE ($1::timestamptz IS NULL OR received_at >= $1) AND ($2::text IS NULL OR profile = $2) AND ($3::text IS NULL OR state = $3)
+       ORDER BY ${order} LIMIT $4`,
+      [query.since ?? null, query.profile ?? null, query.state ?? null, query.limit ?? null],
+    );
+    return result.rows.map(toRequestRecord);
+  }
+
+  async getRequest(id: string): Promise<RequestRecord | undefined> {
+    const result = await this.pool.query<RequestRow>(`SELECT * FROM requests WHERE id = $1`, [id]);
+    return result.rows[0] && toRequestRecord(result.rows[0]);
+  }
+
+  async queryCertificates(query: CertificateQuery): Promise<CertificateRecord[]> {
+    const result = await this.pool.query<CertificateRow>(
+      `SELECT * FROM certificates
+       WHERE ($1::timestamptz IS NULL OR not_after >= $1) AND ($2::timestamptz IS NULL OR not_after <= $2) AND ($3::text IS NULL OR profile = $3)
+       ORDER BY not_after, serial LIMIT $4`,
+      [query.notAfterFrom ?? null, query.notAfterTo ?? null, query.profile ?? null, query.limit ?? null],
+    );
+    return result.rows.map(toCertificateRecord);
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRecord | undefined> {
+    const result = await this.pool.query<CertificateRow>(`SELECT * FROM certificates WHERE serial = $1`, [serial]);
+    return result.rows[0] && toCertificateRecord(result.rows[0]);
+  }
+
+  async getCached(key: string): Promise<Buffer | undefined> {
+    const result = await this.pool.query<{ value: Buffer }>(`SELECT value FROM cache WHERE key = $1`, [key]);
+    return result.rows[0]?.value;
+  }
+
+  async putCached(key: string, value: Buffer, updatedAt: Date): Promise<void> {
+    await this.pool.query(`INSERT INTO cache (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3`, [
+      key,
+      value,
+      updatedAt,
+    ]);
+  }
+
+  async addPasscode(passcode: PasscodeRecord): Promise<void> {
+    const registered = Object.keys(passcode.registeredValues).length > 0 ? JSON.stringify(passcode.registeredValues) : null;
+    await this.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO passcodes (id, policy, username, hash, description, created_at, enabled, max_uses, uses, expires_at, registered_values)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [
+          passcode.id,
+          passcode.policy,
+          passcode.username,
+          passcode.hash,
+          passcode.description,
+          passcode.createdAt,
+          passcode.enabled,
+          passcode.maxUses,
+          passcode.uses,
+          passcode.expiresAt,
+          registered,
+        ],
+      );
+      await passcodeEvent(client, passcode.id, 'created', new Date(passcode.createdAt));
+    });
+  }
+
+  async findPasscode(policy: string, hash: string): Promise<PasscodeRecord | undefined> {
+    const result = await this.pool.query<PasscodeRow>(`SELECT * FROM passcodes WHERE policy = $1 AND hash = $2 AND enabled`, [policy, hash]);
+    return result.rows[0] && toPasscodeRecord(result.rows[0]);
+  }
+
+  async getPasscode(id: string): Promise<PasscodeRecord | undefined> {
+    const result = await this.pool.query<PasscodeRow>(`SELECT * FROM passcodes WHERE id = $1`, [id]);
+    return result.rows[0] && toPasscodeRecord(result.rows[0]);
+  }
+
+  async listPasscodes(policy?: string): Promise<PasscodeRecord[]> {
+    const result = await this.pool.query<PasscodeRow>(`SELECT * FROM passcodes WHERE $1::text IS NULL OR policy = $1 ORDER BY policy, created_at, id`, [
+      policy ?? null,
+    ]);
+    return result.rows.map(toPasscodeRecord);
+  }
+
+  async setPasscodeEnabled(id: string, enabled: boolean): Promise<boolean> {
+    return this.transaction(async (client) => {
+      const result = await client.query(`UPDATE passcodes SET enabled = $2 WHERE id = $1`, [id, enabled]);
+      if (result.rowCount !== 1) return false;
+      await passcodeEvent(client, id, enabled ? 'enabled' : 'disabled', new Date());
+      return true;
+    });
+  }
+
+  async rotatePasscode(id: string, hash: string): Promise<boolean> {
+    return this.transaction(async (client) => {
+      const result = await client.query(`UPDATE passcodes SET hash = $2 WHERE id = $1`, [id, hash]);
+      if (result.rowCount !== 1) return false;
+      await passcodeEvent(client, id, 'rotated', new Date());
+      return true;
+    });
+  }
+
+  async passcodeEvents(since?: Date): Promise<PasscodeEvent[]> {
+    const result = await this.pool.query<{ at: Date; passcode_id: string; policy: string; event: PasscodeEvent['event'] }>(
+      `SELECT * FROM passcode_events WHERE $1::timestamptz IS NULL OR at >= $1 ORDER BY at, seq`,
+      [since ?? null],
+    );
+    return result.rows.map((row) => ({ at: row.at.toISOString(), passcodeId: row.passcode_id, policy: row.policy, event: row.event }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+async function appliedVersion(client: pg.ClientBase): Promise<number> {
+  const exists = await client.query<{ present: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS present`);
+  if (!exists.rows[0]!.present) return 0;
+  const result = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM schema_migrations`);
+  return result.rows[0]!.version ?? 0;
+}
+
+/** Applies the migrations not yet applied, each in its own transaction, all under one advisory lock. */
+async function migrate(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT pg_advisory_xact_lock($1)`, [MIGRATION_LOCK.toString()]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const applied = await appliedVersion(client);
+    if (applied > POSTGRES_MIGRATIONS.length)
+      throw new Error(`the database is at schema version ${applied}, newer than this est-ra knows (${POSTGRES_MIGRATIONS.length}): upgrade est-ra`);
+    for (let version = applied; version < POSTGRES_MIGRATIONS.length; version++) {
+      await client.query(POSTGRES_MIGRATIONS[version]!);
+      await client.query(`INSERT INTO schema_migrations (version) VALUES ($1)`, [version + 1]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function passcodeEvent(client: pg.ClientBase, id: string, event: PasscodeEvent['event'], at: Date): Promise<void> {
+  await client.query(`INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT $2, id, policy, $3 FROM passcodes WHERE id = $1`, [id, at, event]);
+}
+
+function requestParameters(request: NewRequest): unknown[] {
+  return [
+    request.id,
+    request.receivedAt,
+    request.profile,
+    request.peerAddress,
+    JSON.stringify(request.principal),
+    request.operation,
+    request.csr ?? null,
+    request.csrSha256 ?? null,
+    request.clientCertificate ?? null,
+  ];
+}
+
+interface RequestRow {
+  id: string;
+  received_at: Date;
+  completed_at: Date | null;
+  profile: string;
+  peer_address: string;
+  principal: Principal;
+  operation: Operation;
+  csr: Buffer | null;
+  client_certificate: Buffer | null;
+  state: RequestRecord['state'];
+  status: number | null;
+  reason: string | null;
+  attempts: number;
+  next_attempt_at: Date | null;
+  serial: string | null;
+  subject: string | null;
+  not_after: Date | null;
+  possibly_issued_twice_upstream: boolean;
+}
+
+function toRequestRecord(row: RequestRow): RequestRecord {
+  return {
+    id: row.id,
+    receivedAt: row.received_at.toISOString(),
+    completedAt: iso(row.completed_at),
+    profile: row.profile,
+    peerAddress: row.peer_address,
+    principal: row.principal,
+    operation: row.operation,
+    csr: row.csr,
+    clientCertificate: row.client_certificate,
+    state: row.state,
+    status: row.status,
+    reason: row.reason,
+    attempts: row.attempts,
+    nextAttemptAt: iso(row.next_attempt_at),
+    serial: row.serial,
+    subject: row.subject,
+    notAfter: iso(row.not_after),
+    possiblyIssuedTwiceUpstream: row.possibly_issued_twice_upstream,
+  };
+}
+
+interface CertificateRow {
+  serial: string;
+  request_id: string;
+  profile: string;
+  subject: string;
+  not_before: Date;
+  not_after: Date;
+  der: Buffer;
+}
+
+function toCertificateRecord(row: CertificateRow): CertificateRecord {
+  return {
+    serial: row.serial,
+    requestId: row.request_id,
+    profile: row.profile,
+    subject: row.subject,
+    notBefore: row.not_before.toISOString(),
+    notAfter: row.not_after.toISOString(),
+    der: row.der,
+  };
+}
+
+interface RefusalCountRow {
+  address: string;
+  profile: string;
+  operation: string;
+  code: string;
+  hour: string;
+  status: number;
+  last_reason: string;
+  count: string;
+  first_at: Date;
+  last_at: Date;
+}
+
+function toRefusalCount(row: RefusalCountRow): RefusalCount {
+  return {
+    address: row.address,
+    profile: row.profile,
+    operation: row.operation,
+    code: row.code,
+    hour: row.hour,
+    status: row.status,
+    lastReason: row.last_reason,
+    count: Number(row.count),
+    firstAt: row.first_at.toISOString(),
+    lastAt: row.last_at.toISOString(),
+  };
+}
+
+interface PasscodeRow {
+  id: string;
+  policy: string;
+  username: string | null;
+  hash: string;
+  description: string | null;
+  created_at: Date;
+  enabled: boolean;
+  max_uses: number | null;
+  uses: number;
+  expires_at: Date | null;
+  registered_values: Record<string, string[]> | null;
+}
+
+function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
+  return {
+    id: row.id,
+    policy: row.policy,
+    username: row.username,
+    hash: row.hash,
+    description: row.description,
+    createdAt: row.created_at.toISOString(),
+    enabled: row.enabled,
+    maxUses: row.max_uses,
+    uses: row.uses,
+    expiresAt: iso(row.expires_at),
+    registeredValues: row.registered_values ?? {},
+  };
+}
