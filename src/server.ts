@@ -92,12 +92,18 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   };
   const metrics = new Metrics(sources);
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
-  const enrollment = new EnrollmentService(store, logger, metrics, now);
+  const node = { name: config.cluster.node_name, leaseMs: config.cluster.lease_seconds * 1000 };
+  const enrollment = new EnrollmentService(store, logger, metrics, now, node);
   /** The TLS server certificate in force, for its days-left gauge. */
   let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
   /** The configuration in force: the one loaded at start, then each reload's. */
   let running = config;
-  const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
+  const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, {
+    intervalMs: 250,
+    concurrency: 32,
+    // A dead node's requests wait at most a quarter of a lease longer than the lease itself.
+    sweepMs: Math.min(node.leaseMs / 4, 30_000),
+  });
   await retryWorker.start();
   // Retention, at start and hourly: the store stays bounded however long est-ra runs (issued certificates and waiting requests stay).
   const prune = (): void => {

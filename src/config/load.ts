@@ -135,6 +135,11 @@ function crossFieldProblems(config: Config): string[] {
     if (profile.default) defaults.push(name);
     if (profile.upstream === 'local-ca' && !profile.local_ca) problems.push(`profiles.${name}.local_ca: is required with upstream: local-ca`);
     if (profile.upstream === 'est' && !profile.est) problems.push(`profiles.${name}.est: is required with upstream: est`);
+    // A live node must finish a forward within its lease, or a second node would forward the same request too.
+    if (profile.est && profile.est.timeout_ms + 5_000 > config.cluster.lease_seconds * 1000)
+      problems.push(
+        `cluster.lease_seconds: ${config.cluster.lease_seconds} s must exceed profiles.${name}.est.timeout_ms (${profile.est.timeout_ms} ms) by at least 5 s`,
+      );
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
@@ -461,6 +462,21 @@ export const configSchema = z
           ),
       })
       .strict(),
+    /** This node among several on one PostgreSQL store (docs/cluster.md). */
+    cluster: section(
+      z
+        .object({
+          /** The name other nodes see on the requests this one holds; at start it takes back what its previous run held. */
+          node_name: z
+            .string()
+            .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/, 'must be 1-63 letters, digits, dots, colons, dashes or underscores')
+            .default(hostname()),
+          /** How long a node holds a request it forwards: another node takes it over this long after the node died. */
+          lease_seconds: positiveInt.default(120),
+        })
+        .strict()
+        .default({}),
+    ),
     store: z
       .object({
         /** One node: the store is this file. */

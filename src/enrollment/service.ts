@@ -11,6 +11,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { UpstreamHealth } from './upstream-health.js';
 import type { IssuedNames } from '../pki/names.js';
 import { passcodeStatus } from '../auth/passcode.js';
+import { leaseFor, type ClusterNode } from './node.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -57,6 +58,7 @@ export class EnrollmentService {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly now: () => Date,
+    readonly node: ClusterNode,
   ) {}
 
   /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
@@ -68,7 +70,9 @@ export class EnrollmentService {
       if (answer) return answer;
     }
     onRequest(request.id);
-    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
+    // Held by this node while it forwards: another node takes it over only if this one stops (retry-worker.ts).
+    const lease = leaseFor(this.node, this.now());
+    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der, lease };
     // A passcode use is taken by a new request only, with it in one transaction:
     // a device retrying (after 202, a restart or a lost answer) spends none.
     const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;

@@ -26,7 +26,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      serial             text,
      subject            text,
      not_after          timestamptz,
-     possibly_issued_twice_upstream boolean NOT NULL DEFAULT false
+     possibly_issued_twice_upstream boolean NOT NULL DEFAULT false,
+     lease_owner        text,
+     lease_expires_at   timestamptz
    );
    CREATE INDEX requests_received_at ON requests (received_at);
    CREATE INDEX requests_by_csr ON requests (profile, operation, csr_sha256);

@@ -6,6 +6,7 @@ import type {
   CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
+  Lease,
   NewRequest,
   Operation,
   PasscodeEvent,
@@ -16,6 +17,7 @@ import type {
   RefusalOptions,
   RequestQuery,
   RequestRecord,
+  RequeueScope,
   Store,
   StoreStats,
   WaitingRequest,
@@ -88,9 +90,9 @@ export class PostgresStore implements Store {
     const values = requestParameters(request);
     if (!passcodeUse) {
       const result = await this.pool.query(
-        `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received')`,
-        values,
+        `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, lease_owner, lease_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11)`,
+        [...values, request.lease?.owner ?? null, request.lease?.expiresAt ?? null],
       );
       return result.rowCount === 1;
     }
@@ -100,9 +102,9 @@ export class PostgresStore implements Store {
          UPDATE passcodes SET uses = uses + 1
          WHERE id = $10 AND enabled AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > $11)
          RETURNING id)
-       INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'received' FROM used`,
-      [...values, passcodeUse.passcodeId, passcodeUse.now],
+       INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, lease_owner, lease_expires_at)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $12, $13 FROM used`,
+      [...values, passcodeUse.passcodeId, passcodeUse.now, request.lease?.owner ?? null, request.lease?.expiresAt ?? null],
     );
     return result.rowCount === 1;
   }
@@ -111,7 +113,7 @@ export class PostgresStore implements Store {
     await this.pool.query(
       `WITH issued AS (
          UPDATE requests SET state = 'issued', status = 200, reason = NULL, next_attempt_at = NULL, completed_at = $2,
-           serial = $3, subject = $4, not_after = $6
+           serial = $3, subject = $4, not_after = $6, lease_owner = NULL, lease_expires_at = NULL
          WHERE id = $1 RETURNING id, profile)
        INSERT INTO certificates (serial, request_id, profile, subject, not_before, not_after, der)
        SELECT $3, id, profile, $4, $5, $6, $7 FROM issued`,
@@ -130,7 +132,8 @@ export class PostgresStore implements Store {
       await client.query(
         `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'refused', $10, $11, $12)
-         ON CONFLICT (id) DO UPDATE SET state = 'refused', status = $10, reason = $11, next_attempt_at = NULL, completed_at = $12`,
+         ON CONFLICT (id) DO UPDATE SET state = 'refused', status = $10, reason = $11, next_attempt_at = NULL, completed_at = $12,
+           lease_owner = NULL, lease_expires_at = NULL`,
         [...requestParameters(request), status, reason, completedAt],
       );
     });
@@ -201,24 +204,30 @@ export class PostgresStore implements Store {
   ): Promise<void> {
     await this.pool.query(
       `UPDATE requests SET state = $2, status = 202, reason = $5, attempts = $4, next_attempt_at = $3,
-         possibly_issued_twice_upstream = possibly_issued_twice_upstream OR $6
+         possibly_issued_twice_upstream = possibly_issued_twice_upstream OR $6, lease_owner = NULL, lease_expires_at = NULL
        WHERE id = $1 AND state IN ('received', 'queued', 'pending')`,
       [requestId, state, nextAttemptAt, attempts, reason, outcomeUnknown],
     );
   }
 
-  async markForwarding(requestId: string): Promise<boolean> {
-    const result = await this.pool.query(`UPDATE requests SET state = 'received' WHERE id = $1 AND state = 'queued'`, [requestId]);
+  async markForwarding(requestId: string, lease: Lease, now: Date): Promise<boolean> {
+    // A queued request goes in flight; a due pending one stays pending, held. The row lock makes one node the taker.
+    const result = await this.pool.query(
+      `UPDATE requests SET state = CASE state WHEN 'queued' THEN 'received' ELSE state END, lease_owner = $2, lease_expires_at = $3
+       WHERE id = $1 AND (state = 'queued'
+         OR (state = 'pending' AND next_attempt_at <= $4 AND (lease_expires_at IS NULL OR lease_expires_at <= $4)))`,
+      [requestId, lease.owner, lease.expiresAt, now],
+    );
     return result.rowCount === 1;
   }
 
-  async requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]> {
+  async requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]> {
     const result = await this.pool.query<{ id: string; profile: string; marked: boolean }>(
-      `UPDATE requests SET state = 'queued', next_attempt_at = received_at,
+      `UPDATE requests SET state = 'queued', next_attempt_at = received_at, lease_owner = NULL, lease_expires_at = NULL,
          possibly_issued_twice_upstream = possibly_issued_twice_upstream OR profile = ANY($1)
-       WHERE state = 'received'
+       WHERE state = 'received' AND (lease_expires_at IS NULL OR lease_expires_at <= $2 OR lease_owner = $3)
        RETURNING id, profile, profile = ANY($1) AS marked`,
-      [forwardingProfiles],
+      [forwardingProfiles, scope.now, scope.restartedOwner ?? null],
     );
     return result.rows.map((row) => ({ id: row.id, profile: row.profile, possiblyIssuedTwiceUpstream: row.marked }));
   }
@@ -232,7 +241,9 @@ export class PostgresStore implements Store {
 
   async listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]> {
     const result = await this.pool.query<RequestRow>(
-      `SELECT * FROM requests WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= $1) ORDER BY received_at, seq LIMIT $2`,
+      `SELECT * FROM requests
+       WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1))
+       ORDER BY received_at, seq LIMIT $2`,
       [dueBy, limit],
     );
     return result.rows.map(toRequestRecord);

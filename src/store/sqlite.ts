@@ -6,6 +6,7 @@ import type {
   CertificateRecord,
   InterruptedRequest,
   IssuedOutcome,
+  Lease,
   NewRequest,
   Operation,
   PasscodeEvent,
@@ -15,6 +16,7 @@ import type {
   RefusalOptions,
   RequestQuery,
   RequestRecord,
+  RequeueScope,
   Store,
   StoreStats,
   WaitingRequest,
@@ -122,12 +124,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async markForwarding(requestId: string): Promise<boolean> {
-    return (await this.write({ kind: 'markForwarding', values: { id: requestId } })) === 1;
+  async markForwarding(requestId: string, lease: Lease, now: Date): Promise<boolean> {
+    const values = { id: requestId, owner: lease.owner, expiresAt: lease.expiresAt.toISOString(), now: now.toISOString() };
+    return (await this.write({ kind: 'markForwarding', values })) === 1;
   }
 
-  async requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]> {
-    return this.database.requeueInterrupted(forwardingProfiles);
+  async requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]> {
+    return this.database.requeueInterrupted(forwardingProfiles, scope);
   }
 
   async countWaiting(): Promise<Record<string, number>> {

@@ -87,6 +87,8 @@ function passcode(overrides: Partial<PasscodeRecord> = {}): PasscodeRecord {
   };
 }
 
+const lease = (owner: string, untilMinute: number) => ({ owner, expiresAt: minutes(untilMinute) });
+
 const issued = (serial: string, notAfter = minutes(60 * 24 * 365)) => ({
   serial,
   subject: 'CN=sensor-17',
@@ -204,9 +206,27 @@ for (const backend of BACKENDS) {
       const [first] = await store.listWaiting(minutes(5), 10);
       expect(first).to.include({ state: 'queued', attempts: 1, possiblyIssuedTwiceUpstream: true });
       const other = await secondNode();
-      const taken = await Promise.all([store.markForwarding(queued.id), other.markForwarding(queued.id)]);
+      const taken = await Promise.all([store.markForwarding(queued.id, lease('a', 2), NOW), other.markForwarding(queued.id, lease('b', 2), NOW)]);
       expect(taken.filter(Boolean)).to.have.length(1);
       expect(await store.countWaiting()).to.deep.equal({ received: 1, pending: 1 });
+    });
+
+    it('a due pending request is held by one node until its lease expires or it is recorded again', async () => {
+      const pending = request();
+      await store.recordRequest(pending);
+      await store.recordWaiting(pending.id, 'pending', minutes(1), 1, 'upstream said 202');
+      const other = await secondNode();
+      expect(await store.markForwarding(pending.id, lease('a', 5), NOW), 'not due yet').to.equal(false);
+      expect(await store.markForwarding(pending.id, lease('a', 5), minutes(1))).to.equal(true);
+      expect(await other.markForwarding(pending.id, lease('b', 6), minutes(2)), 'held by a').to.equal(false);
+      expect(await other.listWaiting(minutes(2), 10)).to.deep.equal([]);
+      expect((await store.getRequest(pending.id))?.state).to.equal('pending');
+      // Node a died: once its lease is over, b takes the request.
+      expect((await other.listWaiting(minutes(5), 10)).map((w) => w.id)).to.deep.equal([pending.id]);
+      expect(await other.markForwarding(pending.id, lease('b', 10), minutes(5))).to.equal(true);
+      // b polls and is told to come back: the lease ends with the record, and the next poll is anyone's when due.
+      await other.recordWaiting(pending.id, 'pending', minutes(6), 2, 'upstream said 202 again');
+      expect(await store.markForwarding(pending.id, lease('a', 7), minutes(6))).to.equal(true);
     });
 
     it('requests left in flight are queued again, marked when their profile forwards upstream', async () => {
@@ -214,7 +234,7 @@ for (const backend of BACKENDS) {
       const local = request({ profile: 'line-1' });
       await store.recordRequest(upstream);
       await store.recordRequest(local);
-      const requeued = await store.requeueInterrupted(['via-dtm']);
+      const requeued = await store.requeueInterrupted(['via-dtm'], { now: NOW });
       expect(requeued.map((r) => [r.profile, r.possiblyIssuedTwiceUpstream]).sort()).to.deep.equal([
         ['line-1', false],
         ['via-dtm', true],
@@ -222,6 +242,21 @@ for (const backend of BACKENDS) {
       expect((await store.getRequest(upstream.id))?.state).to.equal('queued');
       expect((await store.getRequest(upstream.id))?.possiblyIssuedTwiceUpstream).to.equal(true);
       expect((await store.getRequest(local.id))?.possiblyIssuedTwiceUpstream).to.equal(false);
+    });
+
+    it("a node's in-flight requests are taken back when its lease expires, or at once when the same node restarts", async () => {
+      const heldByA = request({ profile: 'via-dtm', lease: lease('node-a', 2) });
+      const heldByB = request({ profile: 'via-dtm', lease: lease('node-b', 2) });
+      await store.recordRequest(heldByA);
+      await store.recordRequest(heldByB);
+      const other = await secondNode();
+      expect(await other.requeueInterrupted(['via-dtm'], { now: minutes(1) }), 'leases still running').to.deep.equal([]);
+      const restarted = await store.requeueInterrupted(['via-dtm'], { now: minutes(1), restartedOwner: 'node-a' });
+      expect(restarted.map((r) => r.id)).to.deep.equal([heldByA.id]);
+      const swept = await other.requeueInterrupted(['via-dtm'], { now: minutes(2) });
+      expect(swept).to.deep.equal([{ id: heldByB.id, profile: 'via-dtm', possiblyIssuedTwiceUpstream: true }]);
+      expect(await store.requeueInterrupted(['via-dtm'], { now: minutes(3) }), 'taken back once').to.deep.equal([]);
+      expect(await store.countWaiting()).to.deep.equal({ queued: 2 });
     });
 
     it('queries: requests by time, profile and state, both orders; certificates by expiry and profile', async () => {
