@@ -16,6 +16,10 @@ $SUDO apt-get install -y -qq libbcpkix-java libbcprov-java libbcutil-java openjd
 # python3); the .deb is installed with dpkg and its postinst uses adduser; systemd-analyze checks the unit;
 # strace and util-linux's unshare/runuser reproduce the unit's sandbox; sqlite3 for the backup in docs/install.md.
 $SUDO apt-get install -y -qq g++ make python3 adduser systemd strace util-linux sqlite3 >/dev/null
+# PostgreSQL for the store contract on PostgreSQL and the two-node specs (test/helpers/postgres.ts starts its own
+# server with initdb/pg_ctl on a temporary directory and a free port; a service the package may start is not used).
+$SUDO apt-get install -y -qq postgresql >/dev/null
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL's initdb did not install" >&2; exit 1; }
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
 for jar in bcprov bcpkix bcutil; do
   [ -f "/usr/share/java/$jar.jar" ] || { echo "/usr/share/java/$jar.jar is missing" >&2; exit 1; }
@@ -24,4 +28,4 @@ javac -version >/dev/null 2>&1 || { echo "javac did not install" >&2; exit 1; }
 for tool in strace systemd-analyze unshare runuser; do
   command -v "$tool" >/dev/null || { echo "$tool did not install" >&2; exit 1; }
 done
-echo "curl, openssl, strongSwan pki, Bouncy Castle, javac, strace and systemd-analyze are installed"
+echo "curl, openssl, strongSwan pki, Bouncy Castle, javac, strace, systemd-analyze and PostgreSQL are installed"

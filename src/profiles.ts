@@ -1,3 +1,4 @@
+import { readSecret } from './config/secrets.js';
 import { readFileSync } from 'node:fs';
 import type { LoadedConfig } from './config/load.js';
 import type { ProfileConfig } from './config/schema.js';
@@ -186,14 +187,6 @@ async function buildUpstream(name: string, config: ProfileConfig, services: Prof
     upstream.onClose(() => renewer.stop());
   }
   return upstream;
-}
-
-/** A secret from its file (trailing newline dropped) or environment variable; names the setting when missing. */
-function readSecret(source: { file?: string; env?: string }, setting: string): string {
-  if (source.file !== undefined) return readFileSync(source.file, 'utf8').replace(/\r?\n$/, '');
-  const value = process.env[source.env!];
-  if (value === undefined || value === '') throw new Error(`${setting}: environment variable ${source.env!} is not set`);
-  return value;
 }
 
 /** Every certificate in a PEM bundle. */

@@ -14,7 +14,8 @@ import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
 import { approvalExpired } from './enrollment/approvals.js';
 import { EnrollmentPipeline } from './enrollment/pipeline.js';
-import { SqliteStore } from './store/sqlite.js';
+import { openStore } from './store/open.js';
+import { storeLocationOf } from './config/store-location.js';
 import type { PasscodeRecord, Store } from './store/types.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { listenUrls } from './ops/listen-urls.js';
@@ -78,7 +79,7 @@ const RESTART_ONLY: readonly ((config: LoadedConfig) => [string, unknown])[] = [
 export async function startServer(config: LoadedConfig, options: ServerOptions = {}): Promise<RunningServer> {
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger(config.log);
-  const store = new SqliteStore(config.store.sqlite.path);
+  const store = await openStore(storeLocationOf(config));
   // The gauges read the parts at scrape time; the parts are made below.
   const sources: MetricSources = {
     countWaiting: () => store.countWaiting(),
@@ -94,14 +95,20 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   };
   const metrics = new Metrics(sources);
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
-  const enrollment = new EnrollmentService(store, logger, metrics, now);
+  const node = { name: config.cluster.node_name, leaseMs: config.cluster.lease_seconds * 1000 };
+  const enrollment = new EnrollmentService(store, logger, metrics, now, node);
   /** The TLS server certificate in force, for its days-left gauge. */
   let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
   /** est-ra's TLS identity in force, which signs encrypted server-generated keys (RFC 7030 §4.4.2). */
   let keyPackageSigner = tlsIdentityOf(config, tlsCertificate);
   /** The configuration in force: the one loaded at start, then each reload's. */
   let running = config;
-  const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, { intervalMs: 250, concurrency: 32 });
+  const retryWorker = new RetryWorker(enrollment, store, profiles, logger, now, {
+    intervalMs: 250,
+    concurrency: 32,
+    // A dead node's requests wait at most a quarter of a lease longer than the lease itself.
+    sweepMs: Math.min(node.leaseMs / 4, 30_000),
+  });
   await retryWorker.start();
   // Retention, at start and hourly: the store stays bounded however long est-ra runs (issued certificates and waiting requests stay).
   // Approvals that ran out are recorded expired first (a device's retry and the admin commands also do, when they meet one).

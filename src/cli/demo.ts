@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open.js';
 import { createPasscode } from '../auth/passcode.js';
 import type { RunningServer } from '../server.js';
 import { DEMO_INIT, DEMO_NAME, initStateDir } from './init.js';
@@ -42,7 +42,7 @@ export async function runDemo(options: DemoOptions, print: (text: string) => voi
   const configFile = join(dir, 'config.yaml');
   let passcode: string;
   if (existsSync(configFile)) {
-    const store = new SqliteStore(join(dir, 'est-ra.db'));
+    const store = await openStore({ sqlite: { path: join(dir, 'est-ra.db') } });
     try {
       for (const earlier of await store.listPasscodes(DEMO_NAME)) {
         if (earlier.enabled && earlier.description?.startsWith(DEMO_PASSCODE)) await store.setPasscodeEnabled(earlier.id, false);

@@ -8,7 +8,7 @@ import { newSerialNumber } from '../pki/serial.js';
 import { viewOf } from '../pki/certificate-view.js';
 import { validatePathUncached } from '../pki/path-validation.js';
 import { sampleConfig } from '../config/sample.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open.js';
 import { createPasscode } from '../auth/passcode.js';
 
 /** An issuing CA made elsewhere (its root offline), imported instead of creating a root on the RA host. */
@@ -156,7 +156,7 @@ export async function initStateDir(options: InitOptions): Promise<InitResult> {
     }),
   );
 
-  const store = new SqliteStore(join(dir, 'est-ra.db'));
+  const store = await openStore({ sqlite: { path: join(dir, 'est-ra.db') } });
   try {
     const base = { configFile, rootCaFile, issuingCaFile, policyName, profileName, ...(offlineRootKeyFile ? { offlineRootKeyFile } : {}) };
     if (!options.demoPasscode) return base;

@@ -23,6 +23,8 @@ import { parseAdminTime } from './local-time.js';
 import { endQuietlyOnClosedPipe, print, printRows } from './output.js';
 import { withStore } from './with-store.js';
 import { simulate, type SimulateOptions } from './simulate.js';
+import { describeStore, storeLocationOf } from '../config/store-location.js';
+import { migrationStatus, openStore } from '../store/open.js';
 import type { PasscodeRecord } from '../store/types.js';
 
 function portNumber(value: string): number {
@@ -380,7 +382,7 @@ storeCommand
         const refusals = options.refusals ? await store.refusalCounts(options.refusals) : [];
         print(
           JSON.stringify({
-            path: config.store.sqlite.path,
+            store: describeStore(config),
             retention_days: config.store.retention_days,
             ...stats,
             refusals: refusals.map((r) => ({
@@ -397,7 +399,7 @@ storeCommand
         );
         return;
       }
-      print(`store ${config.store.sqlite.path}: ${(stats.bytes / 1024).toFixed(0)} KiB, retention ${config.store.retention_days} days`);
+      print(`store ${describeStore(config)}: ${(stats.bytes / 1024).toFixed(0)} KiB, retention ${config.store.retention_days} days`);
       print(
         `requests ${stats.requests} (refused ${stats.refused}, waiting ${stats.waiting}) · certificates ${stats.certificates} · passcodes ${stats.passcodes}`,
       );
@@ -409,6 +411,28 @@ storeCommand
   });
 
 addStoreMaintenanceCommands(storeCommand);
+
+program
+  .command('migrate')
+  .description("bring the store's schema to this version (est-ra serve does it at start); --check only reports")
+  .requiredOption('--config <file>', 'configuration file (YAML)')
+  .option('--check', 'change nothing: print the schema version, exit 1 when migrations are due or the store is newer than this est-ra')
+  .option('--json', 'one JSON object: store, applied, known')
+  .action(async (options: { config: string; check?: boolean; json?: boolean }) => {
+    const config = loadConfig(options.config);
+    const location = storeLocationOf(config);
+    if (!options.check) await (await openStore(location)).close();
+    const status = await migrationStatus(location);
+    const store = describeStore(config);
+    if (options.json) print(JSON.stringify({ store, applied: status.applied, known: status.known }));
+    else if (status.applied === status.known) print(`store ${store}: schema version ${status.applied}, current`);
+    else if (status.applied < status.known)
+      print(
+        `store ${store}: schema version ${status.applied} of ${status.known}, ${status.known - status.applied} migration(s) to apply (est-ra migrate, or est-ra serve at start)`,
+      );
+    else print(`store ${store}: schema version ${status.applied} is newer than this est-ra knows (${status.known}): upgrade est-ra`);
+    if (status.applied !== status.known) process.exitCode = 1;
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) {

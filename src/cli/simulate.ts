@@ -7,7 +7,8 @@ import { ProfileDirectory, type Profile } from '../policy/profile.js';
 import { addressRefusal, screenEnrollment, type ScreenedEnrollment } from '../enrollment/pipeline.js';
 import { describePrincipal, passcodeById, type ClientCredentials } from '../auth/authenticate.js';
 import { passcodeStatus, passcodeUseRefusal } from '../auth/passcode.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open.js';
+import { describeStore, storeLocationOf } from '../config/store-location.js';
 import { createLogger } from '../ops/logger.js';
 import { Metrics } from '../ops/metrics.js';
 import { LocalCaUpstream, type CertificatePreview } from '../upstream/local-ca.js';
@@ -78,9 +79,10 @@ export async function simulate(options: SimulateOptions, print: (line: string) =
   const certificateFile = options.cert ?? options.clientCert;
   const credentials: ClientCredentials = certificateFile ? clientCertificateOf(certificateFile) : {};
 
-  const storePath = config.store.sqlite.path;
-  const storeExists = existsSync(storePath);
-  const store = new SqliteStore(storeExists ? storePath : ':memory:', { readOnly: storeExists });
+  const location = storeLocationOf(config);
+  // A SQLite file not made yet (no serve so far): an empty store in memory stands in.
+  const inMemory = 'sqlite' in location && !existsSync(location.sqlite.path);
+  const store = inMemory ? await openStore({ sqlite: { path: ':memory:' } }) : await openStore(location, { readOnly: true });
   let profiles: Profile[] = [];
   try {
     profiles = await buildProfiles(config, {
@@ -104,7 +106,7 @@ export async function simulate(options: SimulateOptions, print: (line: string) =
       at: now.toISOString(),
       time_zone: timeZone,
       peer: options.peer ?? null,
-      store: storeExists ? `${storePath} (read-only)` : `${storePath} does not exist yet: an empty store in memory`,
+      store: inMemory ? `${describeStore(config)} does not exist yet: an empty store in memory` : `${describeStore(config)} (read-only)`,
     };
     if (options.json) {
       print(

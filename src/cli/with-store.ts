@@ -1,5 +1,6 @@
 import { loadConfig, type LoadedConfig } from '../config/load.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { storeLocationOf } from '../config/store-location.js';
+import { openStore } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { machineTimeZone } from './local-time.js';
 
@@ -14,7 +15,7 @@ export interface AdminContext {
 /** Opens the store a configuration names, runs `work`, closes it. */
 export async function withStore<T>(configFile: string, work: (context: AdminContext) => Promise<T>): Promise<T> {
   const config = loadConfig(configFile);
-  const store = new SqliteStore(config.store.sqlite.path);
+  const store = await openStore(storeLocationOf(config));
   try {
     return await work({ config, store, timeZone: config.time_zone ?? machineTimeZone(), now: new Date() });
   } finally {

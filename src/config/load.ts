@@ -232,6 +232,11 @@ function crossFieldProblems(config: Config): string[] {
       );
     if (profile.fullcmc === 'passthrough' && profile.upstream !== 'est') problems.push(`profiles.${name}.fullcmc: passthrough needs upstream: est`);
     problems.push(...csrAttrsContradictions(`profiles.${name}`, profile));
+    // A live node must finish a forward within its lease, or a second node would forward the same request too.
+    if (profile.est && profile.est.timeout_ms + 5_000 > config.cluster.lease_seconds * 1000)
+      problems.push(
+        `cluster.lease_seconds: ${config.cluster.lease_seconds} s must exceed profiles.${name}.est.timeout_ms (${profile.est.timeout_ms} ms) by at least 5 s`,
+      );
     for (const label of profile.labels ?? [name]) {
       const owner = labelOwner.get(label);
       if (owner !== undefined) problems.push(`profiles.${name}.labels: '${label}' is already a label of profile '${owner}'`);
@@ -247,7 +252,10 @@ function resolvePaths(config: Config, base: string): void {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
   config.tls.certificate = abs(config.tls.certificate);
   config.tls.key = abs(config.tls.key);
-  config.store.sqlite.path = abs(config.store.sqlite.path);
+  if (config.store.sqlite) config.store.sqlite.path = abs(config.store.sqlite.path);
+  const postgres = config.store.postgres;
+  if (postgres?.password?.file !== undefined) postgres.password.file = abs(postgres.password.file);
+  if (postgres?.ssl?.ca !== undefined) postgres.ssl.ca = abs(postgres.ssl.ca);
   for (const policy of Object.values(config.authentication_policies)) {
     policy.authentication_cas = policy.authentication_cas.map(abs);
     policy.pinned_certificates = policy.pinned_certificates.map(abs);

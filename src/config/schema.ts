@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
@@ -78,6 +79,47 @@ export const secret = z
   })
   .strict()
   .refine((s) => (s.file === undefined) !== (s.env === undefined), 'must give exactly one of file or env');
+
+/**
+ * A PostgreSQL database several est-ra nodes share: a URL or host/port/
+ * database, never a password in the file (`password: { file | env }`), and
+ * TLS as libpq names its modes (verify-full by default when ssl is given).
+ */
+function isPostgresUrlWithoutPassword(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.password === '' && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+const postgresStore = z
+  .object({
+    url: z
+      .string()
+      .refine(isPostgresUrlWithoutPassword, 'must be postgres://user@host:port/database, without a password (use password: { file | env })')
+      .optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    database: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    password: secret.optional(),
+    ssl: z
+      .object({
+        mode: z
+          .enum(['disable', 'require', 'verify-ca', 'verify-full'], { errorMap: () => ({ message: 'must be disable, require, verify-ca or verify-full' }) })
+          .default('verify-full'),
+        /** The CA certificate(s) that issued the server's certificate (verify-ca, verify-full). */
+        ca: filePath.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Connections this node keeps open to the database. */
+    pool_size: positiveInt.default(10),
+  })
+  .strict()
+  .refine((p) => (p.url === undefined) !== (p.host === undefined), 'must give exactly one of url or host');
 
 /** A span of time as an admin writes it: 30d, 12h, 10m, 45s. */
 const duration = z
@@ -442,13 +484,32 @@ export const configSchema = z
           ),
       })
       .strict(),
+    /** This node among several on one PostgreSQL store (docs/cluster.md). */
+    cluster: section(
+      z
+        .object({
+          /** The name other nodes see on the requests this one holds; at start it takes back what its previous run held. */
+          node_name: z
+            .string()
+            .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/, 'must be 1-63 letters, digits, dots, colons, dashes or underscores')
+            .default(hostname()),
+          /** How long a node holds a request it forwards: another node takes it over this long after the node died. */
+          lease_seconds: positiveInt.default(120),
+        })
+        .strict()
+        .default({}),
+    ),
     store: z
       .object({
-        sqlite: z.object({ path: filePath }).strict(),
+        /** One node: the store is this file. */
+        sqlite: z.object({ path: filePath }).strict().optional(),
+        /** Several nodes: the store is this PostgreSQL database, shared (docs/cluster.md). */
+        postgres: postgresStore.optional(),
         /** Refused requests, counted refusals and the CSR bodies of finished requests are pruned after this many days. */
         retention_days: positiveInt.default(90),
       })
-      .strict(),
+      .strict()
+      .refine((store) => (store.sqlite === undefined) !== (store.postgres === undefined), 'must give exactly one of sqlite or postgres'),
     log: section(
       z
         .object({

@@ -3,7 +3,8 @@ import { EstError } from '../errors.js';
 import { namesForRecorded } from '../policy/decide.js';
 import { CertificateView } from '../pki/certificate-view.js';
 import type { ProfileDirectory } from '../policy/profile.js';
-import type { NewRequest, Store, WaitingRequest } from '../store/types.js';
+import type { NewRequest, RequeueScope, Store, WaitingRequest } from '../store/types.js';
+import { leaseFor } from './node.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import type { EnrollmentService } from './service.js';
@@ -13,6 +14,8 @@ export interface RetryWorkerOptions {
   readonly intervalMs: number;
   /** Requests forwarded at once, across all profiles. */
   readonly concurrency: number;
+  /** How often to take back requests whose node stopped holding them (their lease expired). */
+  readonly sweepMs: number;
 }
 
 /**
@@ -21,10 +24,14 @@ export interface RetryWorkerOptions {
  * whole queue at full concurrency) and requests the upstream answered 202
  * (re-sent when its Retry-After has passed, RFC 7030 §4.2.3). At start it
  * queues again requests a previous process left in flight, so a crash loses
- * nothing; issued requests are final and never forwarded again.
+ * nothing; issued requests are final and never forwarded again. On a shared
+ * store each waiting request is taken by one node under a lease
+ * (Store.markForwarding), and what a node that died held is queued again
+ * once its lease expires, by whichever node sweeps first.
  */
 export class RetryWorker {
   private timer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
   private readonly inFlight = new Set<string>();
   private readonly probing = new Set<string>();
   private scanning = false;
@@ -41,21 +48,40 @@ export class RetryWorker {
   ) {}
 
   async start(): Promise<void> {
-    const forwarding = this.profiles.profiles.filter((profile) => profile.forwardsCsrUnchanged).map((profile) => profile.name);
-    const requeued = await this.store.requeueInterrupted(forwarding);
-    if (requeued.length > 0) this.logger.warn(LOG_EVENT.requestsRequeued, { count: requeued.length });
-    // Each one by id, so an admin can find the request and the second certificate it may have at the upstream.
-    for (const request of requeued.filter((r) => r.possiblyIssuedTwiceUpstream))
-      this.logger.warn(LOG_EVENT.possiblyIssuedTwice, { id: request.id, profile: request.profile, cause: 'est-ra stopped while forwarding it' });
+    await this.requeue({ now: this.now(), restartedOwner: this.service.node.name }, 'est-ra stopped while forwarding it');
     this.timer = setInterval(() => this.wake(), this.options.intervalMs);
     this.timer.unref();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
+    this.sweepTimer.unref();
     this.wake();
+  }
+
+  /** Takes back what a node that stopped (or died) held past its lease. */
+  private async sweep(): Promise<void> {
+    try {
+      if (await this.requeue({ now: this.now() }, 'the node forwarding it stopped (its lease expired)')) this.wake();
+    } catch (err) {
+      this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** Queues again the in-flight requests of `scope`; true when there were any. */
+  private async requeue(scope: RequeueScope, cause: string): Promise<boolean> {
+    const forwarding = this.profiles.profiles.filter((profile) => profile.forwardsCsrUnchanged).map((profile) => profile.name);
+    const requeued = await this.store.requeueInterrupted(forwarding, scope);
+    if (requeued.length === 0) return false;
+    this.logger.warn(LOG_EVENT.requestsRequeued, { count: requeued.length });
+    // Each one by id, so an admin can find the request and the second certificate it may have at the upstream.
+    for (const request of requeued.filter((r) => r.possiblyIssuedTwiceUpstream))
+      this.logger.warn(LOG_EVENT.possiblyIssuedTwice, { id: request.id, profile: request.profile, cause });
+    return true;
   }
 
   /** Waits for forwards in progress, and sends nothing new. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.sweepTimer);
     while (this.inFlight.size > 0 || this.scanning) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
@@ -117,8 +143,10 @@ export class RetryWorker {
     };
     const profile = this.profiles.named(request.profile);
     try {
-      // In flight from here on: a process that stops now leaves it received, and the next start knows it may have gone up.
-      if (request.state === 'queued' && !(await this.store.markForwarding(request.id))) return;
+      // This node's from here on (another node may have taken it first). A queued request is in flight now: a process
+      // that stops leaves it received, and whoever takes it back knows it may have gone up.
+      const now = this.now();
+      if (!(await this.store.markForwarding(request.id, leaseFor(this.service.node, now), now))) return;
       let prepared;
       try {
         if (!profile) throw new EstError('EST_UNKNOWN_LABEL', { reason: `profile '${request.profile}' is no longer configured` });

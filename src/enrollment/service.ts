@@ -13,6 +13,7 @@ import { encodeSubject, encodeSubjectAltName, type IssuedNames } from '../pki/na
 import { generateServerKey, requestForServerKey, type ServerKeyNames } from '../pki/server-key.js';
 import { passcodeUseRefusal } from '../auth/passcode.js';
 import { approvalExpired, approvalRefusal, awaitingApproval, needsApproval } from './approvals.js';
+import { leaseFor, type ClusterNode } from './node.js';
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -64,6 +65,7 @@ export class EnrollmentService {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly now: () => Date,
+    readonly node: ClusterNode,
   ) {}
 
   /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
@@ -108,7 +110,9 @@ export class EnrollmentService {
    * lost answer) spends none.
    */
   private async recordNew(request: AcceptedRequest, csrSha256: string, approval?: { readonly expiresAt: Date }): Promise<NewRequest> {
-    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der };
+    // Held by this node while it forwards: another node takes it over only if this one stops (retry-worker.ts).
+    const lease = leaseFor(this.node, this.now());
+    const record: NewRequest = { ...request, csr: request.csr.der, csrSha256, clientCertificate: request.current?.der, lease };
     const passcodeUse = request.principal.kind === 'passcode' ? { passcodeId: request.principal.passcodeId, now: request.receivedAt } : undefined;
     if (!(await this.store.recordRequest(record, passcodeUse, approval))) {
       // Why, for the record (the device only ever sees the 401): disabled, expired or used up by now.

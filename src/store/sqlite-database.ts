@@ -16,9 +16,11 @@ import type {
   RefusalEvent,
   RequestQuery,
   RequestRecord,
+  RequeueScope,
   StoreStats,
   WaitingRequest,
 } from './types.js';
+import type { MigrationStatus } from './migrations.js';
 
 interface RefusalCountRow {
   address: string;
@@ -160,6 +162,9 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX approvals_pending ON approvals (expires_at) WHERE state = 'pending';
    CREATE INDEX approvals_decided_at ON approvals (decided_at);`,
+  // The node working on a request and until when (types.ts Lease): what a stopped node held goes back to the queue.
+  `ALTER TABLE requests ADD COLUMN lease_owner TEXT;
+   ALTER TABLE requests ADD COLUMN lease_expires_at TEXT;`,
 ];
 
 interface RequestRow {
@@ -216,7 +221,7 @@ export type WriteOperation =
     }
   | { readonly kind: 'recordRelayed'; readonly values: RequestValues & { readonly completedAt: string; readonly status: number; readonly reason: string } }
   | { readonly kind: 'recordWaiting'; readonly values: WaitingValues }
-  | { readonly kind: 'markForwarding'; readonly values: { readonly id: string } }
+  | { readonly kind: 'markForwarding'; readonly values: { readonly id: string; readonly owner: string; readonly expiresAt: string; readonly now: string } }
   | { readonly kind: 'putCached'; readonly values: { readonly key: string; readonly value: Buffer; readonly updatedAt: string } }
   | { readonly kind: 'addPasscode'; readonly values: PasscodeRecord }
   | { readonly kind: 'setPasscodeEnabled'; readonly values: { readonly id: string; readonly enabled: number } }
@@ -252,6 +257,8 @@ export interface RequestValues {
   readonly csr: Buffer | null;
   readonly csrSha256: string | null;
   readonly clientCertificate: Buffer | null;
+  readonly leaseOwner: string | null;
+  readonly leaseExpiresAt: string | null;
 }
 
 export interface IssuedValues {
@@ -285,6 +292,8 @@ export function requestValues(request: NewRequest): RequestValues {
     csr: request.csr ?? null,
     csrSha256: request.csrSha256 ?? null,
     clientCertificate: request.clientCertificate ?? null,
+    leaseOwner: request.lease?.owner ?? null,
+    leaseExpiresAt: request.lease?.expiresAt.toISOString() ?? null,
   };
 }
 
@@ -300,6 +309,22 @@ export function issuedValues(requestId: string, completedAt: Date, outcome: Issu
   };
 }
 
+/** The schema version of a SQLite file, read without applying anything (a missing file has none). */
+export function sqliteMigrationStatus(path: string): MigrationStatus {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_CANTOPEN') return { applied: 0, known: MIGRATIONS.length };
+    throw err;
+  }
+  try {
+    return { applied: db.pragma('user_version', { simple: true }) as number, known: MIGRATIONS.length };
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * The SQLite file itself: schema, migrations and statements, synchronous as
  * better-sqlite3 is. WAL with synchronous=FULL, so a committed write survives
@@ -310,7 +335,10 @@ export class SqliteDatabase {
   private readonly statements: ReturnType<typeof prepareStatements>;
 
   /** @param options.readOnly SQLite refuses every write (`est-ra simulate`); the file must exist at the current schema version. */
-  constructor(path: string, options: { readonly readOnly?: boolean } = {}) {
+  constructor(
+    private readonly path: string,
+    options: { readonly readOnly?: boolean } = {},
+  ) {
     if (options.readOnly) {
       this.db = new Database(path, { readonly: true, fileMustExist: true });
       this.db.pragma('busy_timeout = 5000');
@@ -336,6 +364,8 @@ export class SqliteDatabase {
    */
   private migrate(): void {
     const applied = this.db.pragma('user_version', { simple: true }) as number;
+    if (applied > MIGRATIONS.length)
+      throw new Error(`${this.path} is at schema version ${applied}, newer than this est-ra knows (${MIGRATIONS.length}): upgrade est-ra`);
     if (applied >= MIGRATIONS.length) return;
     this.db.pragma('foreign_keys = OFF');
     try {
@@ -500,11 +530,14 @@ export class SqliteDatabase {
   }
 
   /** One transaction: every request left in flight is queued again, and marked when its profile forwards upstream. */
-  requeueInterrupted(forwardingProfiles: readonly string[]): InterruptedRequest[] {
+  requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): InterruptedRequest[] {
+    const parameters = { forwarding: JSON.stringify(forwardingProfiles), now: scope.now.toISOString(), restartedOwner: scope.restartedOwner ?? null };
     return this.db.transaction(() =>
-      (this.statements.requeueInterrupted.all({ forwarding: JSON.stringify(forwardingProfiles) }) as { id: string; profile: string; marked: number }[]).map(
-        (row) => ({ id: row.id, profile: row.profile, possiblyIssuedTwiceUpstream: row.marked === 1 }),
-      ),
+      (this.statements.requeueInterrupted.all(parameters) as { id: string; profile: string; marked: number }[]).map((row) => ({
+        id: row.id,
+        profile: row.profile,
+        possiblyIssuedTwiceUpstream: row.marked === 1,
+      })),
     )();
   }
 
@@ -514,7 +547,7 @@ export class SqliteDatabase {
   }
 
   listWaiting(dueBy: Date, limit: number): WaitingRequest[] {
-    return (this.statements.listWaiting.all(dueBy.toISOString(), limit) as RequestRow[]).map(toRequestRecord);
+    return (this.statements.listWaiting.all({ dueBy: dueBy.toISOString(), limit }) as RequestRow[]).map(toRequestRecord);
   }
 
   findByCsr(profile: string, operation: string, csrSha256: string): FoundRequest | undefined {
@@ -647,8 +680,8 @@ function toApprovalWithRequest(row: ApprovalRow): ApprovalWithRequest {
 function prepareStatements(db: Database.Database) {
   return {
     insertRequest: db.prepare(
-      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state)
-       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, @state)`,
+      `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, lease_owner, lease_expires_at)
+       VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, @state, @leaseOwner, @leaseExpiresAt)`,
     ),
     insertApproval: db.prepare(`INSERT INTO approvals (request_id, state, requested_at, expires_at) VALUES (@id, 'pending', @requestedAt, @expiresAt)`),
     decideApproval: db.prepare(
@@ -681,7 +714,7 @@ function prepareStatements(db: Database.Database) {
     ),
     markIssued: db.prepare(
       `UPDATE requests SET state = 'issued', status = 200, reason = NULL, next_attempt_at = NULL, completed_at = @completedAt,
-         serial = @serial, subject = @subject, not_after = @notAfter
+         serial = @serial, subject = @subject, not_after = @notAfter, lease_owner = NULL, lease_expires_at = NULL
        WHERE id = @id`,
     ),
     insertCertificate: db.prepare(
@@ -691,7 +724,8 @@ function prepareStatements(db: Database.Database) {
     upsertRefused: db.prepare(
       `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
        VALUES (@id, @receivedAt, @profile, @peerAddress, @principal, @operation, @csr, @csrSha256, @clientCertificate, 'refused', @status, @reason, @completedAt)
-       ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, next_attempt_at = NULL, completed_at = @completedAt`,
+       ON CONFLICT (id) DO UPDATE SET state = 'refused', status = @status, reason = @reason, next_attempt_at = NULL, completed_at = @completedAt,
+         lease_owner = NULL, lease_expires_at = NULL`,
     ),
     insertRelayed: db.prepare(
       `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, status, reason, completed_at)
@@ -700,21 +734,26 @@ function prepareStatements(db: Database.Database) {
     ),
     markWaiting: db.prepare(
       `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt,
-         possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, @outcomeUnknown)
+         possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, @outcomeUnknown), lease_owner = NULL, lease_expires_at = NULL
        WHERE id = @id AND state IN ('received', 'queued', 'pending')`,
     ),
-    markForwarding: db.prepare(`UPDATE requests SET state = 'received' WHERE id = @id AND state = 'queued'`),
+    // A queued request goes in flight; a due pending one stays pending, held: either way one node has it.
+    markForwarding: db.prepare(
+      `UPDATE requests SET state = CASE state WHEN 'queued' THEN 'received' ELSE state END, lease_owner = @owner, lease_expires_at = @expiresAt
+       WHERE id = @id AND (state = 'queued'
+         OR (state = 'pending' AND next_attempt_at <= @now AND (lease_expires_at IS NULL OR lease_expires_at <= @now)))`,
+    ),
     requeueInterrupted: db.prepare(
-      `UPDATE requests SET state = 'queued', next_attempt_at = received_at,
+      `UPDATE requests SET state = 'queued', next_attempt_at = received_at, lease_owner = NULL, lease_expires_at = NULL,
          possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, profile IN (SELECT value FROM json_each(@forwarding)))
-       WHERE state = 'received'
+       WHERE state = 'received' AND (lease_expires_at IS NULL OR lease_expires_at <= @now OR lease_owner = @restartedOwner)
        RETURNING id, profile, profile IN (SELECT value FROM json_each(@forwarding)) AS marked`,
     ),
     countWaiting: db.prepare(`SELECT state, count(*) AS n FROM requests WHERE state IN ('received', 'queued', 'pending') GROUP BY state`),
     listWaiting: db.prepare(
       `SELECT * FROM requests
-       WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= ?)
-       ORDER BY received_at LIMIT ?`,
+       WHERE state = 'queued' OR (state = 'pending' AND next_attempt_at <= @dueBy AND (lease_expires_at IS NULL OR lease_expires_at <= @dueBy))
+       ORDER BY received_at LIMIT @limit`,
     ),
     // A rejected or expired approval answers the device's retries of that CSR too (403 with why), as a decision.
     findByCsr: db.prepare(

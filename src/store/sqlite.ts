@@ -1,5 +1,6 @@
-import { issuedValues, requestValues, SqliteDatabase, type WriteOperation, type WriteResult } from './sqlite-database.js';
+import { issuedValues, requestValues, SqliteDatabase, sqliteMigrationStatus, type WriteOperation, type WriteResult } from './sqlite-database.js';
 import { statSync } from 'node:fs';
+import type { MigrationStatus } from './migrations.js';
 import type {
   ApprovalDecision,
   ApprovalQuery,
@@ -9,6 +10,7 @@ import type {
   FoundRequest,
   InterruptedRequest,
   IssuedOutcome,
+  Lease,
   NewRequest,
   Operation,
   PasscodeEvent,
@@ -18,6 +20,7 @@ import type {
   RefusalOptions,
   RequestQuery,
   RequestRecord,
+  RequeueScope,
   Store,
   StoreStats,
   WaitingRequest,
@@ -57,6 +60,10 @@ export class SqliteStore implements Store {
     options: { readonly readOnly?: boolean } = {},
   ) {
     this.database = new SqliteDatabase(path, options);
+  }
+
+  static async migrationStatus(path: string): Promise<MigrationStatus> {
+    return sqliteMigrationStatus(path);
   }
 
   private write(operation: WriteOperation): Promise<number> {
@@ -171,12 +178,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async markForwarding(requestId: string): Promise<boolean> {
-    return (await this.write({ kind: 'markForwarding', values: { id: requestId } })) === 1;
+  async markForwarding(requestId: string, lease: Lease, now: Date): Promise<boolean> {
+    const values = { id: requestId, owner: lease.owner, expiresAt: lease.expiresAt.toISOString(), now: now.toISOString() };
+    return (await this.write({ kind: 'markForwarding', values })) === 1;
   }
 
-  async requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]> {
-    return this.database.requeueInterrupted(forwardingProfiles);
+  async requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]> {
+    return this.database.requeueInterrupted(forwardingProfiles, scope);
   }
 
   async countWaiting(): Promise<Record<string, number>> {

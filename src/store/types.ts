@@ -40,6 +40,25 @@ export type Principal =
     }
   | { readonly kind: 'none' };
 
+/**
+ * A node's hold on a request it is working on (forwarding it, or polling
+ * the upstream for it). Other nodes leave the request alone until the lease
+ * expires; a node that dies (kill -9) holds it no longer than that.
+ */
+export interface Lease {
+  /** The node: `cluster.node_name`, by default the host name. */
+  readonly owner: string;
+  readonly expiresAt: Date;
+}
+
+/** Which in-flight requests requeueInterrupted takes back. */
+export interface RequeueScope {
+  /** Requests whose lease expired by then (their node stopped or died). */
+  readonly now: Date;
+  /** At a node's start: the requests its previous run left in flight, lease or not. */
+  readonly restartedOwner?: string;
+}
+
 export interface NewRequest {
   readonly id: string;
   readonly receivedAt: Date;
@@ -53,6 +72,8 @@ export interface NewRequest {
   readonly csrSha256?: string;
   /** simplereenroll: DER of the certificate being renewed, needed to forward the request again. */
   readonly clientCertificate?: Buffer;
+  /** The node that forwards it now; absent for a request refused before it was recorded. */
+  readonly lease?: Lease;
 }
 
 export interface IssuedOutcome {
@@ -330,20 +351,24 @@ export interface Store {
    */
   recordWaiting(requestId: string, state: 'queued' | 'pending', nextAttemptAt: Date, attempts: number, reason: string, outcomeUnknown?: boolean): Promise<void>;
   /**
-   * Takes a queued request for forwarding (state received, in flight): false
-   * when it is no longer queued. A process that stops while forwarding it
-   * leaves it received, for requeueInterrupted.
+   * Takes a waiting request for this node, under `lease`: a queued one
+   * becomes received (in flight), a pending one whose next attempt is due
+   * stays pending, held. False when another node holds it, it is no longer
+   * waiting, or it is not due. Whatever is recorded next (issued, waiting
+   * again, refused) ends the lease; a process that stops while holding it
+   * leaves it to requeueInterrupted.
    */
-  markForwarding(requestId: string): Promise<boolean>;
+  markForwarding(requestId: string, lease: Lease, now: Date): Promise<boolean>;
   /**
-   * Requests left `received` (in flight) by a process that stopped become
-   * `queued` again; those of `forwardingProfiles` (profiles with an upstream)
-   * are marked possibly issued twice upstream.
+   * Requests left `received` (in flight) by a node that stopped become
+   * `queued` again: those whose lease expired by `scope.now`, and at a
+   * node's start those its previous run held. Those of `forwardingProfiles`
+   * (profiles with an upstream) are marked possibly issued twice upstream.
    */
-  requeueInterrupted(forwardingProfiles: readonly string[]): Promise<InterruptedRequest[]>;
+  requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]>;
   /** How many requests wait in each state (queued, pending, received). */
   countWaiting(): Promise<Record<string, number>>;
-  /** Queued requests, and pending ones whose next attempt is due, oldest first. */
+  /** Queued requests, and pending ones whose next attempt is due and that no node holds, oldest first. */
   listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
   /**
    * The newest request of a profile and operation with this CSR that is

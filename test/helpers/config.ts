@@ -1,6 +1,6 @@
 import { parse, stringify } from 'yaml';
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 
 /** Edits config.yaml as data: `editProfile(text, 'demo', (p) => { p.upstream = 'est'; })`. */
 export function editProfile(yaml: string, name: string, edit: (profile: Json) => void): string {

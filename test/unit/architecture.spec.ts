@@ -17,7 +17,7 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   upstream: ['errors.ts', 'pki', 'store', 'ops', 'auth'],
   policy: ['errors.ts', 'pki', 'store', 'auth', 'upstream'],
   enrollment: ['errors.ts', 'pki', 'store', 'ops', 'auth', 'upstream', 'policy'],
-  config: ['errors.ts', 'pki', 'auth', 'policy'],
+  config: ['errors.ts', 'pki', 'store', 'auth', 'policy'],
   est: ['errors.ts', 'pki', 'store', 'ops', 'auth', 'policy', 'enrollment'],
 };
 

@@ -18,7 +18,7 @@ describe('configuration validation', () => {
   it('ok the sample init writes is valid, resolved and frozen', () => {
     const config = parseConfig(SAMPLE, '/etc/est-ra/config.yaml');
     expect(config.profiles.demo?.local_ca?.certificate).to.equal('/etc/est-ra/pki/issuing-ca.crt');
-    expect(config.store.sqlite.path).to.equal('/etc/est-ra/est-ra.db');
+    expect(config.store.sqlite?.path).to.equal('/etc/est-ra/est-ra.db');
     expect(Object.isFrozen(config.profiles.demo?.allowed_key_types)).to.equal(true);
   });
 
@@ -43,6 +43,21 @@ describe('configuration validation', () => {
     ],
     ['bad label', (s) => s.replace('- demo\n', '- ../etc\n'), 'profiles.demo.labels.0: must not contain . or .. segments'],
     ['bad port', (s) => s.replace('port: 8443', 'port: 99999'), 'listen.port: must be a port number'],
+    [
+      'both stores',
+      (s) => s.replace('  retention_days: 90', '  postgres: { url: "postgres://est_ra@db.plant:5432/est_ra" }\n  retention_days: 90'),
+      'store: must give exactly one of sqlite or postgres',
+    ],
+    [
+      'a password in the PostgreSQL URL',
+      (s) => s.replace(/ {2}sqlite:\n.*\n/, '  postgres: { url: "postgres://est_ra:s3cret@db.plant/est_ra" }\n'),
+      'store.postgres.url: must be postgres://user@host:port/database, without a password (use password: { file | env })',
+    ],
+    [
+      'PostgreSQL by url and host at once',
+      (s) => s.replace(/ {2}sqlite:\n.*\n/, '  postgres: { url: "postgres://est_ra@db.plant/est_ra", host: db.plant }\n'),
+      'store.postgres: must give exactly one of url or host',
+    ],
     ['missing tls', (s) => s.replace(/^tls:\n( {2}.*\n)+/m, ''), 'tls: is required'],
     ['YAML syntax', (s) => `${s}\n  : : [`, 'YAML:'],
   ];

@@ -116,7 +116,7 @@ describe('store migration 6: the requests table rebuilt for awaiting_approval, a
       });
       // Not forwarded by anyone: not waiting for the upstream, not taken back by a restart.
       expect((await store.listWaiting(new Date('2030-01-01'), 10)).map((r) => r.id)).to.deep.equal(['r-queued']);
-      expect(await store.requeueInterrupted(['demo'])).to.deep.equal([]);
+      expect(await store.requeueInterrupted(['demo'], { now: new Date('2030-01-01') })).to.deep.equal([]);
       expect(await store.countPendingApprovals(new Date('2026-11-10T23:59:59.000Z'))).to.deep.equal({ demo: 1 });
       expect(await store.countPendingApprovals(new Date('2026-11-11T00:00:00.000Z'))).to.deep.equal({});
 

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
+import { opensslCsr } from '../helpers/csr.js';
+import type { RequestJson } from '../helpers/admin-cli.js';
+import { startCluster, type TestCluster } from '../helpers/cluster.js';
+
+const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
+
+/**
+ * Two est-ra processes on one PostgreSQL (test/helpers/cluster.ts): what
+ * one node does, the other sees at once, and the admin CLI sees both.
+ */
+describe('two est-ra nodes on one PostgreSQL', function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await startCluster();
+    await Promise.all([cluster.start('node-a'), cluster.start('node-b')]);
+  });
+  after(async () => (cluster as TestCluster | undefined)?.close());
+
+  const passcode = async (...args: string[]): Promise<{ id: string; passcode: string }> => {
+    const [created] = await cluster.cli.json<{ id: string; passcode: string }>('passcodes', 'create', '--policy', 'demo', ...args);
+    return created!;
+  };
+  const enroll = async (node: string, name: string, secret: string): Promise<{ status: number; body: string }> => {
+    const device = await opensslCsr(cluster.dir, name, { subject: `/CN=${name}` });
+    return curl(cluster.client(node), '/simpleenroll', ['--user', `:${secret}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+  };
+
+  it('migrate --check says the shared schema is current, and names the store without its password', async () => {
+    const status = await cluster.cli.run('migrate', '--check', '--json');
+    expect(status.code).to.equal(0);
+    const report = JSON.parse(status.stdout) as { applied: number; known: number; store: string };
+    expect(report.applied).to.equal(report.known);
+    expect(report.store).to.not.include(cluster.postgres.password);
+  });
+
+  it("a passcode's last use is taken once, whichever node the two devices reach", async () => {
+    const { id, passcode: secret } = await passcode('--max-uses', '1');
+    const answers = await Promise.all([enroll('node-a', 'last-use-a', secret), enroll('node-b', 'last-use-b', secret)]);
+    expect(answers.map((a) => a.status).sort()).to.deep.equal([200, 401]);
+    const listed = (await cluster.cli.json<{ id: string; uses: string }>('passcodes', 'list', '--policy', 'demo')).find((p) => p.id === id);
+    expect(listed?.uses).to.equal('1/1');
+  });
+
+  it('a passcode disabled through one configuration is refused by both nodes at once', async () => {
+    const { id, passcode: secret } = await passcode();
+    expect((await enroll('node-b', 'before-disable', secret)).status).to.equal(200);
+    await cluster.cli.text('passcodes', 'disable', id);
+    expect((await enroll('node-a', 'after-disable-a', secret)).status).to.equal(401);
+    expect((await enroll('node-b', 'after-disable-b', secret)).status).to.equal(401);
+  });
+
+  it("a certificate issued by one node is renewed by the other, and the admin sees both nodes' requests", async () => {
+    const answer = await enroll('node-a', 'renew-across', cluster.passcode);
+    expect(answer.status).to.equal(200);
+    const cert = await certsFromP7(cluster.dir, answer.body, 'renew-across-cert');
+    expect(await opensslVerify(cluster.client('node-a'), cert)).to.include('OK');
+    const renewal = await opensslCsr(cluster.dir, 'renew-across-2', { subject: '/CN=renew-across' });
+    const renewed = await curl(cluster.client('node-b'), '/simplereenroll', [
+      '--cert',
+      cert,
+      '--key',
+      join(cluster.dir, 'renew-across.key'),
+      ...PKCS10,
+      '--data-binary',
+      `@${renewal.csrPemFile}`,
+    ]);
+    expect(renewed.status, renewed.body).to.equal(200);
+    const requests = await cluster.cli.json<RequestJson>('requests', 'list', '--limit', '2');
+    expect(requests.map((r) => [r.operation, r.outcome])).to.deep.equal([
+      ['simplereenroll', 'issued'],
+      ['simpleenroll', 'issued'],
+    ]);
+  });
+});

@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './net.js';
+
+const run = promisify(execFile);
+
+/** A PostgreSQL server of the test's own, on a temporary data directory and a free loopback port. */
+export interface TestPostgres {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** A file holding the password, as an admin gives it to est-ra (`password: { file: ... }`). */
+  readonly passwordFile: string;
+  readonly password: string;
+  /** A new, empty database on this server; each test gets its own. */
+  createDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** The server binaries of the newest PostgreSQL Debian installed (package postgresql: /usr/lib/postgresql/<major>/bin). */
+function binDir(): string {
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root) ? readdirSync(root).filter((name) => /^\d+$/.test(name)) : [];
+  const newest = majors.sort((a, b) => Number(b) - Number(a))[0];
+  if (!newest) throw new Error('PostgreSQL is not installed (Debian: apt-get install postgresql; scripts/install-test-tools.sh does it)');
+  return join(root, newest, 'bin');
+}
+
+/**
+ * initdb and pg_ctl on a temporary directory: nothing assumes a running
+ * service. PostgreSQL refuses to run as root, so as root (CI) the server
+ * runs as the `postgres` user the Debian package creates. Password
+ * authentication (scram-sha-256) over TCP, as a plant's database would ask.
+ */
+export async function startPostgres(): Promise<TestPostgres> {
+  const bin = binDir();
+  const dir = mkdtempSync(join(tmpdir(), 'est-ra-pg-'));
+  const data = join(dir, 'data');
+  const password = `pw-${Math.random().toString(36).slice(2)}`;
+  const passwordFile = join(dir, 'password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  const asRoot = process.getuid?.() === 0;
+  const serverPasswordFile = join(dir, 'initdb-password');
+  writeFileSync(serverPasswordFile, password, { mode: 0o600 });
+  const user = 'est_ra';
+  const as = async (command: string, args: string[]): Promise<void> => {
+    if (asRoot) await run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args]);
+    else await run(join(bin, command), args);
+  };
+  if (asRoot) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const uid = Number(stdout.trim());
+    const { stdout: gidOut } = await run('id', ['-g', 'postgres']);
+    chownSync(dir, uid, Number(gidOut.trim()));
+    chownSync(serverPasswordFile, uid, Number(gidOut.trim()));
+  }
+  await as('initdb', ['-D', data, '-U', user, '--auth=scram-sha-256', `--pwfile=${serverPasswordFile}`, '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const port = await freePort();
+  const options = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c max_connections=200', '-c fsync=on'].join(' ');
+  await as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  const host = '127.0.0.1';
+  const psql = async (sql: string): Promise<void> => {
+    await run(join(bin, 'psql'), ['-h', host, '-p', String(port), '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+      env: { ...process.env, PGPASSWORD: password },
+    });
+  };
+  return {
+    host,
+    port,
+    user,
+    password,
+    passwordFile,
+    async createDatabase(name) {
+      await psql(`CREATE DATABASE "${name}"`);
+      return name;
+    },
+    async stop() {
+      await as('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
