@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { configWarnings } from '../config/warnings.js';
 import { startServer, type RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
@@ -174,7 +175,9 @@ program
   .option('--json', 'one JSON object when it is valid (problems go to stderr, exit status 2)')
   .action((options: { config: string; json?: boolean }) => {
     const config = loadConfig(options.config);
-    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles) }));
+    const warnings = configWarnings(config);
+    for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
+    if (options.json) print(JSON.stringify({ config_file: config.configFile, ok: true, profiles: Object.keys(config.profiles), warnings }));
     else print(`${config.configFile}: OK (${Object.keys(config.profiles).length} profile(s))`);
   });
 

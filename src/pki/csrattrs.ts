@@ -1,5 +1,5 @@
 import * as asn1js from 'asn1js';
-import type { KeyType } from './key-type.js';
+import { isPqcKeyType, PQC_KEY_TYPES, type KeyType } from './key-type.js';
 import { checkDer, children, DerError, dottedOid, whatIsWrong, expectTags, readWhole, sequence, TAG, type TlvHeader } from './der.js';
 import { EstError } from '../errors.js';
 
@@ -58,6 +58,8 @@ function keyTypeItems(keyType: KeyType): asn1js.AsnType[] {
     const bits = Number(keyType.slice(4));
     return [attribute(OID.rsaEncryption, [new asn1js.Integer({ value: bits })]), oid(OID.sha256WithRsa)];
   }
+  // ML-DSA and SLH-DSA: one OID names both the key and its signature (RFC 9881 §2).
+  if (isPqcKeyType(keyType)) return [oid(PQC_KEY_TYPES[keyType].oid)];
   return [oid(keyType === 'ed_448' ? OID.ed448 : OID.ed25519)];
 }
 
