@@ -24,7 +24,10 @@
  * are loopback's own.
  *
  *   npm run bench
- *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra
+ *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, pqc
+ *
+ * The pqc section (scripts/bench-pqc.ts) runs first, in this process: the CPU
+ * cost of checking one ML-DSA-65, SLH-DSA-SHA2-128s and SLH-DSA-SHAKE-256f CSR.
  */
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
@@ -86,10 +89,11 @@ import {
   type Target,
 } from './bench-lib.js';
 import { benchHostile, HOSTILE_TARGETS, hostileTargetsMet, type HostileResults } from './bench-hostile.js';
+import { benchPqc, type PqcCost } from './bench-pqc.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,pqc').split(','));
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 /** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
 const LEVEL_ROUNDS = 3;
@@ -898,6 +902,7 @@ function report(
   mtls: MtlsResults | undefined,
   hostile: HostileResults | undefined,
   ra: RaResults | undefined,
+  pqc?: Record<string, PqcCost>,
 ): Record<string, unknown> {
   const c32 = measured?.levels['c32'];
   const met: Record<string, boolean> = {};
@@ -926,6 +931,7 @@ function report(
     ra_overhead: ra?.overhead,
     upstream_keep_alive: ra?.keepAlive,
     queue_drain: ra?.drain,
+    pqc_csr_verification: pqc,
     targets: TARGETS,
     targets_met: met,
     node: process.version,
@@ -939,6 +945,8 @@ function report(
  * takes no CPU from the levels.
  */
 async function bench(root: string): Promise<Record<string, unknown>> {
+  const pqc = SECTIONS.has('pqc') ? await benchPqc() : undefined;
+  if ([...SECTIONS].every((section) => section === 'pqc')) return report(undefined, undefined, undefined, undefined, pqc);
   progress(`making ${DEVICE_KEYS} P-256 device keys`);
   const keys = makeDeviceKeys(DEVICE_KEYS);
   const nextCsr = csrCycle(keys);
@@ -950,7 +958,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const measured = SECTIONS.has('levels') ? await benchLevels(upstream, keys, nextCsr) : undefined;
   const mtls = SECTIONS.has('mtls') ? await benchMtls(root, nextCsr) : undefined;
   const hostile = SECTIONS.has('hostile') ? await benchHostile(root, nextCsr) : undefined;
-  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined);
+  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, pqc);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -959,7 +967,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, mtls, hostile, { overhead, keepAlive, drain });
+  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, pqc);
 }
 
 async function main(): Promise<void> {

@@ -51,14 +51,10 @@ const ID_CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
 export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerified?: boolean } = {}): Promise<VerifiedCsr> {
   let fields: CsrFields;
   let subject: string;
+  let pqc: PqcPublicKey | undefined;
   try {
     fields = readCsr(der);
     subject = new x509.Name(bytes(fields.subjectDer)).toString();
-  } catch (cause) {
-    throw EstError.badRequest('EST_CSR_MALFORMED', `malformed PKCS#10 request: ${whatIsWrong(cause)}`, cause);
-  }
-  let pqc: PqcPublicKey | undefined;
-  try {
     pqc = readPqcSpki(fields.subjectPublicKeyInfo);
   } catch (cause) {
     throw EstError.badRequest('EST_CSR_MALFORMED', `malformed PKCS#10 request: ${whatIsWrong(cause)}`, cause);

@@ -7,26 +7,27 @@ import { children, dottedOid, readTlv, TAG } from './der.js';
  * with their NIST CSOR OIDs (sigAlgs 2.16.840.1.101.3.4.3: ML-DSA 17..19,
  * RFC 9881 §2; SLH-DSA 20..31, draft-ietf-lamps-x509-slhdsa §3) and the
  * exact size of their raw public key (FIPS 204 Table 2: 1312/1952/2592
- * bytes; FIPS 205 §9.1: PK.seed || PK.root, 2n bytes with n = 16/24/32).
+ * bytes; FIPS 205 §9.1: PK.seed || PK.root, 2n bytes with n = 16/24/32), and
+ * of their signatures (FIPS 204 Table 2, FIPS 205 Table 2).
  * The same OID names the key and the signature; parameters are absent.
  */
 export const PQC_KEY_TYPES = {
-  'MLDSA-44': { oid: '2.16.840.1.101.3.4.3.17', publicKeySize: 1312 },
-  'MLDSA-65': { oid: '2.16.840.1.101.3.4.3.18', publicKeySize: 1952 },
-  'MLDSA-87': { oid: '2.16.840.1.101.3.4.3.19', publicKeySize: 2592 },
-  'SLHDSA-SHA2-128s': { oid: '2.16.840.1.101.3.4.3.20', publicKeySize: 32 },
-  'SLHDSA-SHA2-128f': { oid: '2.16.840.1.101.3.4.3.21', publicKeySize: 32 },
-  'SLHDSA-SHA2-192s': { oid: '2.16.840.1.101.3.4.3.22', publicKeySize: 48 },
-  'SLHDSA-SHA2-192f': { oid: '2.16.840.1.101.3.4.3.23', publicKeySize: 48 },
-  'SLHDSA-SHA2-256s': { oid: '2.16.840.1.101.3.4.3.24', publicKeySize: 64 },
-  'SLHDSA-SHA2-256f': { oid: '2.16.840.1.101.3.4.3.25', publicKeySize: 64 },
-  'SLHDSA-SHAKE-128s': { oid: '2.16.840.1.101.3.4.3.26', publicKeySize: 32 },
-  'SLHDSA-SHAKE-128f': { oid: '2.16.840.1.101.3.4.3.27', publicKeySize: 32 },
-  'SLHDSA-SHAKE-192s': { oid: '2.16.840.1.101.3.4.3.28', publicKeySize: 48 },
-  'SLHDSA-SHAKE-192f': { oid: '2.16.840.1.101.3.4.3.29', publicKeySize: 48 },
-  'SLHDSA-SHAKE-256s': { oid: '2.16.840.1.101.3.4.3.30', publicKeySize: 64 },
-  'SLHDSA-SHAKE-256f': { oid: '2.16.840.1.101.3.4.3.31', publicKeySize: 64 },
-} as const satisfies Record<string, { readonly oid: string; readonly publicKeySize: number }>;
+  'MLDSA-44': { oid: '2.16.840.1.101.3.4.3.17', publicKeySize: 1312, signatureSize: 2420 },
+  'MLDSA-65': { oid: '2.16.840.1.101.3.4.3.18', publicKeySize: 1952, signatureSize: 3309 },
+  'MLDSA-87': { oid: '2.16.840.1.101.3.4.3.19', publicKeySize: 2592, signatureSize: 4627 },
+  'SLHDSA-SHA2-128s': { oid: '2.16.840.1.101.3.4.3.20', publicKeySize: 32, signatureSize: 7856 },
+  'SLHDSA-SHA2-128f': { oid: '2.16.840.1.101.3.4.3.21', publicKeySize: 32, signatureSize: 17088 },
+  'SLHDSA-SHA2-192s': { oid: '2.16.840.1.101.3.4.3.22', publicKeySize: 48, signatureSize: 16224 },
+  'SLHDSA-SHA2-192f': { oid: '2.16.840.1.101.3.4.3.23', publicKeySize: 48, signatureSize: 35664 },
+  'SLHDSA-SHA2-256s': { oid: '2.16.840.1.101.3.4.3.24', publicKeySize: 64, signatureSize: 29792 },
+  'SLHDSA-SHA2-256f': { oid: '2.16.840.1.101.3.4.3.25', publicKeySize: 64, signatureSize: 49856 },
+  'SLHDSA-SHAKE-128s': { oid: '2.16.840.1.101.3.4.3.26', publicKeySize: 32, signatureSize: 7856 },
+  'SLHDSA-SHAKE-128f': { oid: '2.16.840.1.101.3.4.3.27', publicKeySize: 32, signatureSize: 17088 },
+  'SLHDSA-SHAKE-192s': { oid: '2.16.840.1.101.3.4.3.28', publicKeySize: 48, signatureSize: 16224 },
+  'SLHDSA-SHAKE-192f': { oid: '2.16.840.1.101.3.4.3.29', publicKeySize: 48, signatureSize: 35664 },
+  'SLHDSA-SHAKE-256s': { oid: '2.16.840.1.101.3.4.3.30', publicKeySize: 64, signatureSize: 29792 },
+  'SLHDSA-SHAKE-256f': { oid: '2.16.840.1.101.3.4.3.31', publicKeySize: 64, signatureSize: 49856 },
+} as const satisfies Record<string, { readonly oid: string; readonly publicKeySize: number; readonly signatureSize: number }>;
 export type PqcKeyType = keyof typeof PQC_KEY_TYPES;
 
 /**

@@ -55,10 +55,11 @@ describe('#12 - post-quantum key types', function () {
 
   it('ok the OIDs and key sizes of est-ra agree with the RFC transcription of the tests and with noble', () => {
     expect(Object.keys(PQC_KEY_TYPES)).to.deep.equal(Object.keys(PQC_SETS));
-    for (const [name, { oid, publicKeySize }] of Object.entries(PQC_KEY_TYPES)) {
+    for (const [name, { oid, publicKeySize, signatureSize }] of Object.entries(PQC_KEY_TYPES)) {
       const set = PQC_SETS[name as PqcSet];
       expect(oid, name).to.equal(set.oid);
       expect(publicKeySize, name).to.equal(set.noble.lengths.publicKey);
+      expect(signatureSize, name).to.equal(set.noble.lengths.signature);
     }
   });
 
@@ -88,6 +89,21 @@ describe('#12 - post-quantum key types', function () {
       'profiles.demo.allowed_key_types: rsa_1024 is allowed; 1024-bit RSA keys are too weak (NIST SP 800-131A disallows them since 2013)',
     ]);
     expect((parse(SAMPLE) as { profiles: { demo: { allowed_key_types: string[] } } }).profiles.demo.allowed_key_types).not.to.include('rsa_1024');
+  });
+
+  it("ok check-config warns when a key type's CSRs cannot fit limits.max_body_bytes in base64 (SLH-DSA-*-256f: 49 856-octet signatures)", () => {
+    const config = parseConfig(
+      editProfile(SAMPLE, 'demo', (p) => {
+        p.allowed_key_types = ['p_256', 'SLHDSA-SHA2-192f', 'SLHDSA-SHAKE-256f'];
+      }),
+      '/etc/est-ra/config.yaml',
+    );
+    expect(configWarnings(config)).to.deep.equal([
+      'profiles.demo.allowed_key_types: a SLHDSA-SHAKE-256f CSR in base64 is at least 66636 bytes, over limits.max_body_bytes (65536): such requests get 413',
+    ]);
+    // The estimate is a lower bound: a real CSR (the smallest subject) is larger.
+    const csr = pqcCsr(pqcKeyPair('SLHDSA-SHAKE-256f'), { subject: 'CN=a' });
+    expect(csr.toString('base64').length).to.be.within(66636, 66636 + 64);
   });
 
   for (const set of ['MLDSA-44', 'MLDSA-65', 'MLDSA-87', 'SLHDSA-SHA2-128s', 'SLHDSA-SHAKE-128f'] as const) {
