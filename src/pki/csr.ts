@@ -59,7 +59,7 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
   } catch (cause) {
     throw EstError.badRequest('EST_CSR_MALFORMED', `malformed PKCS#10 request: ${whatIsWrong(cause)}`, cause);
   }
-  if (pqc) return verifiedPqcCsr(der, fields, subject, pqc, options);
+  if (pqc) return await verifiedPqcCsr(der, fields, subject, pqc, options);
   // The key as OpenSSL reads it (node:crypto): its type and size come from
   // there, not from a second reading of the key's DER.
   let key: KeyObject;
@@ -96,11 +96,18 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
  * A CSR with an ML-DSA or SLH-DSA key, which OpenSSL 3.0 cannot load: the
  * key is read from its SubjectPublicKeyInfo (pki/pqc.ts: OID, no
  * parameters, exact size) and the proof of possession checked by
- * @noble/post-quantum, signed with the key's own algorithm identifier.
+ * @noble/post-quantum on a worker thread, signed with the key's own
+ * algorithm identifier.
  */
-function verifiedPqcCsr(der: Buffer, fields: CsrFields, subject: string, key: PqcPublicKey, options: { signatureVerified?: boolean }): VerifiedCsr {
+async function verifiedPqcCsr(
+  der: Buffer,
+  fields: CsrFields,
+  subject: string,
+  key: PqcPublicKey,
+  options: { signatureVerified?: boolean },
+): Promise<VerifiedCsr> {
   if (options.signatureVerified !== true) {
-    const verdict = verifyPqcSignedDer(der, key);
+    const verdict = await verifyPqcSignedDer(der, key);
     if (verdict === 'algorithm-mismatch') {
       throw EstError.badRequest('EST_CSR_SIGNATURE', `CSR signature algorithm is not ${key.keyType} (${key.oid}, no parameters), the algorithm of its key`);
     }

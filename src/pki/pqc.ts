@@ -1,47 +1,13 @@
-import { ml_dsa44, ml_dsa65, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
-import {
-  slh_dsa_sha2_128f,
-  slh_dsa_sha2_128s,
-  slh_dsa_sha2_192f,
-  slh_dsa_sha2_192s,
-  slh_dsa_sha2_256f,
-  slh_dsa_sha2_256s,
-  slh_dsa_shake_128f,
-  slh_dsa_shake_128s,
-  slh_dsa_shake_192f,
-  slh_dsa_shake_192s,
-  slh_dsa_shake_256f,
-  slh_dsa_shake_256s,
-} from '@noble/post-quantum/slh-dsa.js';
 import { children, DerError, dottedOid, TAG } from './der.js';
 import { PQC_KEY_TYPE_BY_OID, PQC_KEY_TYPES, type PqcKeyType } from './key-type.js';
+import { verifyOnPqcThread } from './pqc-thread.js';
 
-/**
- * Post-quantum signatures, checked with @noble/post-quantum: OpenSSL 3.0
- * (node:crypto) cannot load ML-DSA or SLH-DSA keys, so a CSR with such a
- * key is verified here instead of in pki/signature.ts.
+/*
+ * Post-quantum keys and signatures: OpenSSL 3.0 (node:crypto) cannot load
+ * ML-DSA or SLH-DSA keys, so a CSR with such a key is read here and its
+ * signature checked by @noble/post-quantum (pki/pqc-verifiers.ts), on a
+ * worker thread (pki/pqc-thread.ts), instead of in pki/signature.ts.
  */
-interface PqcVerifier {
-  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
-}
-
-const VERIFIERS: Readonly<Record<PqcKeyType, PqcVerifier>> = {
-  'MLDSA-44': ml_dsa44,
-  'MLDSA-65': ml_dsa65,
-  'MLDSA-87': ml_dsa87,
-  'SLHDSA-SHA2-128s': slh_dsa_sha2_128s,
-  'SLHDSA-SHA2-128f': slh_dsa_sha2_128f,
-  'SLHDSA-SHA2-192s': slh_dsa_sha2_192s,
-  'SLHDSA-SHA2-192f': slh_dsa_sha2_192f,
-  'SLHDSA-SHA2-256s': slh_dsa_sha2_256s,
-  'SLHDSA-SHA2-256f': slh_dsa_sha2_256f,
-  'SLHDSA-SHAKE-128s': slh_dsa_shake_128s,
-  'SLHDSA-SHAKE-128f': slh_dsa_shake_128f,
-  'SLHDSA-SHAKE-192s': slh_dsa_shake_192s,
-  'SLHDSA-SHAKE-192f': slh_dsa_shake_192f,
-  'SLHDSA-SHAKE-256s': slh_dsa_shake_256s,
-  'SLHDSA-SHAKE-256f': slh_dsa_shake_256f,
-};
 
 /** A post-quantum public key read from a SubjectPublicKeyInfo. */
 export interface PqcPublicKey {
@@ -83,17 +49,12 @@ export function readPqcSpki(spki: Uint8Array): PqcPublicKey | undefined {
  * `algorithm-mismatch` when the structure is not signed with the key's own
  * algorithm identifier (parameters absent), otherwise whether it verifies.
  */
-export function verifyPqcSignedDer(der: Uint8Array, key: PqcPublicKey): 'valid' | 'invalid' | 'algorithm-mismatch' {
+export async function verifyPqcSignedDer(der: Uint8Array, key: PqcPublicKey): Promise<'valid' | 'invalid' | 'algorithm-mismatch'> {
   const [signed, algorithm, signature] = children(der);
   if (!signed || !algorithm || signature?.tag !== TAG.bitString || der[signature.start] !== 0) throw new DerError('not a signed structure');
   const fields = children(der, algorithm);
   if (fields.length !== 1 || fields[0]!.tag !== TAG.oid || dottedOid(der, fields[0]!) !== key.oid) return 'algorithm-mismatch';
   const message = der.subarray(signed.offset, signed.end);
   const value = der.subarray(signature.start + 1, signature.end); // after the unused-bits byte
-  try {
-    return VERIFIERS[key.keyType].verify(value, message, key.key) ? 'valid' : 'invalid';
-  } catch {
-    // noble throws on a signature of the wrong length: not a valid signature either.
-    return 'invalid';
-  }
+  return (await verifyOnPqcThread(key.keyType, value, message, key.key)) ? 'valid' : 'invalid';
 }
