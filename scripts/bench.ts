@@ -26,7 +26,10 @@
  * are loopback's own.
  *
  *   npm run bench
- *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, serverkeygen
+ *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, serverkeygen, pqc
+ *
+ * The pqc section (scripts/bench-pqc.ts) runs first, in this process: the CPU
+ * cost of checking one ML-DSA-65, SLH-DSA-SHA2-128s and SLH-DSA-SHAKE-256f CSR.
  */
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
@@ -89,10 +92,11 @@ import {
   type Target,
 } from './bench-lib.js';
 import { benchHostile, HOSTILE_TARGETS, hostileTargetsMet, type HostileResults } from './bench-hostile.js';
+import { benchPqc, type PqcCost } from './bench-pqc.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,serverkeygen').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,serverkeygen,pqc').split(','));
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 /** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
 const LEVEL_ROUNDS = 3;
@@ -972,6 +976,7 @@ function report(
   hostile: HostileResults | undefined,
   ra: RaResults | undefined,
   serverKeygen: ServerKeygenResults | undefined,
+  pqc?: Record<string, PqcCost>,
 ): Record<string, unknown> {
   const c32 = measured?.levels['c32'];
   const met: Record<string, boolean> = {};
@@ -1001,6 +1006,7 @@ function report(
     upstream_keep_alive: ra?.keepAlive,
     queue_drain: ra?.drain,
     serverkeygen: serverKeygen,
+    pqc_csr_verification: pqc,
     targets: TARGETS,
     targets_met: met,
     node: process.version,
@@ -1014,6 +1020,8 @@ function report(
  * takes no CPU from the levels.
  */
 async function bench(root: string): Promise<Record<string, unknown>> {
+  const pqc = SECTIONS.has('pqc') ? await benchPqc() : undefined;
+  if ([...SECTIONS].every((section) => section === 'pqc')) return report(undefined, undefined, undefined, undefined, undefined, pqc);
   progress(`making ${DEVICE_KEYS} P-256 device keys`);
   const keys = makeDeviceKeys(DEVICE_KEYS);
   const nextCsr = csrCycle(keys);
@@ -1026,7 +1034,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const mtls = SECTIONS.has('mtls') ? await benchMtls(root, nextCsr) : undefined;
   const hostile = SECTIONS.has('hostile') ? await benchHostile(root, nextCsr) : undefined;
   const serverKeygen = SECTIONS.has('serverkeygen') ? await benchServerKeygen(root, nextCsr) : undefined;
-  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, serverKeygen);
+  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, serverKeygen, pqc);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -1035,7 +1043,7 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, serverKeygen);
+  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, serverKeygen, pqc);
 }
 
 async function main(): Promise<void> {

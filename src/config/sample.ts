@@ -106,6 +106,7 @@ ${exampleLabels}
       key: pki/issuing-ca.key
       chain: [${chain.join(', ')}]  # served by /cacerts after the issuing CA, root last
     allowed_key_types: [rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519]
+    # also: ed_448, rsa_1024 (weak: check-config warns), MLDSA-44 | MLDSA-65 | MLDSA-87, SLHDSA-SHA2-128s .. SLHDSA-SHAKE-256f
     # key_generation_option: client_side   # client_side | server_side (est-ra makes the key: /serverkeygen only) | either
     rsa_min_public_exponent: 65537   # RSA keys: odd public exponent at least this (e = 1 proves no private key)
     validity:

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { AllowlistEntryError, toCidrBlocks } from '../auth/allowlist.js';
 import { parseWindow, WEEKDAYS, type Weekday } from '../policy/usage-restrictions.js';
-import { KEY_TYPES } from '../pki/key-type.js';
+import { KEY_TYPE_ALIASES, KEY_TYPES, type KeyType } from '../pki/key-type.js';
 import { EXTENDED_KEY_USAGE, KEY_USAGE } from '../pki/certificate-builder.js';
 import { SIGNATURE_ALGORITHMS, type SignatureAlgorithmName } from '../pki/certificate-signer.js';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES, type SanType, type SubjectAttribute } from '../pki/names.js';
@@ -51,7 +51,12 @@ const extendedKeyUsageName = z.enum(Object.keys(EXTENDED_KEY_USAGE) as [keyof ty
   errorMap: () => ({ message: `must be one of ${Object.keys(EXTENDED_KEY_USAGE).join(', ')}` }),
 });
 const signatureAlgorithmName = z.enum(Object.keys(SIGNATURE_ALGORITHMS) as [SignatureAlgorithmName, ...SignatureAlgorithmName[]]);
-const keyType = z.enum(KEY_TYPES, { errorMap: () => ({ message: `must be one of ${KEY_TYPES.join(', ')}` }) });
+/** DigiCert's key type names; FIPS 204/205's spellings (`ML-DSA-65`) are read as DigiCert's style (`MLDSA-65`). */
+const keyType = z
+  .enum([...KEY_TYPES, ...Object.keys(KEY_TYPE_ALIASES)] as [KeyType, ...KeyType[]], {
+    errorMap: () => ({ message: `must be one of ${KEY_TYPES.join(', ')}` }),
+  })
+  .transform((name): KeyType => KEY_TYPE_ALIASES[name] ?? name);
 
 /** One or more path segments of unreserved characters (RFC 3986 §2.3), e.g. `devicetrustmanager/IOT_1/device-group/line-1`. */
 const label = z

@@ -6,6 +6,7 @@ import { checkDer, children, DerError, whatIsWrong, dottedOid, expectTags, exten
 import { checkAlgorithmIdentifier, checkExtensions, checkName, checkSignatureBits, checkSubjectPublicKeyInfo } from './x509-fields.js';
 import { ID_CE_SUBJECT_ALT_NAME } from './identity.js';
 import { importSpki, verifySignedDer } from './signature.js';
+import { readPqcSpki, verifyPqcSignedDer, type PqcPublicKey } from './pqc.js';
 
 /** A PKCS#10 request that parsed and whose signature verified. */
 export interface VerifiedCsr {
@@ -53,6 +54,8 @@ const DECRYPT_KEY_ID_KINDS: ReadonlyMap<string, DecryptKeyIdentifier['kind']> = 
  * profile of est-ra at c32 put @peculiar/x509's parse (asn1js trees) at
  * ~0.45 ms of the main thread per enrollment, against ~0.05 ms for this.
  * Only signature algorithms node:crypto is not given (RSA-PSS) go through the library.
+ * ML-DSA and SLH-DSA keys, which OpenSSL 3.0 cannot load, are verified with
+ * @noble/post-quantum (verifiedPqcCsr).
  *
  * @example
  * const csr = await parseAndVerifyCsr(der);
@@ -61,12 +64,15 @@ const DECRYPT_KEY_ID_KINDS: ReadonlyMap<string, DecryptKeyIdentifier['kind']> = 
 export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerified?: boolean } = {}): Promise<VerifiedCsr> {
   let fields: CsrFields;
   let subject: string;
+  let pqc: PqcPublicKey | undefined;
   try {
     fields = readCsr(der);
     subject = new x509.Name(bytes(fields.subjectDer)).toString();
+    pqc = readPqcSpki(fields.subjectPublicKeyInfo);
   } catch (cause) {
     throw EstError.badRequest('EST_CSR_MALFORMED', `malformed PKCS#10 request: ${whatIsWrong(cause)}`, cause);
   }
+  if (pqc) return await verifiedPqcCsr(der, fields, subject, pqc, options);
   // The key as OpenSSL reads it (node:crypto): its type and size come from
   // there, not from a second reading of the key's DER.
   let key: KeyObject;
@@ -98,6 +104,31 @@ export async function parseAndVerifyCsr(der: Buffer, options: { signatureVerifie
     rsaPublicExponent: key.asymmetricKeyDetails?.publicExponent,
     decryptKeyIdentifier: fields.decryptKeyIdentifier,
   };
+}
+
+/**
+ * A CSR with an ML-DSA or SLH-DSA key, which OpenSSL 3.0 cannot load: the
+ * key is read from its SubjectPublicKeyInfo (pki/pqc.ts: OID, no
+ * parameters, exact size) and the proof of possession checked by
+ * @noble/post-quantum on a worker thread, signed with the key's own
+ * algorithm identifier.
+ */
+async function verifiedPqcCsr(
+  der: Buffer,
+  fields: CsrFields,
+  subject: string,
+  key: PqcPublicKey,
+  options: { signatureVerified?: boolean },
+): Promise<VerifiedCsr> {
+  if (options.signatureVerified !== true) {
+    const verdict = await verifyPqcSignedDer(der, key);
+    if (verdict === 'algorithm-mismatch') {
+      throw EstError.badRequest('EST_CSR_SIGNATURE', `CSR signature algorithm is not ${key.keyType} (${key.oid}, no parameters), the algorithm of its key`);
+    }
+    if (verdict !== 'valid')
+      throw EstError.badRequest('EST_CSR_SIGNATURE', `CSR signature does not verify with its ${key.keyType} key (no proof of possession)`);
+  }
+  return { der, subject, keyType: key.keyType, ...fields };
 }
 
 interface CsrFields {

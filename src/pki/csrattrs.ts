@@ -1,5 +1,5 @@
 import { EstError } from '../errors.js';
-import type { KeyType } from './key-type.js';
+import { PQC_KEY_TYPES, type KeyType, type PqcKeyType } from './key-type.js';
 import {
   bitString,
   checkDer,
@@ -80,6 +80,9 @@ export const KEY_TYPE_WISHES: Readonly<Record<KeyType, KeyTypeWish>> = {
   p_521: { algorithm: OID.ecPublicKey, curve: '1.3.132.0.35', signature: OID.ecdsaWithSha512 },
   ed_25519: { algorithm: OID.ed25519 },
   ed_448: { algorithm: OID.ed448 },
+  rsa_1024: { algorithm: OID.rsaEncryption, rsaBits: 1024, signature: OID.sha256WithRsa },
+  // ML-DSA and SLH-DSA: one OID names both the key and its signature (RFC 9881 §2), as for EdDSA.
+  ...(Object.fromEntries(Object.entries(PQC_KEY_TYPES).map(([name, type]) => [name, { algorithm: type.oid }])) as Record<PqcKeyType, KeyTypeWish>),
 };
 
 /**

@@ -65,6 +65,8 @@ export class LocalCaUpstream implements Upstream {
         rsa: der(keyUsageExtension(policy.keyUsage.rsa)),
         ecdsa: der(keyUsageExtension(policy.keyUsage.ecdsa)),
         eddsa: der(keyUsageExtension(policy.keyUsage.eddsa)),
+        // ML-DSA and SLH-DSA keys only sign (RFC 9881 §5, draft-ietf-lamps-x509-slhdsa §6).
+        pqc: der(keyUsageExtension(['digital_signature'])),
       },
       extendedKeyUsage:
         policy.extendedKeyUsage.length > 0

@@ -143,4 +143,22 @@ describe('est-ra check-config', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('#12 - ok rsa_1024 named in allowed_key_types is valid with a warning (exit 0)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'est-ra-check-'));
+    try {
+      await run(process.execPath, [CLI, 'init', '--state-dir', dir]);
+      const file = join(dir, 'config.yaml');
+      expect((await run(process.execPath, [CLI, 'check-config', '--config', file])).stdout).to.not.include('warning');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/allowed_key_types: \[/, 'allowed_key_types: [rsa_1024, MLDSA-65, SLHDSA-SHA2-128s, '));
+      const result = await run(process.execPath, [CLI, 'check-config', '--config', file]);
+      expect(result.code).to.equal(0);
+      expect(result.stdout).to.include(
+        'warning: profiles.default.allowed_key_types: rsa_1024 is allowed; 1024-bit RSA keys are too weak (NIST SP 800-131A disallows them since 2013)\n',
+      );
+      expect(result.stdout).to.match(/OK \(1 profile\(s\)\), 1 warning\(s\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -202,11 +202,8 @@ function mutateNode(random: () => number, node: DerNode, parent: DerNode | undef
   return pick(random, options)();
 }
 
-/** How to sign a mutated signed part again: the key and the digest (null for EdDSA). */
-export interface Signer {
-  readonly key: KeyObject;
-  readonly hash: string | null;
-}
+/** How to sign a mutated signed part again: the key and the digest (null for EdDSA), or a signing function (a post-quantum key, signed with noble). */
+export type Signer = { readonly key: KeyObject; readonly hash: string | null } | { readonly sign: (data: Uint8Array) => Uint8Array };
 
 export interface Mutation {
   readonly seed: number;
@@ -259,7 +256,7 @@ function randomBytes(random: () => number, count: number): Buffer {
 
 /** SEQUENCE { signed (as given), algorithm, signature of `signed` } with DER lengths around it. */
 function assemble(tree: DerNode, signed: Buffer, signer: Signer): Buffer {
-  const signature = sign(signer.hash, signed, signer.key);
+  const signature = 'sign' in signer ? Buffer.from(signer.sign(signed)) : sign(signer.hash, signed, signer.key);
   const algorithm = serialize(tree.children![1]!);
   const bits = Buffer.concat([Buffer.from([0x03]), lengthOctets(signature.length + 1, 'der'), Buffer.from([0]), signature]);
   const content = Buffer.concat([signed, algorithm, bits]);

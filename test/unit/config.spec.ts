@@ -32,8 +32,8 @@ describe('configuration validation', () => {
     ],
     [
       'unknown key type',
-      (s) => s.replace('allowed_key_types: [rsa_2048,', 'allowed_key_types: [rsa_1024,'),
-      'profiles.demo.allowed_key_types.0: must be one of rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519, ed_448',
+      (s) => s.replace('allowed_key_types: [rsa_2048,', 'allowed_key_types: [rsa_512,'),
+      'profiles.demo.allowed_key_types.0: must be one of rsa_1024, rsa_2048, rsa_3072, rsa_4096, p_256, p_384, p_521, ed_25519, ed_448, MLDSA-44, MLDSA-65, MLDSA-87, SLHDSA-SHA2-128s, SLHDSA-SHA2-128f, SLHDSA-SHA2-192s, SLHDSA-SHA2-192f, SLHDSA-SHA2-256s, SLHDSA-SHA2-256f, SLHDSA-SHAKE-128s, SLHDSA-SHAKE-128f, SLHDSA-SHAKE-192s, SLHDSA-SHAKE-192f, SLHDSA-SHAKE-256s, SLHDSA-SHAKE-256f',
     ],
     ['misspelt setting', (s) => s.replace('allowed_key_types:', 'allowed_keytypes:'), 'profiles.demo.allowed_keytypes: unknown setting'],
     [

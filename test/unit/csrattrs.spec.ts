@@ -161,7 +161,7 @@ describe('csrattrs derived from the profile (RFC 7030 §4.5.2, RFC 9908)', () =>
           p.allowed_key_types = ['p_256'];
           p.csrattrs = { oids: ['1.2.840.113549.1.1.1'] };
         },
-        'profiles.demo.csrattrs.oids.0: 1.2.840.113549.1.1.1 asks for a key type the profile does not allow (rsa_2048, rsa_3072, rsa_4096 not in allowed_key_types)',
+        'profiles.demo.csrattrs.oids.0: 1.2.840.113549.1.1.1 asks for a key type the profile does not allow (rsa_1024, rsa_2048, rsa_3072, rsa_4096 not in allowed_key_types)',
       ],
       [
         'a signature for keys the profile refuses',
