@@ -1,10 +1,25 @@
 import pg from 'pg';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
 import type { MigrationStatus } from './migrations.js';
+import {
+  APPROVAL_COLUMNS,
+  APPROVALS_WITH_REQUESTS,
+  toApprovalRecord,
+  toApprovalWithRequest,
+  toCertificateRecord,
+  toPasscodeRecord,
+  toRefusalCount,
+  toRequestRecord,
+  type ApprovalColumns,
+  type ApprovalRow,
+  type CertificateRow,
+  type PasscodeRow,
+  type RefusalCountRow,
+  type RequestRow,
+} from './rows.js';
 import type {
   ApprovalDecision,
   ApprovalQuery,
-  ApprovalRecord,
   ApprovalWithRequest,
   FoundRequest,
   CertificateQuery,
@@ -16,7 +31,6 @@ import type {
   Operation,
   PasscodeEvent,
   PasscodeRecord,
-  Principal,
   RefusalCount,
   RefusalEvent,
   RefusalOptions,
@@ -37,9 +51,6 @@ export type PostgresConnection = pg.PoolConfig;
  * this one is "est-ra" in ASCII.
  */
 const MIGRATION_LOCK = 0x6573742d7261n;
-
-/** Timestamps come back as Date (timestamptz); records carry ISO strings, as the SQLite store's do. */
-const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
 /**
  * The shared store of several est-ra nodes: the same Store as SQLite, on
@@ -549,36 +560,9 @@ async function refuseUnapproved(client: pg.ClientBase, requestId: string, at: Da
   );
 }
 
-/** An approval's columns beside its request's (`r.*`), prefixed so they cannot clash. */
-const APPROVAL_COLUMNS = `a.state AS approval_state, a.requested_at AS approval_requested_at, a.expires_at AS approval_expires_at,
-  a.decided_at AS approval_decided_at, a.decided_by AS approval_decided_by, a.reason AS approval_reason`;
-const APPROVALS_WITH_REQUESTS = `SELECT r.*, ${APPROVAL_COLUMNS} FROM approvals a JOIN requests r ON r.id = a.request_id`;
 
-interface ApprovalColumns {
-  approval_state: ApprovalRecord['state'];
-  approval_requested_at: Date;
-  approval_expires_at: Date;
-  approval_decided_at: Date | null;
-  approval_decided_by: string | null;
-  approval_reason: string | null;
-}
-type ApprovalRow = RequestRow & ApprovalColumns;
 
-function toApprovalRecord(row: ApprovalRow): ApprovalRecord {
-  return {
-    requestId: row.id,
-    state: row.approval_state,
-    requestedAt: row.approval_requested_at.toISOString(),
-    expiresAt: row.approval_expires_at.toISOString(),
-    decidedAt: iso(row.approval_decided_at),
-    decidedBy: row.approval_decided_by,
-    reason: row.approval_reason,
-  };
-}
 
-function toApprovalWithRequest(row: ApprovalRow): ApprovalWithRequest {
-  return { ...toApprovalRecord(row), request: toRequestRecord(row) };
-}
 
 async function passcodeEvent(client: pg.ClientBase, id: string, event: PasscodeEvent['event'], at: Date): Promise<void> {
   await client.query(`INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT $2, id, policy, $3 FROM passcodes WHERE id = $1`, [id, at, event]);
@@ -598,128 +582,10 @@ function requestParameters(request: NewRequest): unknown[] {
   ];
 }
 
-interface RequestRow {
-  id: string;
-  received_at: Date;
-  completed_at: Date | null;
-  profile: string;
-  peer_address: string;
-  principal: Principal;
-  operation: Operation;
-  csr: Buffer | null;
-  csr_sha256: string | null;
-  client_certificate: Buffer | null;
-  state: RequestRecord['state'];
-  status: number | null;
-  reason: string | null;
-  attempts: number;
-  next_attempt_at: Date | null;
-  serial: string | null;
-  subject: string | null;
-  not_after: Date | null;
-  possibly_issued_twice_upstream: boolean;
-}
 
-function toRequestRecord(row: RequestRow): RequestRecord {
-  return {
-    id: row.id,
-    receivedAt: row.received_at.toISOString(),
-    completedAt: iso(row.completed_at),
-    profile: row.profile,
-    peerAddress: row.peer_address,
-    principal: row.principal,
-    operation: row.operation,
-    csr: row.csr,
-    csrSha256: row.csr_sha256,
-    clientCertificate: row.client_certificate,
-    state: row.state,
-    status: row.status,
-    reason: row.reason,
-    attempts: row.attempts,
-    nextAttemptAt: iso(row.next_attempt_at),
-    serial: row.serial,
-    subject: row.subject,
-    notAfter: iso(row.not_after),
-    possiblyIssuedTwiceUpstream: row.possibly_issued_twice_upstream,
-  };
-}
 
-interface CertificateRow {
-  serial: string;
-  request_id: string;
-  profile: string;
-  subject: string;
-  not_before: Date;
-  not_after: Date;
-  der: Buffer;
-}
 
-function toCertificateRecord(row: CertificateRow): CertificateRecord {
-  return {
-    serial: row.serial,
-    requestId: row.request_id,
-    profile: row.profile,
-    subject: row.subject,
-    notBefore: row.not_before.toISOString(),
-    notAfter: row.not_after.toISOString(),
-    der: row.der,
-  };
-}
 
-interface RefusalCountRow {
-  address: string;
-  profile: string;
-  operation: string;
-  code: string;
-  hour: string;
-  status: number;
-  last_reason: string;
-  count: string;
-  first_at: Date;
-  last_at: Date;
-}
 
-function toRefusalCount(row: RefusalCountRow): RefusalCount {
-  return {
-    address: row.address,
-    profile: row.profile,
-    operation: row.operation,
-    code: row.code,
-    hour: row.hour,
-    status: row.status,
-    lastReason: row.last_reason,
-    count: Number(row.count),
-    firstAt: row.first_at.toISOString(),
-    lastAt: row.last_at.toISOString(),
-  };
-}
 
-interface PasscodeRow {
-  id: string;
-  policy: string;
-  username: string | null;
-  hash: string;
-  description: string | null;
-  created_at: Date;
-  enabled: boolean;
-  max_uses: number | null;
-  uses: number;
-  expires_at: Date | null;
-  registered_values: Record<string, string[]> | null;
-}
 
-function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
-  return {
-    id: row.id,
-    policy: row.policy,
-    username: row.username,
-    hash: row.hash,
-    description: row.description,
-    createdAt: row.created_at.toISOString(),
-    enabled: row.enabled,
-    maxUses: row.max_uses,
-    uses: row.uses,
-    expiresAt: iso(row.expires_at),
-    registeredValues: row.registered_values ?? {},
-  };
-}

@@ -1,7 +1,6 @@
 import Database from 'better-sqlite3';
 import type {
   ApprovalQuery,
-  ApprovalRecord,
   ApprovalWithRequest,
   CertificateQuery,
   CertificateRecord,
@@ -11,7 +10,6 @@ import type {
   NewRequest,
   PasscodeEvent,
   PasscodeRecord,
-  Principal,
   RefusalCount,
   RefusalEvent,
   RequestQuery,
@@ -21,19 +19,23 @@ import type {
   WaitingRequest,
 } from './types.js';
 import type { MigrationStatus } from './migrations.js';
+import {
+  APPROVAL_COLUMNS,
+  APPROVALS_WITH_REQUESTS,
+  toApprovalRecord,
+  toApprovalWithRequest,
+  toCertificateRecord,
+  toPasscodeRecord,
+  toRefusalCount,
+  toRequestRecord,
+  type ApprovalColumns,
+  type ApprovalRow,
+  type CertificateRow,
+  type PasscodeRow,
+  type RefusalCountRow,
+  type RequestRow,
+} from './rows.js';
 
-interface RefusalCountRow {
-  address: string;
-  profile: string;
-  operation: string;
-  code: string;
-  hour: string;
-  status: number;
-  last_reason: string;
-  count: number;
-  first_at: string;
-  last_at: string;
-}
 
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
 export const MIGRATIONS: readonly string[] = [
@@ -167,41 +169,7 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE requests ADD COLUMN lease_expires_at TEXT;`,
 ];
 
-interface RequestRow {
-  id: string;
-  received_at: string;
-  completed_at: string | null;
-  profile: string;
-  peer_address: string;
-  principal: string;
-  operation: RequestRecord['operation'];
-  csr: Buffer | null;
-  csr_sha256: string | null;
-  client_certificate: Buffer | null;
-  state: RequestRecord['state'];
-  status: number | null;
-  reason: string | null;
-  attempts: number;
-  next_attempt_at: string | null;
-  serial: string | null;
-  subject: string | null;
-  not_after: string | null;
-  possibly_issued_twice_upstream: number;
-}
 
-interface PasscodeRow {
-  id: string;
-  policy: string;
-  username: string | null;
-  hash: string;
-  description: string | null;
-  created_at: string;
-  enabled: number;
-  max_uses: number | null;
-  uses: number;
-  expires_at: string | null;
-  registered_values: string | null;
-}
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
 export type WriteOperation =
@@ -487,7 +455,7 @@ export class SqliteDatabase {
       return 1;
     }
     const request = this.statements.getRequest.get(values.id) as RequestRow | undefined;
-    const principal = request && (JSON.parse(request.principal) as Principal);
+    const principal = request && toRequestRecord(request).principal;
     if (principal?.kind === 'passcode') this.statements.refundPasscodeUse.run({ passcodeId: principal.passcodeId, requestId: values.id });
     this.statements.refuseUnapproved.run(values);
     return 1;
@@ -645,37 +613,10 @@ export class SqliteDatabase {
   }
 }
 
-/** An approval's columns beside its request's (`r.*`), prefixed so they cannot clash. */
-const APPROVAL_COLUMNS = `a.state AS approval_state, a.requested_at AS approval_requested_at, a.expires_at AS approval_expires_at,
-  a.decided_at AS approval_decided_at, a.decided_by AS approval_decided_by, a.reason AS approval_reason`;
-const APPROVALS_WITH_REQUESTS = `SELECT r.*, ${APPROVAL_COLUMNS} FROM approvals a JOIN requests r ON r.id = a.request_id`;
 
-interface ApprovalColumns {
-  approval_state: ApprovalRecord['state'];
-  approval_requested_at: string;
-  approval_expires_at: string;
-  approval_decided_at: string | null;
-  approval_decided_by: string | null;
-  approval_reason: string | null;
-}
 
-type ApprovalRow = RequestRow & ApprovalColumns;
 
-function toApprovalRecord(row: RequestRow & ApprovalColumns): ApprovalRecord {
-  return {
-    requestId: row.id,
-    state: row.approval_state,
-    requestedAt: row.approval_requested_at,
-    expiresAt: row.approval_expires_at,
-    decidedAt: row.approval_decided_at,
-    decidedBy: row.approval_decided_by,
-    reason: row.approval_reason,
-  };
-}
 
-function toApprovalWithRequest(row: ApprovalRow): ApprovalWithRequest {
-  return { ...toApprovalRecord(row), request: toRequestRecord(row) };
-}
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -835,79 +776,7 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
-interface CertificateRow {
-  serial: string;
-  request_id: string;
-  profile: string;
-  subject: string;
-  not_before: string;
-  not_after: string;
-  der: Buffer;
-}
 
-function toCertificateRecord(row: CertificateRow): CertificateRecord {
-  return {
-    serial: row.serial,
-    requestId: row.request_id,
-    profile: row.profile,
-    subject: row.subject,
-    notBefore: row.not_before,
-    notAfter: row.not_after,
-    der: row.der,
-  };
-}
 
-function toRefusalCount(row: RefusalCountRow): RefusalCount {
-  return {
-    address: row.address,
-    profile: row.profile,
-    operation: row.operation,
-    code: row.code,
-    hour: row.hour,
-    status: row.status,
-    lastReason: row.last_reason,
-    count: row.count,
-    firstAt: row.first_at,
-    lastAt: row.last_at,
-  };
-}
 
-function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
-  return {
-    id: row.id,
-    policy: row.policy,
-    username: row.username,
-    hash: row.hash,
-    description: row.description,
-    createdAt: row.created_at,
-    enabled: row.enabled === 1,
-    maxUses: row.max_uses,
-    uses: row.uses,
-    expiresAt: row.expires_at,
-    registeredValues: row.registered_values === null ? {} : (JSON.parse(row.registered_values) as Record<string, string[]>),
-  };
-}
 
-function toRequestRecord(row: RequestRow): RequestRecord {
-  return {
-    id: row.id,
-    receivedAt: row.received_at,
-    completedAt: row.completed_at,
-    profile: row.profile,
-    peerAddress: row.peer_address,
-    principal: JSON.parse(row.principal) as Principal,
-    operation: row.operation,
-    csr: row.csr,
-    csrSha256: row.csr_sha256,
-    clientCertificate: row.client_certificate,
-    state: row.state,
-    status: row.status,
-    reason: row.reason,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    serial: row.serial,
-    subject: row.subject,
-    notAfter: row.not_after,
-    possiblyIssuedTwiceUpstream: row.possibly_issued_twice_upstream === 1,
-  };
-}
