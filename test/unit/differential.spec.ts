@@ -15,6 +15,7 @@ import { mutate, type Mutation, type Signer } from '../helpers/der-mutations.js'
 import { mustRun, run } from '../helpers/run.js';
 import { PQC_SETS, pqcCsr, pqcKeyPair } from '../helpers/pqc-csr.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
+import * as asn1js from 'asn1js';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 
 /** Bouncy Castle as Debian installs it (libbcprov-java, libbcutil-java, libbcpkix-java). */
@@ -288,10 +289,18 @@ async function opensslVerdict(dir: string, seed: Seed, der: Buffer, slot: number
  * OID names an ML-DSA / SLH-DSA set (test/helpers/pqc-csr.ts), key and
  * signature AlgorithmIdentifiers are that OID with parameters absent
  * (RFC 9881 §2, draft-ietf-lamps-x509-slhdsa §3), and noble verifies the
- * signature over the CertificationRequestInfo as encoded.
+ * signature over the CertificationRequestInfo as encoded. The signature and
+ * the key are octet strings in BIT STRINGs: one with bits left over is
+ * refused, as OpenSSL refuses it for the classic CSRs above (ASN1_item_verify:
+ * "invalid bit string bits left"); asn1-schema's reader drops that count, so
+ * asn1js reads it here.
  */
 function nobleVerifies(der: Buffer): boolean {
   try {
+    const outer = asn1js.fromBER(new Uint8Array(der)).result as asn1js.Sequence;
+    const [info, , signatureBits] = outer.valueBlock.value as [asn1js.Sequence, asn1js.Sequence, asn1js.BitString];
+    const keyBits = (info.valueBlock.value[2] as asn1js.Sequence).valueBlock.value[1] as asn1js.BitString;
+    if (signatureBits.valueBlock.unusedBits !== 0 || keyBits.valueBlock.unusedBits !== 0) return false;
     const request = AsnConvert.parse(der, CertificationRequest);
     const { algorithm, subjectPublicKey } = request.certificationRequestInfo.subjectPKInfo;
     const set = Object.values(PQC_SETS).find(({ oid }) => oid === algorithm.algorithm);
