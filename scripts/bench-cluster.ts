@@ -24,6 +24,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, cpSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -34,6 +35,7 @@ import {
   CLI,
   cpuMs,
   freePort,
+  machineCpuMs,
   medianRound,
   processTreeCpuMs,
   progress,
@@ -96,6 +98,8 @@ type ClusterRound = LevelResult & {
   readonly est_ra_rss_mb_by_node: readonly number[];
   /** Cores kept busy by the servers and the driver together: near the machine's count, the round was CPU-bound. */
   readonly cores_busy: number;
+  /** Cores kept busy by every process of the machine: above cores_busy, the neighbours' share of the shared cores. */
+  readonly machine_cores_busy: number;
 };
 
 export type ClusterSetupResult = ClusterRound & {
@@ -126,8 +130,12 @@ function cpuSnapshot(setup: Setup): CpuSnapshot {
 /** One timed round at CONCURRENCY against a setup, with the CPU every one of its processes spent. */
 async function measureRound(setup: Setup, nextCsr: () => string, seconds: number): Promise<ClusterRound> {
   const before = cpuSnapshot(setup);
+  const machineBefore = machineCpuMs();
+  const started = performance.now();
   const level = await runLevel(setup.target, setup.nodes[0]!.pid, nextCsr, CONCURRENCY, seconds);
   const after = cpuSnapshot(setup);
+  const machineMs = machineCpuMs() - machineBefore;
+  const elapsedMs = performance.now() - started;
   const ok = level.requests - level.errors;
   const per = (ms: number): number => round(ms / Math.max(ok, 1), 2);
   const byNode = after.nodes.map((ms, i) => ms - before.nodes[i]!);
@@ -154,6 +162,7 @@ async function measureRound(setup: Setup, nextCsr: () => string, seconds: number
     est_ra_rss_mb_by_node: rssByNode,
     cpu_ms_per_enrollment: cpu,
     cores_busy: round(((cpu.server_total + cpu.driver) * level.enrollments_per_s) / 1000, 2),
+    machine_cores_busy: round(machineMs / elapsedMs, 2),
   };
 }
 
@@ -226,7 +235,7 @@ async function postgresNodes(
   const nodes = [{ ...first, passcode }];
   for (let i = 1; i < count; i++) {
     progress(`${name}: starting est-ra in ${dirs[i]!}`);
-    nodes.push({ ...(await serveEstRa(dirs[i]!, ports[i]!, passcode)) });
+    nodes.push(await serveEstRa(dirs[i]!, ports[i]!, passcode));
   }
   return { postgres, stopPostgres, nodes, opsPorts };
 }

@@ -161,6 +161,17 @@ export function processTreeCpuMs(pid: number): number {
   return (ticks * 1000) / CLOCK_TICKS_PER_S;
 }
 
+/**
+ * CPU time in ms every process of the machine has used (/proc/stat's cpu
+ * line: all but idle and iowait): against the bench's own processes, what
+ * the neighbours on shared cores took.
+ */
+export function machineCpuMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+  return (busy * 1000) / CLOCK_TICKS_PER_S;
+}
+
 /** Samples the child's RSS in the background; `stop` returns the peak in MB. */
 export function sampleRss(pid: number): { stop(): number } {
   let peak = rssMb(pid);
