@@ -8,7 +8,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -38,6 +38,9 @@ export interface EstRa {
 
 /** Every est-ra serve still running, so that every way out of the bench (end, error, Ctrl-C) stops them all. */
 export const running = new Set<ChildProcess>();
+
+/** What else a section started (a PostgreSQL server): stopped on every way out of the bench too, after the children. */
+export const cleanUps = new Set<() => Promise<void>>();
 
 /** A port that was free a moment ago: `init` writes it into config.yaml. */
 export async function freePort(): Promise<number> {
@@ -125,12 +128,48 @@ export function rssMb(pid: number): number {
   return kb === undefined ? 0 : Number(kb) / 1024;
 }
 
+/** /proc/<pid>/stat from field 3 (state) on: the command name before it is in parentheses and may contain spaces. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** User + system CPU time of a process in ms (/proc/<pid>/stat fields 14 and 15). */
 export function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/**
+ * CPU time in ms of a server that forks a process per connection
+ * (PostgreSQL's postmaster): its own, that of the children it has reaped
+ * (cutime + cstime, fields 16 and 17: a backend whose connection closed) and
+ * that of its live children (every process whose parent, field 4, it is).
+ */
+export function processTreeCpuMs(pid: number): number {
+  const own = statFields(pid);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = statFields(Number(entry));
+      if (Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Gone between the listing and the read: its time is in the parent's cutime now.
+    }
+  }
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/**
+ * CPU time in ms every process of the machine has used (/proc/stat's cpu
+ * line: all but idle and iowait): against the bench's own processes, what
+ * the neighbours on shared cores took.
+ */
+export function machineCpuMs(): number {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const busy = fields.reduce((a, b) => a + b, 0) - fields[3]! - fields[4]!;
+  return (busy * 1000) / CLOCK_TICKS_PER_S;
 }
 
 /** Samples the child's RSS in the background; `stop` returns the peak in MB. */

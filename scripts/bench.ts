@@ -26,10 +26,16 @@
  * are loopback's own.
  *
  *   npm run bench
- *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, serverkeygen, pqc
+ *   BENCH_SECTIONS=mtls npm run bench      # only some of: levels, mtls, hostile, ra, serverkeygen, pqc, cluster
  *
  * The pqc section (scripts/bench-pqc.ts) runs first, in this process: the CPU
  * cost of checking one ML-DSA-65, SLH-DSA-SHA2-128s and SLH-DSA-SHAKE-256f CSR.
+ *
+ * The cluster section (scripts/bench-cluster.ts, issue #13) runs after
+ * serverkeygen: c32 on one node on SQLite, one node on PostgreSQL and two
+ * nodes on PostgreSQL behind HAProxy, with the CPU per enrollment of every
+ * process (est-ra, PostgreSQL, HAProxy, driver). Needs PostgreSQL and haproxy
+ * (scripts/install-test-tools.sh).
  */
 // @peculiar/x509's decorators need reflect-metadata loaded before the library.
 import 'reflect-metadata';
@@ -77,6 +83,7 @@ import {
   round,
   runCount,
   runLevel,
+  cleanUps,
   running,
   sampleRss,
   serveEstRa,
@@ -93,10 +100,11 @@ import {
 } from './bench-lib.js';
 import { benchHostile, HOSTILE_TARGETS, hostileTargetsMet, type HostileResults } from './bench-hostile.js';
 import { benchPqc, type PqcCost } from './bench-pqc.js';
+import { benchCluster, type ClusterResults } from './bench-cluster.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,serverkeygen,pqc').split(','));
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'levels,mtls,hostile,ra,serverkeygen,pqc,cluster').split(','));
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,8,32').split(',').map(Number);
 /** Each level runs several rounds and reports the median one: this VM's neighbours make single runs swing by ±25 %. */
 const LEVEL_ROUNDS = 3;
@@ -977,6 +985,7 @@ function report(
   ra: RaResults | undefined,
   serverKeygen: ServerKeygenResults | undefined,
   pqc?: Record<string, PqcCost>,
+  cluster?: ClusterResults,
 ): Record<string, unknown> {
   const c32 = measured?.levels['c32'];
   const met: Record<string, boolean> = {};
@@ -1007,6 +1016,7 @@ function report(
     queue_drain: ra?.drain,
     serverkeygen: serverKeygen,
     pqc_csr_verification: pqc,
+    cluster,
     targets: TARGETS,
     targets_met: met,
     node: process.version,
@@ -1034,7 +1044,8 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const mtls = SECTIONS.has('mtls') ? await benchMtls(root, nextCsr) : undefined;
   const hostile = SECTIONS.has('hostile') ? await benchHostile(root, nextCsr) : undefined;
   const serverKeygen = SECTIONS.has('serverkeygen') ? await benchServerKeygen(root, nextCsr) : undefined;
-  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, serverKeygen, pqc);
+  const cluster = SECTIONS.has('cluster') ? await benchCluster(root, nextCsr) : undefined;
+  if (!SECTIONS.has('ra')) return report(measured, mtls, hostile, undefined, serverKeygen, pqc, cluster);
 
   const raDir = join(root, 'ra');
   mkdirSync(raDir);
@@ -1043,13 +1054,14 @@ async function bench(root: string): Promise<Record<string, unknown>> {
   const { overhead, keepAlive } = await measureRaOverhead(ra, upstream, nextCsr);
   const drain = await measureQueueDrain(ra, upstream, nextCsr);
   progress(`est-ra wrote ${countLines(upstream.logFile)} log lines as the upstream, ${countLines(ra.logFile)} as the RA`);
-  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, serverKeygen, pqc);
+  return report(measured, mtls, hostile, { overhead, keepAlive, drain }, serverKeygen, pqc, cluster);
 }
 
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'est-ra-bench-'));
   const cleanUp = async (): Promise<void> => {
     await Promise.all([...running].map(stopEstRa));
+    await Promise.all([...cleanUps].map((stop) => stop()));
     rmSync(root, { recursive: true, force: true });
   };
   // Ctrl-C (or a kill) must not leave a server running or a state directory behind.

@@ -19,7 +19,10 @@ $SUDO apt-get install -y -qq g++ make python3 adduser systemd strace util-linux 
 # PostgreSQL for the store contract on PostgreSQL and the two-node specs (test/helpers/postgres.ts starts its own
 # server with initdb/pg_ctl on a temporary directory and a free port; a service the package may start is not used).
 $SUDO apt-get install -y -qq postgresql >/dev/null
+# HAProxy (mode tcp) in front of two est-ra nodes: the bench's cluster section (scripts/bench-cluster.ts).
+$SUDO apt-get install -y -qq haproxy >/dev/null
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL's initdb did not install" >&2; exit 1; }
+command -v haproxy >/dev/null || { echo "haproxy did not install" >&2; exit 1; }
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
 for jar in bcprov bcpkix bcutil; do
   [ -f "/usr/share/java/$jar.jar" ] || { echo "/usr/share/java/$jar.jar is missing" >&2; exit 1; }
@@ -28,4 +31,4 @@ javac -version >/dev/null 2>&1 || { echo "javac did not install" >&2; exit 1; }
 for tool in strace systemd-analyze unshare runuser; do
   command -v "$tool" >/dev/null || { echo "$tool did not install" >&2; exit 1; }
 done
-echo "curl, openssl, strongSwan pki, Bouncy Castle, javac, strace, systemd-analyze and PostgreSQL are installed"
+echo "curl, openssl, strongSwan pki, Bouncy Castle, javac, strace, systemd-analyze, PostgreSQL and HAProxy are installed"

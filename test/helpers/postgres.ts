@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,8 @@ export interface TestPostgres {
   readonly password: string;
   /** A new, empty database on this server; each test gets its own. */
   createDatabase(name: string): Promise<string>;
+  /** The postmaster's process id (first line of postmaster.pid): the bench sums the CPU of it and its children. */
+  postmasterPid(): number;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       await psql(`CREATE DATABASE "${name}"`);
       return name;
     },
+    postmasterPid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async stop() {
       await as('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
