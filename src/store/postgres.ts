@@ -113,6 +113,22 @@ export class PostgresStore implements Store {
     approval?: { readonly expiresAt: Date },
   ): Promise<boolean> {
     const values = [...requestParameters(request), approval ? 'awaiting_approval' : 'received', request.lease?.owner ?? null, request.lease?.expiresAt ?? null];
+    if (!approval) {
+      // The common case in one statement, one round trip: the use is taken and the request inserted together, or neither.
+      const result = await this.pool.query(
+        passcodeUse
+          ? `WITH used AS (
+               UPDATE passcodes SET uses = uses + 1
+               WHERE id = $13 AND enabled AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > $14)
+               RETURNING id)
+             INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, lease_owner, lease_expires_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM used`
+          : `INSERT INTO requests (id, received_at, profile, peer_address, principal, operation, csr, csr_sha256, client_certificate, state, lease_owner, lease_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        passcodeUse ? [...values, passcodeUse.passcodeId, passcodeUse.now] : values,
+      );
+      return result.rowCount === 1;
+    }
     // The passcode use, the request and its approval in one transaction: all or none, so a request that needs
     // approval is never left `received`, which a restart would forward.
     return this.transaction(async (client) => {
