@@ -146,12 +146,11 @@ export class PostgresStore implements Store {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
         values,
       );
-      if (approval)
-        await client.query(`INSERT INTO approvals (request_id, state, requested_at, expires_at) VALUES ($1, 'pending', $2, $3)`, [
-          request.id,
-          request.receivedAt,
-          approval.expiresAt,
-        ]);
+      await client.query(`INSERT INTO approvals (request_id, state, requested_at, expires_at) VALUES ($1, 'pending', $2, $3)`, [
+        request.id,
+        request.receivedAt,
+        approval.expiresAt,
+      ]);
       return true;
     });
   }
@@ -576,10 +575,6 @@ async function refuseUnapproved(client: pg.ClientBase, requestId: string, at: Da
   );
 }
 
-
-
-
-
 async function passcodeEvent(client: pg.ClientBase, id: string, event: PasscodeEvent['event'], at: Date): Promise<void> {
   await client.query(`INSERT INTO passcode_events (at, passcode_id, policy, event) SELECT $2, id, policy, $3 FROM passcodes WHERE id = $1`, [id, at, event]);
 }
@@ -597,11 +592,3 @@ function requestParameters(request: NewRequest): unknown[] {
     request.clientCertificate ?? null,
   ];
 }
-
-
-
-
-
-
-
-
