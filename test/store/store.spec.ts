@@ -268,7 +268,10 @@ for (const backend of BACKENDS) {
       expect(await other.recordUpstreamFailure('via-dtm', new Date(NOW.getTime() + 1000), delay)).to.deep.equal(first);
       expect(await other.listUpstreamHealth()).to.deep.equal([first]);
       expect(await store.claimUpstreamProbe('via-dtm', lease('a', 2), NOW), 'not due yet').to.equal(false);
-      const claims = await Promise.all([store.claimUpstreamProbe('via-dtm', lease('a', 3), minutes(1)), other.claimUpstreamProbe('via-dtm', lease('b', 3), minutes(1))]);
+      const claims = await Promise.all([
+        store.claimUpstreamProbe('via-dtm', lease('a', 3), minutes(1)),
+        other.claimUpstreamProbe('via-dtm', lease('b', 3), minutes(1)),
+      ]);
       expect(claims.filter(Boolean), 'one node probes').to.have.length(1);
       const [prober, waiter] = claims[0] ? ['a', 'b'] : ['b', 'a'];
       // The prober died: the other takes the probe only once its claim has expired; a release by a non-holder does nothing.
