@@ -3,17 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { UpstreamHealth } from '../../src/enrollment/upstream-health.js';
-import { SqliteStore } from '../../src/store/sqlite.js';
+import { openStore } from '../../src/store/open.js';
+import type { Store } from '../../src/store/types.js';
 
 describe('upstream health: one probe, exponential backoff with jitter', () => {
   const at = (ms: number): Date => new Date(Date.UTC(2026, 10, 25) + ms);
   let dir: string;
-  let store: SqliteStore;
+  let store: Store;
   const node = (name: string): UpstreamHealth => new UpstreamHealth(store, { name, leaseMs: 30_000 });
 
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-health-'));
-    store = new SqliteStore(join(dir, 'est-ra.db'));
+    store = await openStore({ sqlite: { path: join(dir, 'est-ra.db') } });
   });
   afterEach(async () => {
     await store.close();
