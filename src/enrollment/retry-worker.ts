@@ -49,6 +49,7 @@ export class RetryWorker {
 
   async start(): Promise<void> {
     await this.requeue({ now: this.now(), restartedOwner: this.service.node.name }, 'est-ra stopped while forwarding it');
+    await this.service.health.restarted(this.now());
     this.timer = setInterval(() => this.wake(), this.options.intervalMs);
     this.timer.unref();
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepMs);
@@ -105,6 +106,8 @@ export class RetryWorker {
   }
 
   private async scan(): Promise<void> {
+    // Here, not per enrollment: the worker scans every intervalMs, and refresh() reads the store at most once a second.
+    await this.service.health.refresh();
     const free = this.options.concurrency - this.inFlight.size;
     if (free <= 0) return;
     const now = this.now();
@@ -112,27 +115,34 @@ export class RetryWorker {
     let started = 0;
     for (const request of waiting) {
       if (started >= free) break;
-      if (this.inFlight.has(request.id) || !this.mayForward(request, now.getTime())) continue;
+      if (this.inFlight.has(request.id)) continue;
+      const may = await this.mayForward(request, now);
+      if (may === 'no') continue;
       started++;
       this.inFlight.add(request.id);
-      void this.forward(request).finally(() => {
+      void this.forward(request, may === 'probe').finally(() => {
         this.inFlight.delete(request.id);
         this.wake();
       });
     }
   }
 
-  /** Queued requests of a failing upstream wait for one probe to succeed. */
-  private mayForward(request: WaitingRequest, now: number): boolean {
-    if (request.state !== 'queued') return true;
+  /**
+   * Queued requests of a failing upstream wait for one probe to succeed: one
+   * at a time on this node, and one in the cluster (the store's claim).
+   */
+  private async mayForward(request: WaitingRequest, now: Date): Promise<'yes' | 'probe' | 'no'> {
+    if (request.state !== 'queued') return 'yes';
     const probeDueAt = this.service.health.probeDueAt(request.profile);
-    if (probeDueAt === undefined) return true;
-    if (probeDueAt > now || this.probing.has(request.profile)) return false;
+    if (probeDueAt === undefined) return 'yes';
+    if (probeDueAt > now.getTime() || this.probing.has(request.profile)) return 'no';
     this.probing.add(request.profile);
-    return true;
+    if (await this.service.health.claimProbe(request.profile, now)) return 'probe';
+    this.probing.delete(request.profile);
+    return 'no';
   }
 
-  private async forward(request: WaitingRequest): Promise<void> {
+  private async forward(request: WaitingRequest, probe: boolean): Promise<void> {
     const record: NewRequest = {
       id: request.id,
       receivedAt: this.now(),
@@ -177,7 +187,19 @@ export class RetryWorker {
       if (err instanceof EstError && err.code !== 'EST_PENDING')
         this.logger.warn(LOG_EVENT.backgroundRefused, { id: request.id, profile: request.profile, status: err.status, reason: err.reason });
     } finally {
-      this.probing.delete(request.profile);
+      if (probe) await this.endProbe(request.profile);
+    }
+  }
+
+  /** A probe's outcome (success, failure) already ended its claim; anything else (202, a refusal, not sent) ends it here. */
+  private async endProbe(profile: string): Promise<void> {
+    try {
+      await this.service.health.releaseProbe(profile);
+    } catch (err) {
+      // Then it ends when its lease does.
+      this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      this.probing.delete(profile);
     }
   }
 }

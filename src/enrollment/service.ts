@@ -58,7 +58,8 @@ export interface Enrollment {
  * retry worker alike.
  */
 export class EnrollmentService {
-  readonly health = new UpstreamHealth();
+  /** The upstreams' health, shared with every node on the store (upstream-health.ts). */
+  readonly health: UpstreamHealth;
 
   constructor(
     private readonly store: Store,
@@ -66,7 +67,9 @@ export class EnrollmentService {
     private readonly metrics: Metrics,
     private readonly now: () => Date,
     readonly node: ClusterNode,
-  ) {}
+  ) {
+    this.health = new UpstreamHealth(store, node);
+  }
 
   /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
   async enroll(profile: Profile, request: AcceptedRequest, onRequest: (requestId: string) => void = () => {}): Promise<Enrollment> {
@@ -212,7 +215,6 @@ export class EnrollmentService {
         record.operation === 'simplereenroll'
           ? await profile.upstream.simpleReenroll(current, csr, context)
           : await profile.upstream.simpleEnroll(csr, context, names);
-      if (this.health.succeeded(profile.name)) this.logger.info(LOG_EVENT.upstreamRecovered, { profile: profile.name });
       await this.store.recordIssued(record.id, this.now(), {
         serial: issued.serialNumber,
         subject: issued.subject,
@@ -220,12 +222,13 @@ export class EnrollmentService {
         notAfter: issued.notAfter,
         certificate: issued.der,
       });
+      await this.upstreamAnswered(profile);
       return issued;
     } catch (err) {
       this.metrics.upstreamFailures.inc({ profile: profile.name, kind: failureKind(err) });
       if (record.operation === 'serverkeygen') {
         // Nothing waits: the generated key is not kept (generateAndIssue).
-        const error = this.serverKeygenFailure(profile, err);
+        const error = await this.serverKeygenFailure(profile, err);
         await this.refuseAccepted(record, error);
         throw error;
       }
@@ -236,7 +239,7 @@ export class EnrollmentService {
         throw err;
       }
       if (err instanceof UpstreamUnavailableError) {
-        const retryAt = this.health.failed(profile.name, this.now());
+        const retryAt = await this.health.failed(profile.name, this.now());
         const outcomeUnknown = err.mayHaveReachedUpstream;
         await this.store.recordWaiting(record.id, 'queued', retryAt, attempts + 1, err.reason, outcomeUnknown);
         this.logger.warn(LOG_EVENT.requestQueued, {
@@ -251,6 +254,19 @@ export class EnrollmentService {
       const error = err instanceof EstError ? err : new EstError('EST_INTERNAL', { cause: err });
       await this.refuseAccepted(record, error);
       throw error;
+    }
+  }
+
+  /**
+   * The upstream issued: it is answering again if it had been failing. After
+   * the certificate is recorded, and never failing the request: a store error
+   * here leaves the shared state failing until the next probe clears it.
+   */
+  private async upstreamAnswered(profile: Profile): Promise<void> {
+    try {
+      if (await this.health.succeeded(profile.name)) this.logger.info(LOG_EVENT.upstreamRecovered, { profile: profile.name });
+    } catch (err) {
+      this.logger.error(LOG_EVENT.internalError, { error: err instanceof Error ? err.message : String(err) });
     }
   }
 
@@ -292,9 +308,9 @@ export class EnrollmentService {
   }
 
   /** What a device is told when the upstream could not issue a server-generated key's certificate at once. */
-  private serverKeygenFailure(profile: Profile, err: unknown): EstError {
+  private async serverKeygenFailure(profile: Profile, err: unknown): Promise<EstError> {
     if (err instanceof UpstreamUnavailableError) {
-      const retryAt = this.health.failed(profile.name, this.now());
+      const retryAt = await this.health.failed(profile.name, this.now());
       return serverKeygenUnavailable(this.retryAfterFor(retryAt.toISOString()), err);
     }
     if (err instanceof EstError && err.code === 'EST_PENDING') {

@@ -97,4 +97,13 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX approvals_pending ON approvals (expires_at) WHERE state = 'pending';
    CREATE INDEX approvals_decided_at ON approvals (decided_at);`,
+  // The upstream's health, one row per failing profile, shared by every node (issue #13): one probe serves the cluster.
+  `CREATE TABLE upstream_health (
+     profile          text PRIMARY KEY,
+     failures         integer NOT NULL,
+     next_probe_at    timestamptz NOT NULL,
+     probing_node     text,
+     probe_started_at timestamptz,
+     probe_expires_at timestamptz
+   );`,
 ];

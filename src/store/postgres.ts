@@ -16,6 +16,8 @@ import {
   type PasscodeRow,
   type RefusalCountRow,
   type RequestRow,
+  toUpstreamHealthRecord,
+  type UpstreamHealthRow,
 } from './rows.js';
 import type {
   ApprovalDecision,
@@ -39,6 +41,7 @@ import type {
   RequeueScope,
   Store,
   StoreStats,
+  UpstreamHealthRecord,
   WaitingRequest,
 } from './types.js';
 
@@ -284,6 +287,61 @@ export class PostgresStore implements Store {
       [forwardingProfiles, scope.now, scope.restartedOwner ?? null],
     );
     return result.rows.map((row) => ({ id: row.id, profile: row.profile, possiblyIssuedTwiceUpstream: row.marked }));
+  }
+
+  async recordUpstreamFailure(profile: string, now: Date, delayMs: (failures: number) => number): Promise<UpstreamHealthRecord> {
+    return this.transaction(async (client) => {
+      // The row exists before it is locked, so two nodes failing at once take turns on it rather than both inserting.
+      await client.query(`INSERT INTO upstream_health (profile, failures, next_probe_at) VALUES ($1, 0, '-infinity') ON CONFLICT DO NOTHING`, [profile]);
+      const current = await client.query<UpstreamHealthRow>(`SELECT * FROM upstream_health WHERE profile = $1 FOR UPDATE`, [profile]);
+      const row = current.rows[0]!;
+      if (row.failures > 0 && now < row.next_probe_at) return toUpstreamHealthRecord(row);
+      const failures = row.failures + 1;
+      const nextProbeAt = new Date(Math.ceil(now.getTime() + delayMs(failures)));
+      const updated = await client.query<UpstreamHealthRow>(
+        `UPDATE upstream_health SET failures = $2, next_probe_at = $3, probing_node = NULL, probe_started_at = NULL, probe_expires_at = NULL
+         WHERE profile = $1 RETURNING *`,
+        [profile, failures, nextProbeAt],
+      );
+      return toUpstreamHealthRecord(updated.rows[0]!);
+    });
+  }
+
+  async recordUpstreamSuccess(profile: string): Promise<boolean> {
+    return (await this.pool.query(`DELETE FROM upstream_health WHERE profile = $1`, [profile])).rowCount === 1;
+  }
+
+  async claimUpstreamProbe(profile: string, lease: Lease, now: Date): Promise<boolean> {
+    // The row lock makes one node the prober; the second UPDATE re-checks the WHERE after the first commits and finds it held.
+    const result = await this.pool.query(
+      `UPDATE upstream_health SET probing_node = $2, probe_started_at = $3, probe_expires_at = $4
+       WHERE profile = $1 AND failures > 0 AND next_probe_at <= $3 AND (probing_node IS NULL OR probe_expires_at <= $3)`,
+      [profile, lease.owner, now, lease.expiresAt],
+    );
+    return result.rowCount === 1;
+  }
+
+  async releaseUpstreamProbe(profile: string, owner: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE upstream_health SET probing_node = NULL, probe_started_at = NULL, probe_expires_at = NULL WHERE profile = $1 AND probing_node = $2`,
+      [profile, owner],
+    );
+  }
+
+  async restartUpstreamProbes(owner: string, now: Date): Promise<void> {
+    await this.pool.query(
+      `UPDATE upstream_health SET next_probe_at = LEAST(next_probe_at, $2),
+         probing_node = CASE WHEN probing_node = $1 THEN NULL ELSE probing_node END,
+         probe_started_at = CASE WHEN probing_node = $1 THEN NULL ELSE probe_started_at END,
+         probe_expires_at = CASE WHEN probing_node = $1 THEN NULL ELSE probe_expires_at END
+       WHERE failures > 0`,
+      [owner, now],
+    );
+  }
+
+  async listUpstreamHealth(): Promise<UpstreamHealthRecord[]> {
+    const result = await this.pool.query<UpstreamHealthRow>(`SELECT * FROM upstream_health WHERE failures > 0 ORDER BY profile`);
+    return result.rows.map(toUpstreamHealthRecord);
   }
 
   async countWaiting(): Promise<Record<string, number>> {

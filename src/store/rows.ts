@@ -1,4 +1,5 @@
 import type {
+  UpstreamHealthRecord,
   ApprovalRecord,
   ApprovalWithRequest,
   CertificateRecord,
@@ -181,5 +182,23 @@ export function toPasscodeRecord(row: PasscodeRow): PasscodeRecord {
     uses: row.uses,
     expiresAt: isoOrNull(row.expires_at),
     registeredValues: row.registered_values === null ? {} : json(row.registered_values),
+  };
+}
+
+export interface UpstreamHealthRow {
+  profile: string;
+  failures: number;
+  next_probe_at: Time;
+  probing_node: string | null;
+  probe_expires_at: Time | null;
+}
+
+export function toUpstreamHealthRecord(row: UpstreamHealthRow): UpstreamHealthRecord {
+  return {
+    profile: row.profile,
+    failures: row.failures,
+    nextProbeAt: new Date(row.next_probe_at),
+    probingNode: row.probing_node,
+    probeExpiresAt: row.probe_expires_at === null ? null : new Date(row.probe_expires_at),
   };
 }

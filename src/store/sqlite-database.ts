@@ -7,6 +7,7 @@ import type {
   FoundRequest,
   InterruptedRequest,
   IssuedOutcome,
+  Lease,
   NewRequest,
   PasscodeEvent,
   PasscodeRecord,
@@ -16,6 +17,7 @@ import type {
   RequestRecord,
   RequeueScope,
   StoreStats,
+  UpstreamHealthRecord,
   WaitingRequest,
 } from './types.js';
 import type { MigrationStatus } from './migrations.js';
@@ -34,6 +36,8 @@ import {
   type PasscodeRow,
   type RefusalCountRow,
   type RequestRow,
+  toUpstreamHealthRecord,
+  type UpstreamHealthRow,
 } from './rows.js';
 
 
@@ -167,6 +171,15 @@ export const MIGRATIONS: readonly string[] = [
   // The node working on a request and until when (types.ts Lease): what a stopped node held goes back to the queue.
   `ALTER TABLE requests ADD COLUMN lease_owner TEXT;
    ALTER TABLE requests ADD COLUMN lease_expires_at TEXT;`,
+  // The upstream's health, one row per failing profile, the same table as PostgreSQL's (one node here, kept for parity).
+  `CREATE TABLE upstream_health (
+     profile          TEXT PRIMARY KEY,
+     failures         INTEGER NOT NULL,
+     next_probe_at    TEXT NOT NULL,
+     probing_node     TEXT,
+     probe_started_at TEXT,
+     probe_expires_at TEXT
+   );`,
 ];
 
 
@@ -509,6 +522,39 @@ export class SqliteDatabase {
     )();
   }
 
+  /** Store.recordUpstreamFailure: read and step in one transaction (one connection here, so nothing interleaves). */
+  recordUpstreamFailure(profile: string, now: Date, delayMs: (failures: number) => number): UpstreamHealthRecord {
+    return this.db.transaction(() => {
+      const row = this.statements.getUpstreamHealth.get(profile) as UpstreamHealthRow | undefined;
+      if (row && now.getTime() < toUpstreamHealthRecord(row).nextProbeAt.getTime()) return toUpstreamHealthRecord(row);
+      const failures = (row?.failures ?? 0) + 1;
+      const nextProbeAt = new Date(Math.ceil(now.getTime() + delayMs(failures))).toISOString();
+      this.statements.putUpstreamFailure.run({ profile, failures, nextProbeAt });
+      return toUpstreamHealthRecord({ profile, failures, next_probe_at: nextProbeAt, probing_node: null, probe_expires_at: null });
+    })();
+  }
+
+  recordUpstreamSuccess(profile: string): boolean {
+    return this.statements.deleteUpstreamHealth.run(profile).changes === 1;
+  }
+
+  claimUpstreamProbe(profile: string, lease: Lease, now: Date): boolean {
+    const values = { profile, owner: lease.owner, now: now.toISOString(), expiresAt: lease.expiresAt.toISOString() };
+    return this.statements.claimUpstreamProbe.run(values).changes === 1;
+  }
+
+  releaseUpstreamProbe(profile: string, owner: string): void {
+    this.statements.releaseUpstreamProbe.run({ profile, owner });
+  }
+
+  restartUpstreamProbes(owner: string, now: Date): void {
+    this.statements.restartUpstreamProbes.run({ owner, now: now.toISOString() });
+  }
+
+  listUpstreamHealth(): UpstreamHealthRecord[] {
+    return (this.statements.listUpstreamHealth.all() as UpstreamHealthRow[]).map(toUpstreamHealthRecord);
+  }
+
   countWaiting(): Record<string, number> {
     const rows = this.statements.countWaiting.all() as { state: string; n: number }[];
     return Object.fromEntries(rows.map((row) => [row.state, row.n]));
@@ -677,6 +723,28 @@ function prepareStatements(db: Database.Database) {
       `UPDATE requests SET state = @state, status = 202, reason = @reason, attempts = @attempts, next_attempt_at = @nextAttemptAt,
          possibly_issued_twice_upstream = max(possibly_issued_twice_upstream, @outcomeUnknown), lease_owner = NULL, lease_expires_at = NULL
        WHERE id = @id AND state IN ('received', 'queued', 'pending')`,
+    ),
+    getUpstreamHealth: db.prepare(`SELECT * FROM upstream_health WHERE profile = ?`),
+    listUpstreamHealth: db.prepare(`SELECT * FROM upstream_health ORDER BY profile`),
+    putUpstreamFailure: db.prepare(
+      `INSERT INTO upstream_health (profile, failures, next_probe_at) VALUES (@profile, @failures, @nextProbeAt)
+       ON CONFLICT (profile) DO UPDATE SET failures = excluded.failures, next_probe_at = excluded.next_probe_at,
+         probing_node = NULL, probe_started_at = NULL, probe_expires_at = NULL`,
+    ),
+    restartUpstreamProbes: db.prepare(
+      `UPDATE upstream_health SET next_probe_at = min(next_probe_at, @now),
+         probing_node = CASE probing_node WHEN @owner THEN NULL ELSE probing_node END,
+         probe_started_at = CASE probing_node WHEN @owner THEN NULL ELSE probe_started_at END,
+         probe_expires_at = CASE probing_node WHEN @owner THEN NULL ELSE probe_expires_at END`,
+    ),
+    deleteUpstreamHealth: db.prepare(`DELETE FROM upstream_health WHERE profile = ?`),
+    // The probe is due and nobody holds it (or the holder's claim ran out): the one UPDATE that changes the row wins.
+    claimUpstreamProbe: db.prepare(
+      `UPDATE upstream_health SET probing_node = @owner, probe_started_at = @now, probe_expires_at = @expiresAt
+       WHERE profile = @profile AND next_probe_at <= @now AND (probing_node IS NULL OR probe_expires_at <= @now)`,
+    ),
+    releaseUpstreamProbe: db.prepare(
+      `UPDATE upstream_health SET probing_node = NULL, probe_started_at = NULL, probe_expires_at = NULL WHERE profile = @profile AND probing_node = @owner`,
     ),
     // A queued request goes in flight; a due pending one stays pending, held: either way one node has it.
     markForwarding: db.prepare(

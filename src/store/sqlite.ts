@@ -23,6 +23,7 @@ import type {
   RequeueScope,
   Store,
   StoreStats,
+  UpstreamHealthRecord,
   WaitingRequest,
 } from './types.js';
 
@@ -185,6 +186,31 @@ export class SqliteStore implements Store {
 
   async requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]> {
     return this.database.requeueInterrupted(forwardingProfiles, scope);
+  }
+
+  // The upstream's health: direct, not group-committed; it is a hint for scheduling probes, not a record a device relies on.
+  async recordUpstreamFailure(profile: string, now: Date, delayMs: (failures: number) => number): Promise<UpstreamHealthRecord> {
+    return this.database.recordUpstreamFailure(profile, now, delayMs);
+  }
+
+  async recordUpstreamSuccess(profile: string): Promise<boolean> {
+    return this.database.recordUpstreamSuccess(profile);
+  }
+
+  async claimUpstreamProbe(profile: string, lease: Lease, now: Date): Promise<boolean> {
+    return this.database.claimUpstreamProbe(profile, lease, now);
+  }
+
+  async releaseUpstreamProbe(profile: string, owner: string): Promise<void> {
+    this.database.releaseUpstreamProbe(profile, owner);
+  }
+
+  async restartUpstreamProbes(owner: string, now: Date): Promise<void> {
+    this.database.restartUpstreamProbes(owner, now);
+  }
+
+  async listUpstreamHealth(): Promise<UpstreamHealthRecord[]> {
+    return this.database.listUpstreamHealth();
   }
 
   async countWaiting(): Promise<Record<string, number>> {

@@ -51,6 +51,18 @@ export interface Lease {
   readonly expiresAt: Date;
 }
 
+/** A failing upstream as the store shares it between nodes (Store.recordUpstreamFailure). */
+export interface UpstreamHealthRecord {
+  readonly profile: string;
+  /** Failed probes in a row (requests failing together count once). */
+  readonly failures: number;
+  /** Not before this is the next probe sent. */
+  readonly nextProbeAt: Date;
+  /** The node probing now, and until when its claim holds. */
+  readonly probingNode: string | null;
+  readonly probeExpiresAt: Date | null;
+}
+
 /** Which in-flight requests requeueInterrupted takes back. */
 export interface RequeueScope {
   /** Requests whose lease expired by then (their node stopped or died). */
@@ -368,6 +380,28 @@ export interface Store {
   requeueInterrupted(forwardingProfiles: readonly string[], scope: RequeueScope): Promise<InterruptedRequest[]>;
   /** How many requests wait in each state (queued, pending, received). */
   countWaiting(): Promise<Record<string, number>>;
+  /**
+   * The upstream of `profile` failed at `now` (issue #13: one health state
+   * for every node). Requests failing together are one step: while the
+   * recorded next probe is still ahead, it is returned unchanged; otherwise
+   * failures goes up by one, the next probe is `now + delayMs(failures)`,
+   * and any probe claim ends.
+   */
+  recordUpstreamFailure(profile: string, now: Date, delayMs: (failures: number) => number): Promise<UpstreamHealthRecord>;
+  /** The upstream of `profile` answered: its row goes; true when there was one (it had been failing). */
+  recordUpstreamSuccess(profile: string): Promise<boolean>;
+  /**
+   * Takes the probe of a failing upstream for `lease.owner`: true for one
+   * node only, when the probe is due and no node holds an unexpired claim.
+   * A node that dies mid-probe loses the claim when `lease.expiresAt` passes.
+   */
+  claimUpstreamProbe(profile: string, lease: Lease, now: Date): Promise<boolean>;
+  /** Ends `owner`'s probe claim without an outcome (the probe request was not sent), so another may probe. */
+  releaseUpstreamProbe(profile: string, owner: string): Promise<void>;
+  /** At `owner`'s start: every failing upstream's probe is due by `now`, and the claims `owner` held end. */
+  restartUpstreamProbes(owner: string, now: Date): Promise<void>;
+  /** Every failing upstream, for each node's cache of them. */
+  listUpstreamHealth(): Promise<UpstreamHealthRecord[]>;
   /** Queued requests, and pending ones whose next attempt is due and that no node holds, oldest first. */
   listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
   /**

@@ -259,6 +259,47 @@ for (const backend of BACKENDS) {
       expect(await store.countWaiting()).to.deep.equal({ queued: 2 });
     });
 
+    it("upstream health: any node's failure sets the next probe, one node claims it, any node's success clears it", async () => {
+      const other = await secondNode();
+      const delay = (failures: number): number => failures * 60_000;
+      const first = await store.recordUpstreamFailure('via-dtm', NOW, delay);
+      expect(first).to.deep.equal({ profile: 'via-dtm', failures: 1, nextProbeAt: minutes(1), probingNode: null, probeExpiresAt: null });
+      // Requests failing together on either node are one step: the next probe stays where it is.
+      expect(await other.recordUpstreamFailure('via-dtm', new Date(NOW.getTime() + 1000), delay)).to.deep.equal(first);
+      expect(await other.listUpstreamHealth()).to.deep.equal([first]);
+      expect(await store.claimUpstreamProbe('via-dtm', lease('a', 2), NOW), 'not due yet').to.equal(false);
+      const claims = await Promise.all([
+        store.claimUpstreamProbe('via-dtm', lease('a', 3), minutes(1)),
+        other.claimUpstreamProbe('via-dtm', lease('b', 3), minutes(1)),
+      ]);
+      expect(claims.filter(Boolean), 'one node probes').to.have.length(1);
+      const [prober, waiter] = claims[0] ? ['a', 'b'] : ['b', 'a'];
+      // The prober died: the other takes the probe only once its claim has expired; a release by a non-holder does nothing.
+      expect(await other.claimUpstreamProbe('via-dtm', lease(waiter, 4), minutes(2))).to.equal(false);
+      await store.releaseUpstreamProbe('via-dtm', waiter);
+      expect((await store.listUpstreamHealth())[0]?.probingNode).to.equal(prober);
+      expect(await other.claimUpstreamProbe('via-dtm', lease(waiter, 5), minutes(3))).to.equal(true);
+      // Its probe fails: the second step, counted from the failure, and the claim ends.
+      expect(await other.recordUpstreamFailure('via-dtm', minutes(3), delay)).to.deep.equal({
+        profile: 'via-dtm',
+        failures: 2,
+        nextProbeAt: minutes(5),
+        probingNode: null,
+        probeExpiresAt: null,
+      });
+      // A node that restarts probes at once, and a release ends its claim.
+      await store.restartUpstreamProbes('a', minutes(4));
+      expect((await other.listUpstreamHealth())[0]?.nextProbeAt).to.deep.equal(minutes(4));
+      expect(await store.claimUpstreamProbe('via-dtm', lease('a', 9), minutes(4))).to.equal(true);
+      await store.releaseUpstreamProbe('via-dtm', 'a');
+      expect((await other.listUpstreamHealth())[0]?.probingNode).to.equal(null);
+      // A success on any node clears it for all; there is nothing left to claim.
+      expect(await other.recordUpstreamSuccess('via-dtm')).to.equal(true);
+      expect(await store.recordUpstreamSuccess('via-dtm')).to.equal(false);
+      expect(await store.listUpstreamHealth()).to.deep.equal([]);
+      expect(await store.claimUpstreamProbe('via-dtm', lease('a', 10), minutes(10))).to.equal(false);
+    });
+
     it('queries: requests by time, profile and state, both orders; certificates by expiry and profile', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 4; i++) {
