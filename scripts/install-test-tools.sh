@@ -19,6 +19,9 @@ $SUDO apt-get install -y -qq g++ make python3 adduser systemd strace util-linux 
 # PostgreSQL for the store contract on PostgreSQL and the two-node specs (test/helpers/postgres.ts starts its own
 # server with initdb/pg_ctl on a temporary directory and a free port; a service the package may start is not used).
 $SUDO apt-get install -y -qq postgresql >/dev/null
+# HAProxy in front of two nodes (test/helpers/haproxy.ts runs its own `haproxy -f cfg -db`; the service is not used).
+$SUDO apt-get install -y -qq haproxy >/dev/null
+command -v haproxy >/dev/null || { echo "haproxy did not install" >&2; exit 1; }
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL's initdb did not install" >&2; exit 1; }
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }
 for jar in bcprov bcpkix bcutil; do
