@@ -28,7 +28,11 @@ export interface TestHaproxy {
  * no service): TCP mode, round robin, PROXY protocol v2 to each server, the
  * configuration docs/cluster.md shows. Resolves once every server is UP.
  */
-export async function startHaproxy(backends: readonly HaproxyBackend[], options: { readonly checkSendProxy?: boolean } = {}): Promise<TestHaproxy> {
+export async function startHaproxy(
+  backends: readonly HaproxyBackend[],
+  /** `source`: the address HAProxy connects to the servers from (est-ra's listen.proxy_protocol.from). */
+  options: { readonly checkSendProxy?: boolean; readonly source?: string } = {},
+): Promise<TestHaproxy> {
   const dir = mkdtempSync(join(tmpdir(), 'est-ra-haproxy-'));
   const port = await freePort();
   const stats = join(dir, 'stats.sock');
@@ -53,7 +57,7 @@ export async function startHaproxy(backends: readonly HaproxyBackend[], options:
     '  default-server inter 300ms fall 2 rise 1',
     ...backends.map(
       (b) =>
-        `  server ${b.name} 127.0.0.1:${b.port} send-proxy-v2 check${b.checkPort !== undefined ? ` port ${b.checkPort}` : ''}${options.checkSendProxy ? ' check-send-proxy' : ''}`,
+        `  server ${b.name} 127.0.0.1:${b.port} send-proxy-v2 check${b.checkPort !== undefined ? ` port ${b.checkPort}` : ''}${options.checkSendProxy ? ' check-send-proxy' : ''}${options.source ? ` source ${options.source}` : ''}`,
     ),
     '',
   ].join('\n');
@@ -88,7 +92,7 @@ export async function startHaproxy(backends: readonly HaproxyBackend[], options:
   try {
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode}: ${output}`);
-      const states = await serverStates().catch(() => ({}));
+      const states = await serverStates().catch((): Record<string, string> => ({}));
       return backends.every((b) => states[b.name] === 'UP') ? true : undefined;
     });
   } catch (err) {
