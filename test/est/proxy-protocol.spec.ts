@@ -41,7 +41,7 @@ async function headerReader(timeoutMs = 2_000): Promise<{ server: Server; port: 
 }
 
 /** Connects from `localAddress`, sends `bytes` in the pieces given, resolves with what came back (or '' when cut). */
-function exchange(port: number, pieces: readonly Buffer[], localAddress = '127.0.0.1'): Promise<string> {
+function exchange(port: number, pieces: readonly Buffer[], localAddress = '127.0.0.1', onConnected?: (localPort: number) => void): Promise<string> {
   return new Promise((resolve) => {
     let answer = '';
     const send = async (): Promise<void> => {
@@ -51,7 +51,11 @@ function exchange(port: number, pieces: readonly Buffer[], localAddress = '127.0
         await new Promise((r) => setImmediate(r));
       }
     };
-    const socket = connect({ port, host: '127.0.0.1', localAddress }, () => void send());
+    const host = localAddress.includes(':') ? '::1' : '127.0.0.1';
+    const socket = connect({ port, host, localAddress }, () => {
+      onConnected?.(socket.localPort!);
+      void send();
+    });
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
     socket.on('close', () => resolve(answer));
     socket.on('error', () => resolve(answer));
@@ -77,19 +81,20 @@ describe('PROXY protocol v2 header (src/est/proxy-protocol.ts)', function () {
     before(async () => {
       reader = await headerReader();
       // A TCP connect check with check-send-proxy: HAProxy's health checks open with a LOCAL header.
-      haproxy = await startHaproxy([{ name: 'reader', port: reader.port }], { checkSendProxy: true });
+      haproxy = await startHaproxy([{ name: 'reader', port: reader.port }], { checkSendProxy: true, ipv6: true });
     });
     after(async () => {
       await (haproxy as TestHaproxy | undefined)?.stop();
       reader.server.close();
     });
 
-    it("reads the device's own address and port from every loopback source, and passes the bytes after the header on intact", async () => {
-      for (const source of ['127.0.0.1', '127.0.0.2', '127.0.0.77', '127.1.2.3']) {
+    it("reads the device's own address and port (TCP4 and TCP6) from every loopback source, and passes the bytes after the header on intact", async () => {
+      for (const source of ['127.0.0.1', '127.0.0.2', '127.0.0.77', '127.1.2.3', '::1']) {
         const line = `hello from ${source} ${'x'.repeat(3000)}\n`;
-        const answer = await exchange(haproxy.port, [Buffer.from(line)], source);
+        let port = 0;
+        const answer = await exchange(haproxy.port, [Buffer.from(line)], source, (p) => (port = p));
         const header = JSON.parse(answer) as ProxyHeader;
-        expect(header).to.include({ command: 'PROXY', family: 'IPv4', address: source });
+        expect(header).to.deep.equal({ command: 'PROXY', family: source.includes(':') ? 'IPv6' : 'IPv4', address: source, port });
         const seen = reader.seen.find((s) => s.rest === line);
         expect(seen, `the bytes after the header from ${source}`).to.not.equal(undefined);
       }

@@ -31,7 +31,8 @@ export interface TestHaproxy {
 export async function startHaproxy(
   backends: readonly HaproxyBackend[],
   /** `source`: the address HAProxy connects to the servers from (est-ra's listen.proxy_protocol.from). */
-  options: { readonly checkSendProxy?: boolean; readonly source?: string } = {},
+  /** `ipv6`: the frontend also listens on [::1], the same port. */
+  options: { readonly checkSendProxy?: boolean; readonly source?: string; readonly ipv6?: boolean } = {},
 ): Promise<TestHaproxy> {
   const dir = mkdtempSync(join(tmpdir(), 'est-ra-haproxy-'));
   const port = await freePort();
@@ -50,6 +51,7 @@ export async function startHaproxy(
     '  option redispatch',
     'frontend est',
     `  bind 127.0.0.1:${port}`,
+    ...(options.ipv6 ? [`  bind [::1]:${port}`] : []),
     '  default_backend est_ra_nodes',
     'backend est_ra_nodes',
     '  balance roundrobin',
