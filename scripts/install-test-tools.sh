@@ -19,8 +19,10 @@ $SUDO apt-get install -y -qq g++ make python3 adduser systemd strace util-linux 
 # PostgreSQL for the store contract on PostgreSQL and the two-node specs (test/helpers/postgres.ts starts its own
 # server with initdb/pg_ctl on a temporary directory and a free port; a service the package may start is not used).
 $SUDO apt-get install -y -qq postgresql >/dev/null
-# HAProxy (mode tcp) in front of two est-ra nodes: the bench's cluster section (scripts/bench-cluster.ts).
+# HAProxy in front of two nodes: test/helpers/haproxy.ts and the bench's cluster section run their own
+# `haproxy -f cfg -db`; a service the package may start is not used.
 $SUDO apt-get install -y -qq haproxy >/dev/null
+command -v haproxy >/dev/null || { echo "haproxy did not install" >&2; exit 1; }
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL's initdb did not install" >&2; exit 1; }
 command -v haproxy >/dev/null || { echo "haproxy did not install" >&2; exit 1; }
 pki --help >/dev/null 2>&1 || { echo "strongSwan pki did not install" >&2; exit 1; }

@@ -22,6 +22,8 @@ import { listenUrls } from './ops/listen-urls.js';
 import { LOG_EVENT } from './ops/log-events.js';
 import { LogThrottle } from './ops/log-throttle.js';
 import { guardConnections } from './est/connection-guard.js';
+import { acceptProxyProtocol } from './est/proxy-protocol.js';
+import { compileAllowlist } from './auth/allowlist.js';
 import { peerCertificateOf } from './est/peer-certificate.js';
 import { RefusalLimiter } from './ops/refusal-budget.js';
 import type { KeyPackageSigner } from './pki/server-key.js';
@@ -181,6 +183,14 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       if (log) logger.warn(LOG_EVENT.connectionRefused, { peer, reason, ...(suppressed > 0 ? { suppressed } : {}) });
     },
   );
+  // Behind a TCP load balancer, its PROXY header is read before the guard counts the connection against the device's address.
+  if (config.listen.proxy_protocol) {
+    const headerRefusals = new LogThrottle(60_000);
+    acceptProxyProtocol(server, compileAllowlist(config.listen.proxy_protocol.from), config.listen.proxy_protocol.header_timeout_ms, (peer, reason) => {
+      const { log, suppressed } = headerRefusals.take(`${peer} ${reason}`, Date.now());
+      if (log) logger.warn(LOG_EVENT.proxyHeaderRefused, { peer, reason, ...(suppressed > 0 ? { suppressed } : {}) });
+    });
+  }
   // Read once the handshake is done: it clears a verify error OpenSSL leaves behind (est/peer-certificate.ts).
   server.on('secureConnection', (socket: TLSSocket) => void peerCertificateOf(socket));
   // Refused handshakes (a bad client chain, a protocol error, a scanner) are audited: one line per address and

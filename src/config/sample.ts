@@ -29,6 +29,7 @@ export function sampleConfig(options: SampleConfigOptions): string {
 listen:
   host: ${options.host}          # 0.0.0.0 to serve the plant network
   port: ${options.port}
+  # proxy_protocol: { from: [10.0.0.5] }   # behind HAProxy send-proxy-v2: the balancers' addresses (docs/cluster.md)
 
 tls:
   certificate: pki/server.crt   # server certificate, then its chain (PEM)

@@ -469,6 +469,29 @@ export const configSchema = z
         .object({
           host: z.string().default('0.0.0.0'),
           port: port.default(8443),
+          /**
+           * PROXY protocol v2 from TCP load balancers (HAProxy `send-proxy-v2`, docs/cluster.md): a connection from
+           * an address in `from` (auth/allowlist.ts notations) must open with the header and is then seen as the
+           * device's; connections from other addresses are never read for one.
+           */
+          proxy_protocol: z
+            .object({
+              from: z
+                .array(
+                  z.string({ invalid_type_error: 'must be an address, block or range as text' }).superRefine((entry, ctx) => {
+                    try {
+                      toCidrBlocks(entry.trim());
+                    } catch (err) {
+                      ctx.addIssue({ code: 'custom', message: err instanceof AllowlistEntryError ? err.message : String(err) });
+                    }
+                  }),
+                )
+                .min(1, 'name the load balancers that send the header'),
+              /** How long a balancer's connection may take to deliver its header. */
+              header_timeout_ms: positiveInt.default(3_000),
+            })
+            .strict()
+            .optional(),
         })
         .strict()
         .default({}),

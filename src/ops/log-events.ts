@@ -9,6 +9,7 @@ export const LOG_EVENT = {
   startFailed: 'start failed',
   tlsRefused: 'TLS handshake refused',
   connectionRefused: 'connection refused',
+  proxyHeaderRefused: 'load balancer connection refused: bad PROXY header',
   pruned: 'store pruned',
   upstreamUnavailable: 'upstream unavailable',
   upstreamAuthFailed: "upstream rejected est-ra's credentials",

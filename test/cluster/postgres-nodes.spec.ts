@@ -4,6 +4,7 @@ import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
 import { opensslCsr } from '../helpers/csr.js';
 import type { RequestJson } from '../helpers/admin-cli.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { eventually } from '../helpers/wait.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -16,7 +17,13 @@ describe('two est-ra nodes on one PostgreSQL', function () {
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await startCluster();
+    cluster = await startCluster({
+      edit: (config) => {
+        // A second profile whose enrollments wait for an administrator (DigiCert's require_approval_for_enroll).
+        const profiles = config.profiles as Record<string, Record<string, unknown>>;
+        profiles.gated = { ...profiles.demo, default: false, labels: ['gated'], require_approval_for_enroll: true, approval_retry_after_s: 1 };
+      },
+    });
     await Promise.all([cluster.start('node-a'), cluster.start('node-b')]);
   });
   after(async () => (cluster as TestCluster | undefined)?.close());
@@ -52,6 +59,25 @@ describe('two est-ra nodes on one PostgreSQL', function () {
     await cluster.cli.text('passcodes', 'disable', id);
     expect((await enroll('node-a', 'after-disable-a', secret)).status).to.equal(401);
     expect((await enroll('node-b', 'after-disable-b', secret)).status).to.equal(401);
+  });
+
+  it('an approval given through the admin CLI is honoured by the node the device retries on', async () => {
+    const device = await opensslCsr(cluster.dir, 'gated-device', { subject: '/CN=gated-device' });
+    const send = (node: string) =>
+      curl(cluster.client(node), '/gated/simpleenroll', ['--user', `:${cluster.passcode}`, ...PKCS10, '--data-binary', `@${device.csrPemFile}`]);
+    const first = await send('node-a');
+    expect(first.status, first.body).to.equal(202);
+    const id = /^x-request-id: (\S+)/im.exec(first.headers)![1]!;
+    expect((await send('node-b')).status, 'still pending on the other node').to.equal(202);
+    await cluster.cli.text('approvals', 'approve', id, '--by', 'plant-admin');
+    const issued = await eventually(async () => {
+      const answer = await send('node-b');
+      return answer.status === 200 ? answer : undefined;
+    }, 20_000);
+    const cert = await certsFromP7(cluster.dir, issued.body, 'gated-device-cert');
+    expect(await opensslVerify(cluster.client('node-b'), cert)).to.include('OK');
+    const [approval] = await cluster.cli.json<{ state: string; decided_by: string }>('approvals', 'show', id);
+    expect(approval).to.include({ state: 'approved', decided_by: 'plant-admin' });
   });
 
   it("a certificate issued by one node is renewed by the other, and the admin sees both nodes' requests", async () => {

@@ -22,8 +22,8 @@ export interface TestCluster {
   /** node-a's configuration; the admin CLI runs against it (any node's would do). */
   readonly configFile: string;
   readonly cli: ReturnType<typeof adminCli>;
-  /** Starts node `name` (its own config file) and returns it; `client(name)` then reaches it with curl. */
-  start(name: string): Promise<EstRaProcess>;
+  /** Starts node `name` (its own config file, changed by `edit`) and returns it; `client(name)` then reaches it with curl. */
+  start(name: string, edit?: (config: Json) => void): Promise<EstRaProcess>;
   node(name: string): EstRaProcess;
   /** What the curl and openssl helpers need of a node: its URL, the demo PKI, a scratch directory. */
   client(name: string): TestEstRa;
@@ -43,12 +43,13 @@ export async function startCluster(options: { readonly edit?: (config: Json) => 
     };
     options.edit?.(config);
   });
-  const configOf = (name: string): string => {
+  const configOf = (name: string, edit?: (config: Json) => void): string => {
     const file = join(dir, `config-${name}.yaml`);
     writeFileSync(
       file,
       editConfig(base, (config) => {
         config.cluster = { ...(config.cluster ?? {}), node_name: name };
+        edit?.(config);
       }),
     );
     return file;
@@ -64,8 +65,8 @@ export async function startCluster(options: { readonly edit?: (config: Json) => 
     passcode,
     configFile,
     cli,
-    async start(name) {
-      const node = await serveEstRa(configOf(name));
+    async start(name, edit) {
+      const node = await serveEstRa(configOf(name, edit));
       nodes.set(name, node);
       return node;
     },

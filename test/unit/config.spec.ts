@@ -99,6 +99,22 @@ describe('allowed_ip_addresses in the configuration', () => {
   });
 });
 
+describe('listen.proxy_protocol in the configuration', () => {
+  const withBalancers = (from: string): string => SAMPLE.replace('  port: 8443', `  port: 8443\n  proxy_protocol: { from: ${from} }`);
+
+  it('ok balancers in the allowlist notations, with the header timeout defaulted', () => {
+    const config = parseConfig(withBalancers("['10.0.0.5', '10.0.1.0/29']"), '/etc/est-ra/config.yaml');
+    expect(config.listen.proxy_protocol).to.deep.equal({ from: ['10.0.0.5', '10.0.1.0/29'], header_timeout_ms: 3000 });
+  });
+
+  it('fail a bad balancer entry or an empty list names the field', () => {
+    expect(problemsOf(withBalancers("['10.0.0.5/20']"))).to.deep.equal([
+      "listen.proxy_protocol.from.0: '10.0.0.5/20': host bits set: did you mean 10.0.0.0/20 or the range 10.0.0.5-10.0.0.20?",
+    ]);
+    expect(problemsOf(withBalancers('[]'))).to.deep.equal(['listen.proxy_protocol.from: name the load balancers that send the header']);
+  });
+});
+
 describe('renewal settings and usage restrictions in the configuration', () => {
   const withProfileLines = (lines: string): string => SAMPLE.replace('    allowed_key_types:', `${lines}\n    allowed_key_types:`);
   it('fail renewal settings name the field', () => {
