@@ -40,7 +40,6 @@ import {
   type UpstreamHealthRow,
 } from './rows.js';
 
-
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE requests (
@@ -181,8 +180,6 @@ export const MIGRATIONS: readonly string[] = [
      probe_expires_at TEXT
    );`,
 ];
-
-
 
 /** One write, as plain data queued for the next group commit (sqlite.ts). */
 export type WriteOperation =
@@ -659,11 +656,6 @@ export class SqliteDatabase {
   }
 }
 
-
-
-
-
-
 function prepareStatements(db: Database.Database) {
   return {
     insertRequest: db.prepare(
@@ -843,8 +835,3 @@ function prepareStatements(db: Database.Database) {
     getPasscode: db.prepare(`SELECT * FROM passcodes WHERE id = ?`),
   };
 }
-
-
-
-
-

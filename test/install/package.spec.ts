@@ -244,7 +244,9 @@ describe('the Debian package: npm run package, dpkg -i, the unit as est-ra, dpkg
   it('ok a missing configuration fails at once, naming the file and the reason', async () => {
     const result = await run('runuser', ['-u', 'est-ra', '--', '/usr/bin/est-ra', 'serve', '--config', '/etc/est-ra/config.yaml']);
     expect(result.code).to.equal(2);
-    expect(result.stderr).to.match(/^\/etc\/est-ra\/config\.yaml: invalid configuration\n\s+cannot read: ENOENT \(no such file or directory\) as user est-ra\n$/);
+    expect(result.stderr).to.match(
+      /^\/etc\/est-ra\/config\.yaml: invalid configuration\n\s+cannot read: ENOENT \(no such file or directory\) as user est-ra\n$/,
+    );
   });
 
   it('ok the state is created as docs/install.md says, and check-config accepts it', async () => {
