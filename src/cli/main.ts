@@ -13,7 +13,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { checkConfigFile, ConfigError, loadConfig } from '../config/load.js';
 import type { RunningServer } from '../server.js';
-import { configWarnings } from '../config/warnings.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { DEFAULT_NAME, initStateDir } from './init.js';
@@ -180,10 +179,7 @@ program
   .requiredOption('--config <file>', 'configuration file (YAML)')
   .option('--json', 'one JSON object: config_file, ok, profiles, findings [{severity, text, line}]')
   .action((options: { config: string; json?: boolean }) => {
-    const checked = checkConfigFile(options.config);
-    // Settings that are valid but unwise (rsa_1024, a key type whose CSR cannot fit max_body_bytes).
-    const unwise = checked.config ? configWarnings(checked.config).map((text) => ({ severity: 'warning' as const, text })) : [];
-    const check = { ...checked, findings: [...checked.findings, ...unwise] };
+    const check = checkConfigFile(options.config);
     const errors = check.findings.filter((f) => f.severity === 'error').length;
     const warnings = check.findings.length - errors;
     const profiles = Object.keys(check.config?.profiles ?? {});

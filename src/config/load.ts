@@ -6,6 +6,7 @@ import type { ZodIssue } from 'zod';
 import { configSchema, filePath, secret, type Config } from './schema.js';
 import { keysAt, nearestName, valuesMarked } from './schema-walk.js';
 import { csrAttrsContradictions } from '../policy/csr-wishes.js';
+import { configWarnings } from './warnings.js';
 
 /** Every problem found in a configuration file, each naming the field at fault. */
 export class ConfigError extends Error {
@@ -72,7 +73,10 @@ export function checkConfigFile(file: string): ConfigCheck {
   const files = parsed.data === undefined ? [] : unreadableFiles(parsed.data, dirname(path));
   const findings = [...parsed.findings, ...files, ...environment].map((f) => withLine(f, parsed.document, parsed.lines));
   const ok = !findings.some((f) => f.severity === 'error');
-  return { file: path, findings, ...(ok && parsed.config ? { config: parsed.config } : {}) };
+  if (!ok || !parsed.config) return { file: path, findings };
+  // Settings that are valid but unwise (rsa_1024, a key type whose CSR cannot fit max_body_bytes).
+  const unwise = configWarnings(parsed.config).map((text): ConfigFinding => ({ severity: 'warning', text }));
+  return { file: path, findings: [...findings, ...unwise], config: parsed.config };
 }
 
 type Finding = ConfigFinding & { readonly at?: readonly (string | number)[] };

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { certsFromP7, curl } from '../helpers/clients.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import type { RequestJson } from '../helpers/admin-cli.js';
+import { forwardingProfile } from '../helpers/config.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { mustRun } from '../helpers/run.js';
@@ -39,20 +40,13 @@ describe('upstream work across est-ra nodes: leases and one forward per request'
         config.cluster = { lease_seconds: LEASE_SECONDS };
         // A profile forwarding upstream, beside the demo's local CA profile.
         const profiles = config.profiles as Record<string, Record<string, unknown>>;
-        profiles.up = {
-          ...profiles.demo,
-          local_ca: undefined,
-          default: false,
-          labels: ['up'],
-          upstream: 'est',
-          est: {
-            url: upstream.baseUrl,
-            ra_certificate: identity.certFile,
-            ra_key: identity.keyFile,
-            trust_anchors: [upstream.rootCaFile],
-            timeout_ms: UPSTREAM_TIMEOUT_MS,
-          },
-        };
+        profiles.up = forwardingProfile(profiles.demo, 'up', {
+          url: upstream.baseUrl,
+          ra_certificate: identity.certFile,
+          ra_key: identity.keyFile,
+          trust_anchors: [upstream.rootCaFile],
+          timeout_ms: UPSTREAM_TIMEOUT_MS,
+        });
       },
     });
     await Promise.all([cluster.start('node-a'), cluster.start('node-b')]);

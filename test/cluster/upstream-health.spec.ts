@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { curl } from '../helpers/clients.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import type { RequestJson } from '../helpers/admin-cli.js';
+import { forwardingProfile } from '../helpers/config.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { makeRaIdentity, startUpstream, type Upstream } from '../helpers/upstream.js';
 import { eventually } from '../helpers/wait.js';
@@ -46,20 +47,13 @@ describe('upstream health across est-ra nodes: one probe for the cluster, one re
     cluster = await startCluster({
       edit: (config) => {
         const profiles = config.profiles as Record<string, Record<string, unknown>>;
-        profiles.up = {
-          ...profiles.demo,
-          local_ca: undefined,
-          default: false,
-          labels: ['up'],
-          upstream: 'est',
-          est: {
-            url: upstream.baseUrl,
-            ra_certificate: identity.certFile,
-            ra_key: identity.keyFile,
-            trust_anchors: [upstream.rootCaFile],
-            timeout_ms: 5_000,
-          },
-        };
+        profiles.up = forwardingProfile(profiles.demo, 'up', {
+          url: upstream.baseUrl,
+          ra_certificate: identity.certFile,
+          ra_key: identity.keyFile,
+          trust_anchors: [upstream.rootCaFile],
+          timeout_ms: 5_000,
+        });
       },
     });
     await Promise.all([cluster.start('node-a'), cluster.start('node-b')]);

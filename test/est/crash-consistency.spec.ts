@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { editConfig } from '../helpers/config.js';
+import { editConfig, forwardingProfile } from '../helpers/config.js';
 import { opensslCsr, type KeyAndCsr } from '../helpers/csr.js';
 import { initDemoState, serveEstRa, type EstRaProcess } from '../helpers/est-ra-process.js';
 import { mustRun, run } from '../helpers/run.js';
@@ -93,20 +93,13 @@ describe('crash consistency: SIGKILL at random points of concurrent enrollments 
       configFile,
       editConfig(readFileSync(configFile, 'utf8'), (config) => {
         const profiles = config.profiles as Record<string, Record<string, unknown>>;
-        profiles.up = {
-          ...profiles.demo,
-          local_ca: undefined,
-          default: false,
-          labels: ['up'],
-          upstream: 'est',
-          est: {
-            url: upstream.baseUrl,
-            ra_pkcs12: identity.p12File,
-            ra_pkcs12_passphrase: { file: join(dir, 'p12.pass') },
-            trust_anchors: [upstream.rootCaFile],
-            timeout_ms: 20_000,
-          },
-        };
+        profiles.up = forwardingProfile(profiles.demo, 'up', {
+          url: upstream.baseUrl,
+          ra_pkcs12: identity.p12File,
+          ra_pkcs12_passphrase: { file: join(dir, 'p12.pass') },
+          trust_anchors: [upstream.rootCaFile],
+          timeout_ms: 20_000,
+        });
       }),
     );
     const rootCa = join(stateDir, 'pki', 'root-ca.crt');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startEstRa, type TestEstRa } from '../helpers/est-ra.js';
-import { editConfig, editProfile } from '../helpers/config.js';
+import { editConfig, editProfile, forwardingProfile } from '../helpers/config.js';
 import { opensslCsr, withBrokenSignature } from '../helpers/csr.js';
 import { certsFromP7, curl, x509Field } from '../helpers/clients.js';
 import { makeRaIdentity } from '../helpers/upstream.js';
@@ -137,14 +137,10 @@ describe('#12 - post-quantum keys where the profile does not list them, and thro
       editConfig: (yaml) =>
         editConfig(yaml, (config) => {
           const profiles = config.profiles as Record<string, Record<string, unknown>>;
-          profiles.forward = {
-            ...profiles.demo,
-            default: false,
-            labels: ['forward'],
-            allowed_key_types: ['MLDSA-65'],
-            upstream: 'est',
-            local_ca: undefined,
-            est: {
+          profiles.forward = forwardingProfile(
+            profiles.demo,
+            'forward',
+            {
               url: `${back.url}/.well-known/est`,
               ra_certificate: identity.certFile,
               ra_key: identity.keyFile,
@@ -153,7 +149,8 @@ describe('#12 - post-quantum keys where the profile does not list them, and thro
               passcode: { env: UPSTREAM_PASSCODE_ENV },
               timeout_ms: 5000,
             },
-          };
+            { allowed_key_types: ['MLDSA-65'] },
+          );
         }),
     });
   });

@@ -15,3 +15,8 @@ export function editConfig(yaml: string, edit: (config: Json) => void): string {
   edit(config);
   return stringify(config);
 }
+
+/** The demo profile's rules under another label, forwarding to an upstream (`est:`) instead of issuing from the local CA. */
+export function forwardingProfile(demo: Json | undefined, label: string, est: Json, overrides: Json = {}): Json {
+  return { ...demo, local_ca: undefined, default: false, labels: [label], upstream: 'est', est, ...overrides };
+}
