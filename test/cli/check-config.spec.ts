@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { CLI } from '../helpers/admin-cli.js';
 import { editConfig, editProfile } from '../helpers/config.js';
 import { run, type RunResult } from '../helpers/run.js';
@@ -14,9 +14,25 @@ type Json = Record<string, unknown>;
  * whom such a file is honestly unreadable (EACCES), as it is for est-ra's own user.
  */
 function checkConfig(file: string, ...args: string[]): Promise<RunResult> {
-  const argv = [CLI, 'check-config', '--config', file, ...args];
-  if (process.getuid?.() !== 0) return run(process.execPath, argv);
-  return run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, ...argv]);
+  if (process.getuid?.() !== 0) return run(process.execPath, [CLI, 'check-config', '--config', file, ...args]);
+  return run('setpriv', [...AS_NOBODY, process.execPath, nobodysCli, 'check-config', '--config', file, ...args]);
+}
+
+const AS_NOBODY = ['--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+const CHECKOUT = join(CLI, '..', '..', '..', '..');
+/** The program as `nobody` can run it: the checkout itself, or a linked copy when the checkout is in a folder only root may enter (a clone made in `mktemp -d`). */
+let nobodysCli = CLI;
+let linkedCopy: string | undefined;
+
+async function programNobodyCanRun(): Promise<void> {
+  if (process.getuid?.() !== 0 || (await run('setpriv', [...AS_NOBODY, 'test', '-r', CLI])).code === 0) return;
+  linkedCopy = mkdtempSync(join(tmpdir(), 'est-ra-as-nobody-'));
+  chmodSync(linkedCopy, 0o755);
+  for (const part of ['dist', 'node_modules', 'package.json']) {
+    // Hard links where the file system allows (instant), a copy where it does not.
+    if ((await run('cp', ['-al', join(CHECKOUT, part), linkedCopy])).code !== 0) await run('cp', ['-a', join(CHECKOUT, part), linkedCopy]);
+  }
+  nobodysCli = join(linkedCopy, relative(CHECKOUT, CLI));
 }
 
 describe('est-ra check-config reports every problem at once', () => {
@@ -24,6 +40,7 @@ describe('est-ra check-config reports every problem at once', () => {
   let config: string;
 
   before(async () => {
+    await programNobodyCanRun();
     dir = mkdtempSync(join(tmpdir(), 'est-ra-check-config-'));
     await run(process.execPath, [CLI, 'init', '--state-dir', dir]);
     config = join(dir, 'config.yaml');
@@ -31,7 +48,10 @@ describe('est-ra check-config reports every problem at once', () => {
     await run('chmod', ['-R', 'a+rwX', dir]);
   });
 
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    if (linkedCopy) rmSync(linkedCopy, { recursive: true, force: true });
+  });
 
   it('fail one file with five different mistakes: the output names all five, exit 1', async () => {
     const unreadable = join(dir, 'pki', 'bootstrap-ca.crt');
