@@ -1,3 +1,4 @@
+import { toCidrBlocks } from '../auth/allowlist.js';
 import { isPqcKeyType, PQC_KEY_TYPES } from '../pki/key-type.js';
 import type { Config } from './schema.js';
 
@@ -9,12 +10,20 @@ import type { Config } from './schema.js';
 const CSR_FRAMING_OCTETS = 55;
 
 /**
+ * The widest block of load balancers `listen.proxy_protocol.from` names
+ * without a warning: a /24 (IPv4) or /120 (IPv6), 256 addresses. Balancers
+ * are a few known hosts; every address in `from` may claim to be any device
+ * and so pass any profile's address allowlist.
+ */
+const MAX_BALANCER_BLOCK_BITS = 8;
+
+/**
  * Settings that are valid but weak or self-defeating: `est-ra check-config`
  * prints each as a warning and still exits 0 (the admin chose them;
  * DigiCert's profiles list them too). One line each, naming the setting.
  */
-export function configWarnings(config: Pick<Config, 'profiles' | 'limits'>): string[] {
-  const warnings: string[] = [];
+export function configWarnings(config: Pick<Config, 'profiles' | 'limits' | 'listen'>): string[] {
+  const warnings: string[] = [...proxyProtocolWarnings(config.listen)];
   for (const [name, profile] of Object.entries(config.profiles)) {
     // NIST SP 800-131A Rev. 2 §3: RSA keys under 2048 bits are disallowed for signatures since 2013 (~80 bits of security).
     if (profile.allowed_key_types.includes('rsa_1024')) {
@@ -33,4 +42,16 @@ export function configWarnings(config: Pick<Config, 'profiles' | 'limits'>): str
     }
   }
   return warnings;
+}
+
+/** An entry of `listen.proxy_protocol.from` wider than MAX_BALANCER_BLOCK_BITS: its hosts could pose as any device. */
+function proxyProtocolWarnings(listen: Config['listen']): string[] {
+  return (listen.proxy_protocol?.from ?? []).flatMap((entry) => {
+    const widest = Math.max(...toCidrBlocks(entry.trim()).map((block) => (block.includes(':') ? 128 : 32) - Number(block.split('/')[1])));
+    if (widest <= MAX_BALANCER_BLOCK_BITS) return [];
+    const size = widest >= 32 ? `2^${widest}` : String(2 ** widest);
+    return [
+      `listen.proxy_protocol.from: '${entry}' takes PROXY headers from blocks of up to ${size} addresses; any host there can claim any device's address and pass the address allowlists: name the load balancers themselves`,
+    ];
+  });
 }

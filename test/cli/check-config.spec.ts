@@ -130,4 +130,23 @@ describe('est-ra check-config reports every problem at once', () => {
     );
     expect(result.stdout).to.contain(': OK (1 profile(s)), 1 warning(s)');
   });
+
+  it('ok a load-balancer block wider than 256 addresses in listen.proxy_protocol.from is a warning; the balancers named singly are not', async () => {
+    const file = join(dir, 'proxy.yaml');
+    writeFileSync(
+      file,
+      editConfig(readFileSync(config, 'utf8'), (c) => {
+        (c.listen as Json).proxy_protocol = { from: ['10.0.0.5', '10.0.9.0/28', '10.1.0.0/16', '192.168.7.0/255', '*'] };
+      }),
+    );
+    chmodSync(file, 0o644);
+    const result = await checkConfig(file);
+    expect(result.code, result.stdout).to.equal(0);
+    const warnings = result.stdout.split('\n').filter((line) => line.startsWith('warning: listen.proxy_protocol.from'));
+    expect(warnings).to.deep.equal([
+      "warning: listen.proxy_protocol.from: '10.1.0.0/16' takes PROXY headers from blocks of up to 65536 addresses; any host there can claim any device's address and pass the address allowlists: name the load balancers themselves",
+      "warning: listen.proxy_protocol.from: '*' takes PROXY headers from blocks of up to 2^128 addresses; any host there can claim any device's address and pass the address allowlists: name the load balancers themselves",
+    ]);
+    expect(result.stdout).to.contain(': OK (1 profile(s)), 2 warning(s)');
+  });
 });

@@ -1,9 +1,11 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { certsFromP7, curl, opensslVerify } from '../helpers/clients.js';
 import { opensslCsr } from '../helpers/csr.js';
 import type { RequestJson } from '../helpers/admin-cli.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { editConfig } from '../helpers/config.js';
 import { eventually } from '../helpers/wait.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
@@ -101,5 +103,35 @@ describe('two est-ra nodes on one PostgreSQL', function () {
       ['simplereenroll', 'issued'],
       ['simpleenroll', 'issued'],
     ]);
+  });
+
+  it('SIGHUP changes only the node that gets it; rolled to the other node as docs/cluster.md says, both serve the change', async () => {
+    const cacerts = async (node: string): Promise<number> => (await curl(cluster.client(node), '/line-9/cacerts', [])).status;
+    const addLine9 = (name: string): void => {
+      const file = cluster.configFileOf(name);
+      writeFileSync(
+        file,
+        editConfig(readFileSync(file, 'utf8'), (config) => {
+          const profiles = config.profiles as Record<string, Record<string, unknown>>;
+          profiles['line-9'] = { ...profiles.demo, default: false, labels: ['line-9'] };
+        }),
+      );
+    };
+    const reload = async (name: string): Promise<void> => {
+      const node = cluster.node(name);
+      const seen = node.output().length;
+      node.child.kill('SIGHUP');
+      await eventually(() => node.output().slice(seen).includes('"configuration reloaded"'));
+    };
+    expect([await cacerts('node-a'), await cacerts('node-b')]).to.deep.equal([404, 404]);
+    // Both files change first (an admin copies the configuration to every host); only a reload makes a node read its file.
+    addLine9('node-a');
+    addLine9('node-b');
+    await reload('node-a');
+    expect([await cacerts('node-a'), await cacerts('node-b')], 'node-b has not been reloaded').to.deep.equal([200, 404]);
+    const enrolled = await enroll('node-b', 'during-roll', cluster.passcode);
+    expect(enrolled.status, 'node-b goes on serving its old profiles meanwhile').to.equal(200);
+    await reload('node-b');
+    expect([await cacerts('node-a'), await cacerts('node-b')]).to.deep.equal([200, 200]);
   });
 });

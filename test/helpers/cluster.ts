@@ -25,6 +25,8 @@ export interface TestCluster {
   /** Starts node `name` (its own config file, changed by `edit`) and returns it; `client(name)` then reaches it with curl. */
   start(name: string, edit?: (config: Json) => void): Promise<EstRaProcess>;
   node(name: string): EstRaProcess;
+  /** Node `name`'s own configuration file (what `start` wrote), for a test that edits it and sends SIGHUP. */
+  configFileOf(name: string): string;
   /** What the curl and openssl helpers need of a node: its URL, the demo PKI, a scratch directory. */
   client(name: string): TestEstRa;
   close(): Promise<void>;
@@ -71,6 +73,7 @@ export async function startCluster(options: { readonly edit?: (config: Json) => 
       return node;
     },
     node: (name) => nodes.get(name)!,
+    configFileOf: (name) => join(dir, `config-${name}.yaml`),
     client: (name) =>
       ({ url: nodes.get(name)!.url, dir, rootCaFile: join(dir, 'pki', 'root-ca.crt'), issuingCaFile: join(dir, 'pki', 'issuing-ca.crt') }) as TestEstRa,
     async close() {

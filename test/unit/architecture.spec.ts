@@ -75,3 +75,19 @@ describe('architecture: the specs read est-ra state through the admin CLI (issue
     expect(violations).to.deep.equal([]);
   });
 });
+
+/**
+ * Issue #13: every store is opened by openStore() (src/store/open.ts), so the
+ * configuration alone decides SQLite or PostgreSQL and every opening migrates
+ * the same way; no code and no spec constructs a store class itself.
+ */
+describe('architecture: stores are opened only through openStore (issue #13)', () => {
+  it('no file but src/store/open.ts constructs SqliteStore or opens PostgresStore (src, test, scripts)', () => {
+    const opened = /\bnew\s+SqliteStore\b|\b(?:SqliteStore|PostgresStore)\.open\b/;
+    const violations = [...sourceFiles(SRC), ...sourceFiles(TEST), ...sourceFiles(join(SRC, '..', 'scripts'))]
+      .filter((file) => opened.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(join(SRC, '..'), file))
+      .filter((file) => file !== join('src', 'store', 'open.ts'));
+    expect(violations).to.deep.equal([]);
+  });
+});

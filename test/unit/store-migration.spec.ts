@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { MIGRATIONS } from '../../src/store/sqlite-database.js';
-import { SqliteStore } from '../../src/store/sqlite.js';
+import { openStore } from '../../src/store/open.js';
 
 /** The store as the release before approvals left it: migrations 1-5, with an issued request, its certificate and a queued one. */
 function storeBeforeApprovals(file: string): void {
@@ -67,7 +67,7 @@ describe('store migration 6: the requests table rebuilt for awaiting_approval, a
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('ok keeps every request, certificate and column; the certificates still reference requests; the file passes integrity_check', async () => {
-    const store = new SqliteStore(file);
+    const store = await openStore({ sqlite: { path: file } });
     try {
       expect(await store.getRequest('r-issued')).to.include({ state: 'issued', serial: '0a', possiblyIssuedTwiceUpstream: true, peerAddress: '10.0.0.7' });
       expect(await store.getRequest('r-queued')).to.include({ state: 'queued', status: 202 });
@@ -95,7 +95,7 @@ describe('store migration 6: the requests table rebuilt for awaiting_approval, a
   });
 
   it('ok a request awaiting approval is recorded with its approval in one write; rejecting refuses it and gives the passcode use back; pruning it removes its approval', async () => {
-    const store = new SqliteStore(file);
+    const store = await openStore({ sqlite: { path: file } });
     try {
       const receivedAt = new Date('2026-11-04T00:00:00.000Z');
       const principal = { kind: 'passcode' as const, passcodeId: 'p1', policy: 'demo' };
