@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import pg from 'pg';
 import { migrationStatus, openStore, type StoreLocation } from '../../src/store/open.js';
 import type { NewRequest, PasscodeRecord, Store } from '../../src/store/types.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -19,6 +21,8 @@ interface Backend {
   fresh(): Promise<StoreLocation>;
   before?(): Promise<void>;
   after?(): Promise<void>;
+  /** Runs DDL on the store as another program would (a newer est-ra's migration on another node): its own connection. */
+  alter(location: StoreLocation, sql: string): Promise<void>;
 }
 
 const dirs: string[] = [];
@@ -33,6 +37,14 @@ const BACKENDS: Backend[] = [
       dirs.push(dir);
       return { sqlite: { path: join(dir, 'est-ra.db') } };
     },
+    async alter(location, sql) {
+      const db = new Database((location as { sqlite: { path: string } }).sqlite.path);
+      try {
+        db.exec(sql);
+      } finally {
+        db.close();
+      }
+    },
     async after() {
       for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     },
@@ -45,6 +57,15 @@ const BACKENDS: Backend[] = [
     async fresh() {
       const database = await postgres!.createDatabase(`est_ra_${++databases}`);
       return { postgres: { host: postgres!.host, port: postgres!.port, user: postgres!.user, password: postgres!.password, database } };
+    },
+    async alter(location, sql) {
+      const client = new pg.Client((location as { postgres: pg.ClientConfig }).postgres);
+      await client.connect();
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
     },
     async after() {
       await postgres?.stop();
@@ -443,6 +464,29 @@ for (const backend of BACKENDS) {
       await store.putCached('cacerts:line-1', Buffer.from('two'), minutes(1));
       expect((await (await secondNode()).getCached('cacerts:line-1'))?.toString()).to.equal('two');
       expect(await store.getCached('nothing')).to.equal(undefined);
+    });
+
+    it("a column a newer node's migration adds under a running node breaks none of the enrollment path's statements", async () => {
+      const enroll = async (serial: string): Promise<void> => {
+        const r = request();
+        expect(await store.recordRequest(r, { passcodeId: 'p1', now: NOW })).to.equal(true);
+        expect((await store.findByCsr('line-1', 'simpleenroll', r.csrSha256!))?.id).to.equal(r.id);
+        expect(await store.markForwarding(r.id, lease('node-a', 5), NOW)).to.equal(false);
+        await store.recordIssued(r.id, minutes(1), issued(serial));
+        expect((await store.findIssuedBySerial(serial))?.profile).to.equal('line-1');
+        expect((await store.getIssuedCertificate(r.id))?.toString()).to.equal(`certificate ${serial}`);
+      };
+      const added = await store.addPasscode(passcode()).then(() => store.getPasscode('p1'));
+      // Every statement of an enrollment runs once, so a store that prepares them has them prepared.
+      expect((await store.findPasscode('plant', added!.hash))?.id).to.equal('p1');
+      await enroll('0c01');
+      await backend.alter(
+        location,
+        ['passcodes', 'requests', 'certificates', 'approvals'].map((table) => `ALTER TABLE ${table} ADD COLUMN added_by_a_newer_node text;`).join('\n'),
+      );
+      expect((await store.findPasscode('plant', added!.hash))?.uses).to.equal(1);
+      await enroll('0c02');
+      expect((await store.getPasscode('p1'))?.uses).to.equal(2);
     });
   });
 }
