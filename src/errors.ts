@@ -38,6 +38,7 @@ export const ERROR_CATALOGUE = {
   EST_UPSTREAM_REFUSED: { status: 502, reason: 'the upstream CA refused the request' },
   EST_UPSTREAM_INVALID: { status: 502, reason: 'the upstream CA answered with something est-ra cannot accept' },
   EST_UPSTREAM_UNAVAILABLE: { status: 503, reason: 'the upstream CA is unreachable' },
+  EST_STORE_UNAVAILABLE: { status: 503, reason: "est-ra's database is unavailable; retry later" },
   EST_APPROVAL_REJECTED: { status: 403, reason: 'request rejected by an administrator' },
   EST_APPROVAL_EXPIRED: { status: 403, reason: 'approval expired' },
   EST_KEY_GENERATION: { status: 403, reason: "the profile's key_generation_option does not allow this operation" },

@@ -15,6 +15,7 @@ import { checkConfigFile, ConfigError, loadConfig } from '../config/load.js';
 import type { RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
+import { EstError } from '../errors.js';
 import { DEFAULT_NAME, initStateDir } from './init.js';
 import { defaultDemoStateDir, runDemo } from './demo.js';
 import { addAdminCommands, addStoreMaintenanceCommands } from './admin.js';
@@ -439,6 +440,8 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`est-ra: ${err instanceof Error ? err.message : String(err)}\n`);
+  // A refusal's reason is written for devices; the admin also gets what caused it (the database's own message).
+  const cause = err instanceof EstError && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  process.stderr.write(`est-ra: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
   process.exit(1);
 });

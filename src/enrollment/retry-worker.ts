@@ -7,6 +7,7 @@ import type { NewRequest, RequeueScope, Store, WaitingRequest } from '../store/t
 import { leaseFor } from './node.js';
 import type { Logger } from '../ops/logger.js';
 import { LOG_EVENT } from '../ops/log-events.js';
+import { LogThrottle } from '../ops/log-throttle.js';
 import type { EnrollmentService } from './service.js';
 
 export interface RetryWorkerOptions {
@@ -37,6 +38,8 @@ export class RetryWorker {
   private scanning = false;
   private rescan = false;
   private stopped = false;
+  /** The worker scans every intervalMs: while the database is down each scan fails alike, logged once a minute. */
+  private readonly failures = new LogThrottle(60_000);
 
   constructor(
     private readonly service: EnrollmentService,
@@ -62,8 +65,16 @@ export class RetryWorker {
     try {
       if (await this.requeue({ now: this.now() }, 'the node forwarding it stopped (its lease expired)')) this.wake();
     } catch (err) {
-      this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) });
+      this.failed(err);
     }
+  }
+
+  /** A scan, sweep or probe release that failed (the database unreachable, most likely): its cause, once a minute per cause. */
+  private failed(err: unknown): void {
+    const cause = err instanceof EstError && err.cause !== undefined ? err.cause : err;
+    const error = cause instanceof Error ? cause.message : String(cause);
+    const throttled = this.failures.take(error, Date.now());
+    if (throttled.log) this.logger.error(LOG_EVENT.retryFailed, { error, ...(throttled.suppressed ? { suppressed: throttled.suppressed } : {}) });
   }
 
   /** Queues again the in-flight requests of `scope`; true when there were any. */
@@ -95,7 +106,7 @@ export class RetryWorker {
     }
     this.scanning = true;
     this.scan()
-      .catch((err: unknown) => this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) }))
+      .catch((err: unknown) => this.failed(err))
       .finally(() => {
         this.scanning = false;
         if (this.rescan) {
@@ -197,7 +208,7 @@ export class RetryWorker {
       await this.service.health.releaseProbe(profile);
     } catch (err) {
       // Then it ends when its lease does.
-      this.logger.error(LOG_EVENT.retryFailed, { error: err instanceof Error ? err.message : String(err) });
+      this.failed(err);
     } finally {
       this.probing.delete(profile);
     }

@@ -307,6 +307,8 @@ function countsAsRefusal(error: EstError): boolean {
 }
 
 function renderError(logger: Logger, refusals: RefusalLimiter, challenges: RefusalLimiter) {
+  // During a database outage every request fails the same way: its cause once every 10 s (with the count held back), beside each request's own line.
+  const storeOutage = new LogThrottle(10_000);
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const error = toEstError(err);
     if (countsAsRefusal(error)) refusals.refused(req.socket.remoteAddress ?? '', Date.now());
@@ -319,6 +321,15 @@ function renderError(logger: Logger, refusals: RefusalLimiter, challenges: Refus
     // Only est-ra's own faults are errors; a 501 or an upstream's 502/503 is an answer, told by the request's log line.
     if (error.code === 'EST_INTERNAL')
       logger.error(LOG_EVENT.internalError, { id: state?.id, error: error.cause instanceof Error ? error.cause.stack : String(error.cause) });
+    if (error.code === 'EST_STORE_UNAVAILABLE') {
+      const throttled = storeOutage.take('store', Date.now());
+      if (throttled.log)
+        logger.error(LOG_EVENT.storeUnavailable, {
+          id: state?.id,
+          error: error.cause instanceof Error ? error.cause.message : String(error.cause),
+          ...(throttled.suppressed ? { suppressed: throttled.suppressed } : {}),
+        });
+    }
     if (res.headersSent) {
       res.destroy();
       return;

@@ -2,6 +2,7 @@
 export const LOG_EVENT = {
   request: 'est request',
   internalError: 'internal error',
+  storeUnavailable: 'store unavailable',
   listening: 'listening',
   stopping: 'stopping',
   reloaded: 'configuration reloaded',

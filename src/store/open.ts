@@ -2,6 +2,7 @@ import { PostgresStore, type PostgresConnection } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 import type { MigrationStatus } from './migrations.js';
 import type { Store } from './types.js';
+import { asStoreUnavailable, reportingUnavailability } from './unavailable.js';
 
 /** Which store to open: one SQLite file (one node), or a PostgreSQL database that several nodes share. */
 export type StoreLocation = { readonly sqlite: { readonly path: string } } | { readonly postgres: PostgresConnection };
@@ -12,9 +13,16 @@ export type StoreLocation = { readonly sqlite: { readonly path: string } } | { r
  * schema is current before the first request; `migrationStatus` looks
  * without changing anything (`est-ra migrate --check`). `readOnly` (est-ra
  * simulate): the database itself refuses every write, and nothing is migrated.
+ * A database that cannot be reached or written is reported as 503
+ * EST_STORE_UNAVAILABLE by every method (unavailable.ts).
  */
 export async function openStore(location: StoreLocation, options: { readonly readOnly?: boolean } = {}): Promise<Store> {
-  return 'sqlite' in location ? new SqliteStore(location.sqlite.path, options) : PostgresStore.open(location.postgres, options);
+  try {
+    const store = 'sqlite' in location ? new SqliteStore(location.sqlite.path, options) : await PostgresStore.open(location.postgres, options);
+    return reportingUnavailability(store);
+  } catch (err) {
+    throw asStoreUnavailable(err);
+  }
 }
 
 export async function migrationStatus(location: StoreLocation): Promise<MigrationStatus> {

@@ -19,6 +19,10 @@ export interface TestPostgres {
   createDatabase(name: string): Promise<string>;
   /** The postmaster's process id (first line of postmaster.pid): the bench sums the CPU of it and its children. */
   postmasterPid(): number;
+  /** Stops the server (pg_ctl stop -m fast: every connection is closed), keeping its data, as an outage or a database restart does. */
+  pause(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,7 +66,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   await as('initdb', ['-D', data, '-U', user, '--auth=scram-sha-256', `--pwfile=${serverPasswordFile}`, '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
   const options = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c max_connections=200', '-c fsync=on'].join(' ');
-  await as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  const start = (): Promise<void> => as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  await start();
   const host = '127.0.0.1';
   const psql = async (sql: string): Promise<void> => {
     await run(join(bin, 'psql'), ['-h', host, '-p', String(port), '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
@@ -79,6 +84,10 @@ export async function startPostgres(): Promise<TestPostgres> {
       await psql(`CREATE DATABASE "${name}"`);
       return name;
     },
+    async pause() {
+      await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    resume: start,
     postmasterPid: () => Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async stop() {
       await as('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
