@@ -43,6 +43,7 @@ export const ERROR_CATALOGUE = {
   EST_APPROVAL_EXPIRED: { status: 403, reason: 'approval expired' },
   EST_KEY_GENERATION: { status: 403, reason: "the profile's key_generation_option does not allow this operation" },
   EST_KEY_ENCRYPTION: { status: 400, reason: 'the server-generated key cannot be encrypted as the CSR asks' },
+  EST_KEY_GENERATION_BUSY: { status: 503, reason: 'too many server-side key generations at once; retry later' },
   EST_UPSTREAM_DEFERRED: { status: 502, reason: 'the upstream CA did not issue at once; a server-generated key is not kept to wait' },
 } as const satisfies Record<string, { status: number; reason: string }>;
 

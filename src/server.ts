@@ -98,7 +98,7 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   const metrics = new Metrics(sources);
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
   const node = { name: config.cluster.node_name, leaseMs: config.cluster.lease_seconds * 1000 };
-  const enrollment = new EnrollmentService(store, logger, metrics, now, node);
+  const enrollment = new EnrollmentService(store, logger, metrics, now, node, config.limits.concurrent_key_generations);
   /** The TLS server certificate in force, for its days-left gauge. */
   let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
   /** est-ra's TLS identity in force, which signs encrypted server-generated keys (RFC 7030 §4.4.2). */

@@ -60,6 +60,7 @@ limits:
   handshake_timeout_ms: 5000    # time to finish the TLS handshake
   refusals_per_minute_per_address: 120   # past this, 429 + Retry-After until the minute is over
   refusals_per_minute_per_passcode: 30   # the same for one passcode (a used-up one tried again and again)
+  concurrent_key_generations: 2   # /serverkeygen keys generated at once; 8 per one may wait, then 503
   refused_answer_delay_ms: 1000          # each 429 to an address past its budget is held this long (a flood gets 64 a second)
 
 # Prometheus /metrics and /healthz over plain HTTP: keep it on loopback or a management network.

@@ -571,6 +571,12 @@ export const configSchema = z
           refused_answer_delay_ms: z.number().int().nonnegative().default(1000),
           /** Time a client has to finish the TLS handshake. */
           handshake_timeout_ms: positiveInt.default(5_000),
+          /**
+           * /serverkeygen key generations running at once. They run on libuv's thread pool (4 threads unless
+           * UV_THREADPOOL_SIZE says otherwise), which also checks every CSR's and certificate's signature: a few
+           * RSA-4096 generations (seconds each) must not hold all of it. Up to 8 times as many wait; beyond, 503.
+           */
+          concurrent_key_generations: positiveInt.default(2),
         })
         .strict()
         .default({}),

@@ -1,4 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { EstError } from '../errors.js';
 import type { VerifiedCsr } from '../pki/csr.js';
 import { CertificateView } from '../pki/certificate-view.js';
@@ -14,6 +15,11 @@ import { generateServerKey, requestForServerKey, type ServerKeyNames } from '../
 import { passcodeUseRefusal } from '../auth/passcode.js';
 import { approvalExpired, approvalRefusal, awaitingApproval, needsApproval } from './approvals.js';
 import { leaseFor, type ClusterNode } from './node.js';
+
+/** Key generations that may wait, per one running: beyond, /serverkeygen answers 503 (EST_KEY_GENERATION_BUSY). */
+const KEY_GENERATIONS_WAITING = 8;
+/** Generations finish within seconds (RSA-4096 is the slowest): the device comes back after a few. */
+const KEY_GENERATION_BUSY_RETRY_AFTER_S = 5;
 
 const FAILURE_KINDS: Partial<Record<string, string>> = {
   EST_PENDING: 'pending',
@@ -61,14 +67,19 @@ export class EnrollmentService {
   /** The upstreams' health, shared with every node on the store (upstream-health.ts). */
   readonly health: UpstreamHealth;
 
+  /** /serverkeygen's generations: `limits.concurrent_key_generations` at once, KEY_GENERATIONS_WAITING times as many waiting. */
+  private readonly keyGenerations: LimitFunction;
+
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly now: () => Date,
     readonly node: ClusterNode,
+    concurrentKeyGenerations = 2,
   ) {
     this.health = new UpstreamHealth(store, node);
+    this.keyGenerations = pLimit(concurrentKeyGenerations);
   }
 
   /** `onRequest` learns the recorded request this one is: itself when new, the earlier one when a device retries. */
@@ -147,10 +158,16 @@ export class EnrollmentService {
       await this.refuseAccepted(record, error);
       throw error;
     }
+    // A queue longer than this would answer after the device gave up; it is told to come back instead.
+    if (this.keyGenerations.pendingCount >= KEY_GENERATIONS_WAITING * this.keyGenerations.concurrency) {
+      const error = new EstError('EST_KEY_GENERATION_BUSY', { retryAfter: KEY_GENERATION_BUSY_RETRY_AFTER_S });
+      await this.refuseAccepted(record, error);
+      throw error;
+    }
     let key: KeyObject;
     let keyCsr: VerifiedCsr;
     try {
-      key = await generateServerKey(serverKeyType(profile, request.csr));
+      key = await this.keyGenerations(() => generateServerKey(serverKeyType(profile, request.csr)));
       keyCsr = await requestForServerKey(key, serverKeyNames(request.csr, request.names));
     } catch (err) {
       // Never the key itself in a cause: only generation or signing failed, with its message.
