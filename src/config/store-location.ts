@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import type { StoreLocation } from '../store/open.js';
+import { describeLocation, type StoreLocation } from '../store/open.js';
 import type { Config } from './schema.js';
 import { readSecret } from './secrets.js';
 
@@ -47,7 +47,7 @@ export function storeLocationOf(config: Pick<Config, 'store'>): StoreLocation {
 /** How the store is named in messages: the SQLite file, or the PostgreSQL database without credentials. */
 export function describeStore(config: Pick<Config, 'store'>): string {
   const { sqlite, postgres } = config.store;
-  if (sqlite) return sqlite.path;
-  if (postgres!.url !== undefined) return postgres!.url;
-  return `postgres://${postgres!.user ? `${postgres!.user}@` : ''}${postgres!.host}${postgres!.port ? `:${postgres!.port}` : ''}/${postgres!.database ?? ''}`;
+  if (sqlite) return describeLocation({ sqlite: { path: sqlite.path } });
+  const { url, host, port, database, user } = postgres!;
+  return describeLocation({ postgres: { connectionString: url, host, port, database, user } });
 }

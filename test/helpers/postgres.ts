@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,10 @@ export interface TestPostgres {
   createDatabase(name: string): Promise<string>;
   /** The postmaster's process id (first line of postmaster.pid): the bench sums the CPU of it and its children. */
   postmasterPid(): number;
+  /** With `tls`: the CA that issued the server's certificate (what `store.postgres.ssl.ca` names). */
+  readonly caFile?: string;
+  /** With `tls`: a new server certificate from the same CA with this subjectAltName (`IP:127.0.0.1`, `DNS:db.plant.example`), in force at once. */
+  reissueServerCertificate(subjectAltName: string): Promise<void>;
   /** Stops the server (pg_ctl stop -m fast: every connection is closed), keeping its data, as an outage or a database restart does. */
   pause(): Promise<void>;
   /** Starts it again on the same port and data. */
@@ -41,7 +45,7 @@ function binDir(): string {
  * runs as the `postgres` user the Debian package creates. Password
  * authentication (scram-sha-256) over TCP, as a plant's database would ask.
  */
-export async function startPostgres(): Promise<TestPostgres> {
+export async function startPostgres(options: { readonly tls?: boolean } = {}): Promise<TestPostgres> {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), 'est-ra-pg-'));
   const data = join(dir, 'data');
@@ -56,17 +60,20 @@ export async function startPostgres(): Promise<TestPostgres> {
     if (asRoot) await run('runuser', ['-u', 'postgres', '--', join(bin, command), ...args]);
     else await run(join(bin, command), args);
   };
+  let owner: { uid: number; gid: number } | undefined;
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
-    const uid = Number(stdout.trim());
     const { stdout: gidOut } = await run('id', ['-g', 'postgres']);
-    chownSync(dir, uid, Number(gidOut.trim()));
-    chownSync(serverPasswordFile, uid, Number(gidOut.trim()));
+    owner = { uid: Number(stdout.trim()), gid: Number(gidOut.trim()) };
+    chownSync(dir, owner.uid, owner.gid);
+    chownSync(serverPasswordFile, owner.uid, owner.gid);
   }
   await as('initdb', ['-D', data, '-U', user, '--auth=scram-sha-256', `--pwfile=${serverPasswordFile}`, '--no-sync', '-E', 'UTF8', '--locale=C']);
   const port = await freePort();
-  const options = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c max_connections=200', '-c fsync=on'].join(' ');
-  const start = (): Promise<void> => as('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+  const settings = [`-c listen_addresses=127.0.0.1`, `-p ${port}`, `-k ${dir}`, '-c max_connections=200', '-c fsync=on'];
+  const tls = options.tls ? await serverTls(dir, data, owner) : undefined;
+  if (tls) settings.push('-c ssl=on', `-c ssl_cert_file=${tls.certFile}`, `-c ssl_key_file=${tls.keyFile}`);
+  const start = (): Promise<void> => as('pg_ctl', ['-D', data, '-o', settings.join(' '), '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
   await start();
   const host = '127.0.0.1';
   const psql = async (sql: string): Promise<void> => {
@@ -84,6 +91,12 @@ export async function startPostgres(): Promise<TestPostgres> {
       await psql(`CREATE DATABASE "${name}"`);
       return name;
     },
+    caFile: tls?.caFile,
+    async reissueServerCertificate(subjectAltName) {
+      await tls!.issue(subjectAltName);
+      // PostgreSQL reads its certificate files again on reload (SIGHUP).
+      await as('pg_ctl', ['-D', data, 'reload']);
+    },
     async pause() {
       await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
     },
@@ -94,4 +107,55 @@ export async function startPostgres(): Promise<TestPostgres> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test CA and a server certificate for `ssl = on`, made with the openssl
+ * command line, and a pg_hba.conf that takes TCP connections only over TLS
+ * (hostnossl: reject), as a database across a plant network would. The
+ * first certificate names IP:127.0.0.1, where the server listens.
+ */
+async function serverTls(
+  dir: string,
+  data: string,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<{ caFile: string; certFile: string; keyFile: string; issue(subjectAltName: string): Promise<void> }> {
+  const caFile = join(dir, 'db-ca.crt');
+  const caKey = join(dir, 'db-ca.key');
+  const certFile = join(dir, 'db-server.crt');
+  const keyFile = join(dir, 'db-server.key');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', caFile, '-subj', '/CN=est-ra test database CA', '-days', '2']);
+  const issue = async (subjectAltName: string): Promise<void> => {
+    const csr = join(dir, 'db-server.csr');
+    const extensions = join(dir, 'db-server.ext');
+    writeFileSync(extensions, `subjectAltName=${subjectAltName}\nextendedKeyUsage=serverAuth\n`);
+    await run('openssl', ['req', '-new', ...ec, '-keyout', keyFile, '-out', csr, '-subj', '/CN=est-ra test database']);
+    await run('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      caFile,
+      '-CAkey',
+      caKey,
+      '-CAcreateserial',
+      '-out',
+      certFile,
+      '-days',
+      '2',
+      '-extfile',
+      extensions,
+    ]);
+    // PostgreSQL refuses a key file others may read, and reads it as its own user.
+    chmodSync(keyFile, 0o600);
+    if (owner) for (const file of [keyFile, certFile]) chownSync(file, owner.uid, owner.gid);
+  };
+  await issue('IP:127.0.0.1');
+  writeFileSync(
+    join(data, 'pg_hba.conf'),
+    ['local all all scram-sha-256', 'hostnossl all all 0.0.0.0/0 reject', 'hostssl all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
+  );
+  return { caFile, certFile, keyFile, issue };
 }

@@ -15,7 +15,7 @@ describe('store unavailable: a database that cannot be reached or written is tol
   before(() => (dir = mkdtempSync(join(tmpdir(), 'est-ra-unavailable-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('ok node-postgres connecting to a port nobody listens on: unavailable; openStore says EST_STORE_UNAVAILABLE with the cause', async () => {
+  it('ok node-postgres connecting to a port nobody listens on: unavailable (503 for a request); openStore names the store and the cause', async () => {
     const port = await freePort();
     const client = new pg.Client({ host: '127.0.0.1', port, user: 'est_ra', database: 'est_ra', connectionTimeoutMillis: 2_000 });
     const err = await client.connect().then(
@@ -27,9 +27,12 @@ describe('store unavailable: a database that cannot be reached or written is tol
       () => undefined,
       (e: unknown) => e,
     );
-    expect(opened).to.be.instanceOf(EstError);
-    expect(opened).to.include({ code: 'EST_STORE_UNAVAILABLE', status: 503, retryAfter: 10 });
-    expect(((opened as EstError).cause as Error).message).to.match(/ECONNREFUSED/);
+    // Opening is not a request: one line naming the store and why, for the journal or the admin's terminal.
+    expect((opened as Error).message).to.match(new RegExp(`^cannot open the store postgres://est_ra@127\\.0\\.0\\.1:${port}/est_ra: connect ECONNREFUSED`));
+    expect(isStoreUnavailable((opened as Error).cause)).to.equal(true);
+    expect(asStoreUnavailable((opened as Error).cause))
+      .to.be.instanceOf(EstError)
+      .and.to.include({ code: 'EST_STORE_UNAVAILABLE', status: 503, retryAfter: 10 });
   });
 
   it('ok SQLite whose file may grow no more (SQLITE_FULL, as on a full disk): unavailable', () => {
