@@ -56,7 +56,7 @@ describe('est-ra reaches PostgreSQL over TLS as store.postgres.ssl says', functi
     ]);
   });
   after(async () => {
-    await postgres?.stop();
+    await (postgres as TestPostgres | undefined)?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
