@@ -139,7 +139,9 @@ describe('est-ra reaches PostgreSQL over TLS as store.postgres.ssl says', functi
     for (const ssl of [undefined, { mode: 'disable' }]) {
       const refused = await migrate(ssl);
       expect(refused.code).to.equal(1);
-      expect(refused.stderr).to.match(/^est-ra: cannot open the store .*: pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "est_ra", database "est_ra", no encryption$/m);
+      expect(refused.stderr).to.match(
+        /^est-ra: cannot open the store .*: pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "est_ra", database "est_ra", no encryption$/m,
+      );
     }
   });
 
