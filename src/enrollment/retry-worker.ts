@@ -40,6 +40,8 @@ export class RetryWorker {
   private stopped = false;
   /** The worker scans every intervalMs: while the database is down each scan fails alike, logged once a minute. */
   private readonly failures = new LogThrottle(60_000);
+  /** When a scan first found the database unavailable; the next scan that succeeds says it is back. */
+  private storeDownSince?: number;
 
   constructor(
     private readonly service: EnrollmentService,
@@ -71,10 +73,18 @@ export class RetryWorker {
 
   /** A scan, sweep or probe release that failed (the database unreachable, most likely): its cause, once a minute per cause. */
   private failed(err: unknown): void {
+    if (err instanceof EstError && err.code === 'EST_STORE_UNAVAILABLE') this.storeDownSince ??= Date.now();
     const cause = err instanceof EstError && err.cause !== undefined ? err.cause : err;
     const error = cause instanceof Error ? cause.message : String(cause);
     const throttled = this.failures.take(error, Date.now());
     if (throttled.log) this.logger.error(LOG_EVENT.retryFailed, { error, ...(throttled.suppressed ? { suppressed: throttled.suppressed } : {}) });
+  }
+
+  /** The end of a database outage, for the journal (its start is the first `store unavailable` line). */
+  private storeAnswered(): void {
+    if (this.storeDownSince === undefined) return;
+    this.logger.info(LOG_EVENT.storeRecovered, { unavailable_for_s: Math.round((Date.now() - this.storeDownSince) / 1000) });
+    this.storeDownSince = undefined;
   }
 
   /** Queues again the in-flight requests of `scope`; true when there were any. */
@@ -106,6 +116,7 @@ export class RetryWorker {
     }
     this.scanning = true;
     this.scan()
+      .then(() => this.storeAnswered())
       .catch((err: unknown) => this.failed(err))
       .finally(() => {
         this.scanning = false;

@@ -3,6 +3,7 @@ export const LOG_EVENT = {
   request: 'est request',
   internalError: 'internal error',
   storeUnavailable: 'store unavailable',
+  storeRecovered: 'store reachable again',
   listening: 'listening',
   stopping: 'stopping',
   reloaded: 'configuration reloaded',

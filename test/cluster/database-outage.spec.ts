@@ -78,6 +78,7 @@ describe('the database goes away under a running node, and comes back', function
     const cert = await certsFromP7(cluster.dir, after.body, 'after-outage-cert');
     expect(await opensslVerify(cluster.client('node-a'), cert)).to.include('OK');
     expect((await readyz()).status).to.equal(200);
+    await eventually(() => linesSince(logStart, 'store reachable again') === 1);
     const requests = await cluster.cli.json<RequestJson>('requests', 'list', '--limit', '10');
     expect(requests.filter((r) => r.outcome === 'issued').map((r) => r.subject?.replace(/^.*CN=/, ''))).to.include('before-outage');
     expect((await cluster.cli.run('store', 'check')).stdout.trim()).to.equal('ok');
