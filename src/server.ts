@@ -12,6 +12,8 @@ import { ProfileDirectory, type Profile } from './policy/profile.js';
 import { buildProfiles } from './profiles.js';
 import { EnrollmentService } from './enrollment/service.js';
 import { RetryWorker } from './enrollment/retry-worker.js';
+import { joinCluster, newClusterNode, thisProcess } from './enrollment/node.js';
+import { EST_RA_VERSION } from './version.js';
 import { approvalExpired } from './enrollment/approvals.js';
 import { EnrollmentPipeline } from './enrollment/pipeline.js';
 import { openStore } from './store/open.js';
@@ -97,7 +99,14 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
   };
   const metrics = new Metrics(sources);
   const profiles = new ProfileDirectory(await buildProfiles(config, { store, logger, metrics, now }));
-  const node = { name: config.cluster.node_name, leaseMs: config.cluster.lease_seconds * 1000 };
+  const node = newClusterNode(config.cluster.node_name, config.cluster.lease_seconds * 1000);
+  // Before anything is taken back as this node's own (the retry worker's start): a second live process of this name refuses to start.
+  try {
+    await joinCluster(store, thisProcess(node, EST_RA_VERSION, now()), node.leaseMs, now());
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const enrollment = new EnrollmentService(store, logger, metrics, now, node, config.limits.concurrent_key_generations);
   /** The TLS server certificate in force, for its days-left gauge. */
   let tlsCertificate = new X509Certificate(readFileSync(config.tls.certificate));
@@ -275,6 +284,8 @@ export async function startServer(config: LoadedConfig, options: ServerOptions =
       await retryWorker.stop();
       closeUpstreams([...profiles.profiles, ...retired]);
       retired.clear();
+      // The name is free for the next start at once; a store that cannot be written now leaves it to go silent.
+      await store.nodeStopped(node.name, node.instance, now()).catch(() => {});
       await store.close();
     },
   };

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { x509 } from '../pki/x509.js';
 import type { ApprovalWithRequest, CertificateRecord, Principal, RefusalCount, RequestRecord, RequestState } from '../store/types.js';
-import type { PasscodeEvent, PasscodeRecord } from '../store/types.js';
+import type { NodeRecord, PasscodeEvent, PasscodeRecord } from '../store/types.js';
 import { parseAdminTime, parseDuration } from './local-time.js';
 import { print, printRecord, printRows } from './output.js';
 import { withStore, type AdminContext } from './with-store.js';
@@ -164,7 +164,46 @@ function approvalEventsJson(approval: ApprovalWithRequest, since: Date | undefin
   return events;
 }
 
+/** A registry row as `est-ra nodes` shows it: running (seen within a lease), stopped (cleanly), or silent (died, or cut off; its leases have run out). */
+function nodeState(node: NodeRecord, leaseMs: number, now: Date): 'running' | 'stopped' | 'silent' {
+  if (node.stoppedAt !== null) return 'stopped';
+  return now.getTime() - new Date(node.lastSeenAt).getTime() <= leaseMs ? 'running' : 'silent';
+}
+
 export function addAdminCommands(program: Command): void {
+  program
+    .command('nodes')
+    .description('the est-ra nodes of this store (cluster.node_name): running, stopped or silent, where, which version, last seen')
+    .requiredOption('--config <file>', 'configuration file (YAML)')
+    .option('--json', 'one JSON object per line: name, state, host, pid, version, started_at, last_seen_at, stopped_at')
+    .action(async (options: { config: string; json?: boolean }) => {
+      await withStore(options.config, async ({ store, config, now }) => {
+        const leaseMs = config.cluster.lease_seconds * 1000;
+        printRows(
+          await store.listNodes(),
+          options.json,
+          (n) => ({
+            name: n.name,
+            state: nodeState(n, leaseMs, now),
+            host: n.host,
+            pid: n.pid,
+            version: n.version,
+            started_at: n.startedAt,
+            last_seen_at: n.lastSeenAt,
+            stopped_at: n.stoppedAt,
+          }),
+          (n) => ({
+            name: n.name,
+            state: nodeState(n, leaseMs, now),
+            host: n.host,
+            pid: String(n.pid),
+            version: n.version,
+            started: n.startedAt.slice(0, 19) + 'Z',
+            'last seen': n.lastSeenAt.slice(0, 19) + 'Z',
+          }),
+        );
+      });
+    });
   const requests = program.command('requests').description('the enrollment requests est-ra recorded, newest first');
   requests
     .command('list')

@@ -8,7 +8,6 @@
 // (--optimize-for-size gave 121 MB but cost ~15 % more CPU per enrollment).
 // systemd and `npx est-ra` run this file through its shebang;
 // `node dist/src/cli/main.js` runs without these settings.
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { SAN_TYPES, SUBJECT_ATTRIBUTE_NAMES } from '../pki/names.js';
 import { checkConfigFile, ConfigError, loadConfig } from '../config/load.js';
@@ -16,6 +15,7 @@ import type { RunningServer } from '../server.js';
 import { createPasscode, passcodeStatus, rotatePasscode } from '../auth/passcode.js';
 import { LOG_EVENT } from '../ops/log-events.js';
 import { EstError } from '../errors.js';
+import { EST_RA_VERSION } from '../version.js';
 import { DEFAULT_NAME, initStateDir } from './init.js';
 import { defaultDemoStateDir, runDemo } from './demo.js';
 import { addAdminCommands, addStoreMaintenanceCommands } from './admin.js';
@@ -68,8 +68,7 @@ function reloadOnHangup(server: RunningServer, file: string): void {
   });
 }
 
-const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(version).showHelpAfterError();
+const program = new Command('est-ra').description('On-premises EST (RFC 7030) registration authority').version(EST_RA_VERSION).showHelpAfterError();
 // Commands that print for a reader end quietly when it goes away; the long-running ones (serve, demo) keep
 // Node's behaviour: a log pipe that breaks under systemd is a failure to restart from, not a reason to exit 0.
 program.hook('preAction', (_program, action) => {

@@ -62,9 +62,12 @@ export class RetryWorker {
     this.wake();
   }
 
-  /** Takes back what a node that stopped (or died) held past its lease. */
+  /** Says this node is alive (the registry, `est-ra nodes`), and takes back what a node that stopped (or died) held past its lease. */
   private async sweep(): Promise<void> {
     try {
+      const { name, instance } = this.service.node;
+      // Another process took this name while this one went unseen for a whole lease (a frozen VM, a cut link): the admin must know.
+      if (!(await this.store.nodeSeen(name, instance, this.now()))) this.failed(new Error(`node name '${name}' is held by another est-ra process now`));
       if (await this.requeue({ now: this.now() }, 'the node forwarding it stopped (its lease expired)')) this.wake();
     } catch (err) {
       this.failed(err);

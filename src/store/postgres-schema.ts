@@ -106,4 +106,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      probe_started_at timestamptz,
      probe_expires_at timestamptz
    );`,
+  `CREATE TABLE nodes (
+     name         text PRIMARY KEY,
+     instance     text NOT NULL,
+     host         text NOT NULL,
+     machine_id   text,
+     pid          integer NOT NULL,
+     version      text NOT NULL,
+     started_at   timestamptz NOT NULL,
+     last_seen_at timestamptz NOT NULL,
+     stopped_at   timestamptz
+   );`,
 ];

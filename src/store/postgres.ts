@@ -18,6 +18,9 @@ import {
   type RequestRow,
   toUpstreamHealthRecord,
   type UpstreamHealthRow,
+  nodeParameters,
+  toNodeRecord,
+  type NodeRow,
 } from './rows.js';
 import type {
   ApprovalDecision,
@@ -30,6 +33,7 @@ import type {
   IssuedOutcome,
   Lease,
   NewRequest,
+  NodeRecord,
   Operation,
   PasscodeEvent,
   PasscodeRecord,
@@ -374,6 +378,41 @@ export class PostgresStore implements Store {
   async listUpstreamHealth(): Promise<UpstreamHealthRecord[]> {
     const result = await this.pool.query<UpstreamHealthRow>(`SELECT * FROM upstream_health WHERE failures > 0 ORDER BY profile`);
     return result.rows.map(toUpstreamHealthRecord);
+  }
+
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const result = await this.pool.query<NodeRow>(`SELECT * FROM nodes WHERE name = $1`, [name]);
+    return result.rows[0] && toNodeRecord(result.rows[0]);
+  }
+
+  async claimNode(node: NodeRecord, replacing: string | undefined): Promise<boolean> {
+    const { name, instance, host, machineId, pid, version, startedAt, lastSeenAt } = nodeParameters(node);
+    const values = [name, instance, host, machineId, pid, version, startedAt, lastSeenAt];
+    const result =
+      replacing === undefined
+        ? await this.pool.query(
+            `INSERT INTO nodes (name, instance, host, machine_id, pid, version, started_at, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING`,
+            values,
+          )
+        : await this.pool.query(
+            `UPDATE nodes SET instance = $2, host = $3, machine_id = $4, pid = $5, version = $6, started_at = $7, last_seen_at = $8, stopped_at = NULL
+             WHERE name = $1 AND instance = $9`,
+            [...values, replacing],
+          );
+    return result.rowCount === 1;
+  }
+
+  async nodeSeen(name: string, instance: string, now: Date): Promise<boolean> {
+    return (await this.pool.query(`UPDATE nodes SET last_seen_at = $3 WHERE name = $1 AND instance = $2`, [name, instance, now])).rowCount === 1;
+  }
+
+  async nodeStopped(name: string, instance: string, now: Date): Promise<void> {
+    await this.pool.query(`UPDATE nodes SET stopped_at = $3, last_seen_at = $3 WHERE name = $1 AND instance = $2`, [name, instance, now]);
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return (await this.pool.query<NodeRow>(`SELECT * FROM nodes ORDER BY name`)).rows.map(toNodeRecord);
   }
 
   async countWaiting(): Promise<Record<string, number>> {

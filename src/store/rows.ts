@@ -1,4 +1,5 @@
 import type {
+  NodeRecord,
   UpstreamHealthRecord,
   ApprovalRecord,
   ApprovalWithRequest,
@@ -200,5 +201,45 @@ export function toUpstreamHealthRecord(row: UpstreamHealthRow): UpstreamHealthRe
     nextProbeAt: new Date(row.next_probe_at),
     probingNode: row.probing_node,
     probeExpiresAt: row.probe_expires_at === null ? null : new Date(row.probe_expires_at),
+  };
+}
+
+export interface NodeRow {
+  name: string;
+  instance: string;
+  host: string;
+  machine_id: string | null;
+  pid: number;
+  version: string;
+  started_at: Time;
+  last_seen_at: Time;
+  stopped_at: Time | null;
+}
+
+export function toNodeRecord(row: NodeRow): NodeRecord {
+  return {
+    name: row.name,
+    instance: row.instance,
+    host: row.host,
+    machineId: row.machine_id,
+    pid: row.pid,
+    version: row.version,
+    startedAt: iso(row.started_at),
+    lastSeenAt: iso(row.last_seen_at),
+    stoppedAt: isoOrNull(row.stopped_at),
+  };
+}
+
+/** A NodeRecord as statement parameters, the same names in both stores. */
+export function nodeParameters(node: NodeRecord): Record<string, string | number | null> {
+  return {
+    name: node.name,
+    instance: node.instance,
+    host: node.host,
+    machineId: node.machineId,
+    pid: node.pid,
+    version: node.version,
+    startedAt: node.startedAt,
+    lastSeenAt: node.lastSeenAt,
   };
 }

@@ -9,6 +9,7 @@ import type {
   IssuedOutcome,
   Lease,
   NewRequest,
+  NodeRecord,
   PasscodeEvent,
   PasscodeRecord,
   RefusalCount,
@@ -38,6 +39,9 @@ import {
   type RequestRow,
   toUpstreamHealthRecord,
   type UpstreamHealthRow,
+  nodeParameters,
+  toNodeRecord,
+  type NodeRow,
 } from './rows.js';
 
 /** Schema migrations, applied in order; PRAGMA user_version counts how many ran. */
@@ -178,6 +182,18 @@ export const MIGRATIONS: readonly string[] = [
      probing_node     TEXT,
      probe_started_at TEXT,
      probe_expires_at TEXT
+   );`,
+  // The cluster's registry of node names and the process holding each (types.ts NodeRecord); one row here.
+  `CREATE TABLE nodes (
+     name         TEXT PRIMARY KEY,
+     instance     TEXT NOT NULL,
+     host         TEXT NOT NULL,
+     machine_id   TEXT,
+     pid          INTEGER NOT NULL,
+     version      TEXT NOT NULL,
+     started_at   TEXT NOT NULL,
+     last_seen_at TEXT NOT NULL,
+     stopped_at   TEXT
    );`,
 ];
 
@@ -552,6 +568,29 @@ export class SqliteDatabase {
     return (this.statements.listUpstreamHealth.all() as UpstreamHealthRow[]).map(toUpstreamHealthRecord);
   }
 
+  getNode(name: string): NodeRecord | undefined {
+    const row = this.statements.getNode.get(name) as NodeRow | undefined;
+    return row && toNodeRecord(row);
+  }
+
+  claimNode(node: NodeRecord, replacing: string | undefined): boolean {
+    const values = nodeParameters(node);
+    const claimed = replacing === undefined ? this.statements.insertNode.run(values) : this.statements.replaceNode.run({ ...values, replacing });
+    return claimed.changes === 1;
+  }
+
+  nodeSeen(name: string, instance: string, now: Date): boolean {
+    return this.statements.nodeSeen.run({ name, instance, now: now.toISOString() }).changes === 1;
+  }
+
+  nodeStopped(name: string, instance: string, now: Date): void {
+    this.statements.nodeStopped.run({ name, instance, now: now.toISOString() });
+  }
+
+  listNodes(): NodeRecord[] {
+    return (this.statements.listNodes.all() as NodeRow[]).map(toNodeRecord);
+  }
+
   countWaiting(): Record<string, number> {
     const rows = this.statements.countWaiting.all() as { state: string; n: number }[];
     return Object.fromEntries(rows.map((row) => [row.state, row.n]));
@@ -718,6 +757,19 @@ function prepareStatements(db: Database.Database) {
     ),
     getUpstreamHealth: db.prepare(`SELECT * FROM upstream_health WHERE profile = ?`),
     listUpstreamHealth: db.prepare(`SELECT * FROM upstream_health ORDER BY profile`),
+    getNode: db.prepare(`SELECT * FROM nodes WHERE name = ?`),
+    insertNode: db.prepare(
+      `INSERT INTO nodes (name, instance, host, machine_id, pid, version, started_at, last_seen_at)
+       VALUES (@name, @instance, @host, @machineId, @pid, @version, @startedAt, @lastSeenAt) ON CONFLICT (name) DO NOTHING`,
+    ),
+    replaceNode: db.prepare(
+      `UPDATE nodes SET instance = @instance, host = @host, machine_id = @machineId, pid = @pid, version = @version,
+         started_at = @startedAt, last_seen_at = @lastSeenAt, stopped_at = NULL
+       WHERE name = @name AND instance = @replacing`,
+    ),
+    nodeSeen: db.prepare(`UPDATE nodes SET last_seen_at = @now WHERE name = @name AND instance = @instance`),
+    nodeStopped: db.prepare(`UPDATE nodes SET stopped_at = @now, last_seen_at = @now WHERE name = @name AND instance = @instance`),
+    listNodes: db.prepare(`SELECT * FROM nodes ORDER BY name`),
     putUpstreamFailure: db.prepare(
       `INSERT INTO upstream_health (profile, failures, next_probe_at) VALUES (@profile, @failures, @nextProbeAt)
        ON CONFLICT (profile) DO UPDATE SET failures = excluded.failures, next_probe_at = excluded.next_probe_at,

@@ -12,6 +12,7 @@ import type {
   IssuedOutcome,
   Lease,
   NewRequest,
+  NodeRecord,
   Operation,
   PasscodeEvent,
   PasscodeRecord,
@@ -211,6 +212,27 @@ export class SqliteStore implements Store {
 
   async listUpstreamHealth(): Promise<UpstreamHealthRecord[]> {
     return this.database.listUpstreamHealth();
+  }
+
+  // The node registry: direct, as the upstream's health; a few writes a minute.
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    return this.database.getNode(name);
+  }
+
+  async claimNode(node: NodeRecord, replacing: string | undefined): Promise<boolean> {
+    return this.database.claimNode(node, replacing);
+  }
+
+  async nodeSeen(name: string, instance: string, now: Date): Promise<boolean> {
+    return this.database.nodeSeen(name, instance, now);
+  }
+
+  async nodeStopped(name: string, instance: string, now: Date): Promise<void> {
+    this.database.nodeStopped(name, instance, now);
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return this.database.listNodes();
   }
 
   async countWaiting(): Promise<Record<string, number>> {

@@ -63,6 +63,27 @@ export interface UpstreamHealthRecord {
   readonly probeExpiresAt: Date | null;
 }
 
+/**
+ * One est-ra process in the cluster's registry (`est-ra nodes`): which
+ * process holds a `cluster.node_name` now. Two live processes under one name
+ * would take each other's in-flight work as their own at a restart, so a
+ * second one refuses to start (enrollment/node.ts joinCluster).
+ */
+export interface NodeRecord {
+  readonly name: string;
+  /** Random per start of a process. */
+  readonly instance: string;
+  readonly host: string;
+  /** /etc/machine-id where there is one: tells two hosts of one name (cloned images) apart. */
+  readonly machineId: string | null;
+  readonly pid: number;
+  readonly version: string;
+  readonly startedAt: string;
+  readonly lastSeenAt: string;
+  /** Set by a clean stop; a node that died keeps null and goes silent. */
+  readonly stoppedAt: string | null;
+}
+
 /** Which in-flight requests requeueInterrupted takes back. */
 export interface RequeueScope {
   /** Requests whose lease expired by then (their node stopped or died). */
@@ -402,6 +423,20 @@ export interface Store {
   restartUpstreamProbes(owner: string, now: Date): Promise<void>;
   /** Every failing upstream, for each node's cache of them. */
   listUpstreamHealth(): Promise<UpstreamHealthRecord[]>;
+  /** The registry row of a node name, if a process ever held it. */
+  getNode(name: string): Promise<NodeRecord | undefined>;
+  /**
+   * Makes `node` the holder of its name, if the row still names the
+   * instance `replacing` (read before; undefined: no row yet). False when
+   * another process changed the row first: read it again and decide again.
+   */
+  claimNode(node: NodeRecord, replacing: string | undefined): Promise<boolean>;
+  /** `instance` is alive at `now`; false when another instance holds the name now. */
+  nodeSeen(name: string, instance: string, now: Date): Promise<boolean>;
+  /** A clean stop: the name is free for the next start at once. */
+  nodeStopped(name: string, instance: string, now: Date): Promise<void>;
+  /** Every name ever held, with its last holder. */
+  listNodes(): Promise<NodeRecord[]>;
   /** Queued requests, and pending ones whose next attempt is due and that no node holds, oldest first. */
   listWaiting(dueBy: Date, limit: number): Promise<WaitingRequest[]>;
   /**

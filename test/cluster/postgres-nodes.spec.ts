@@ -7,6 +7,7 @@ import type { RequestJson } from '../helpers/admin-cli.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { editConfig } from '../helpers/config.js';
 import { eventually } from '../helpers/wait.js';
+import { serveEstRa } from '../helpers/est-ra-process.js';
 
 const PKCS10 = ['-H', 'Content-Type: application/pkcs10'];
 
@@ -133,5 +134,19 @@ describe('two est-ra nodes on one PostgreSQL', function () {
     expect(enrolled.status, 'node-b goes on serving its old profiles meanwhile').to.equal(200);
     await reload('node-b');
     expect([await cacerts('node-a'), await cacerts('node-b')]).to.deep.equal([200, 200]);
+  });
+
+  it("a second process under a running node's name refuses to start and says which; est-ra nodes lists both nodes running, with pid and version", async () => {
+    const second = await serveEstRa(cluster.configFileOf('node-a')).then(
+      (node) => node.stop('SIGTERM').then(() => 'it started'),
+      (err: unknown) => (err as Error).message,
+    );
+    expect(second).to.match(/another est-ra is running as node 'node-a' on this store \(host [^,]+, pid \d+, version \d+\.\d+\.\d+, seen \d+ s ago\)/);
+    const nodes = await cluster.cli.json<{ name: string; state: string; pid: number; version: string }>('nodes');
+    expect(nodes.map((n) => [n.name, n.state, n.pid])).to.deep.equal([
+      ['node-a', 'running', cluster.node('node-a').child.pid],
+      ['node-b', 'running', cluster.node('node-b').child.pid],
+    ]);
+    expect(nodes[0]!.version).to.match(/^\d+\.\d+\.\d+$/);
   });
 });

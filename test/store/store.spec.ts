@@ -488,5 +488,35 @@ for (const backend of BACKENDS) {
       await enroll('0c02');
       expect((await store.getPasscode('p1'))?.uses).to.equal(2);
     });
+
+    it('the node registry: a name is claimed once, replaced only over the instance read, seen and stopped by its holder alone', async () => {
+      const node = (instance: string, at: Date) => ({
+        name: 'node-a',
+        instance,
+        host: 'plant-1',
+        machineId: 'm-1',
+        pid: 4242,
+        version: '1.2.3',
+        startedAt: at.toISOString(),
+        lastSeenAt: at.toISOString(),
+        stoppedAt: null,
+      });
+      expect(await store.getNode('node-a')).to.equal(undefined);
+      const other = await secondNode();
+      const claims = await Promise.all([store.claimNode(node('i-1', NOW), undefined), other.claimNode(node('i-2', NOW), undefined)]);
+      expect(claims.filter(Boolean)).to.have.length(1);
+      const holder = (await store.getNode('node-a'))!;
+      const loser = holder.instance === 'i-1' ? 'i-2' : 'i-1';
+      expect(holder).to.deep.include({ host: 'plant-1', machineId: 'm-1', pid: 4242, version: '1.2.3', stoppedAt: null });
+      expect(await store.nodeSeen('node-a', loser, minutes(1))).to.equal(false);
+      expect(await store.nodeSeen('node-a', holder.instance, minutes(1))).to.equal(true);
+      expect((await other.getNode('node-a'))?.lastSeenAt).to.equal(minutes(1).toISOString());
+      // Replacing over an instance that is no longer the holder fails: the caller reads again.
+      expect(await store.claimNode(node('i-3', minutes(2)), loser)).to.equal(false);
+      await store.nodeStopped('node-a', holder.instance, minutes(3));
+      expect((await store.getNode('node-a'))?.stoppedAt).to.equal(minutes(3).toISOString());
+      expect(await other.claimNode(node('i-3', minutes(4)), holder.instance)).to.equal(true);
+      expect(await store.listNodes()).to.deep.equal([{ ...node('i-3', minutes(4)), stoppedAt: null }]);
+    });
   });
 }

@@ -10,7 +10,7 @@ describe('upstream health: one probe, exponential backoff with jitter', () => {
   const at = (ms: number): Date => new Date(Date.UTC(2026, 10, 25) + ms);
   let dir: string;
   let store: Store;
-  const node = (name: string): UpstreamHealth => new UpstreamHealth(store, { name, leaseMs: 30_000 });
+  const node = (name: string): UpstreamHealth => new UpstreamHealth(store, { name, leaseMs: 30_000, instance: name });
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'est-ra-health-'));
