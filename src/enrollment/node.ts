@@ -58,8 +58,9 @@ export class NodeNameTakenError extends Error {
  * back as this node's own. The previous holder may be replaced when it
  * stopped cleanly, has not been seen for a lease (it died, and its leases
  * have expired too), or ran on this machine under a process id that is gone
- * (killed, then restarted by systemd at once); otherwise it is a live
- * process elsewhere, and this one refuses to start.
+ * (killed, then restarted by systemd at once) or is this process's own (a
+ * container restarted); otherwise it is a live process, and this one
+ * refuses to start.
  */
 export async function joinCluster(store: Store, self: NodeRecord, leaseMs: number, now: Date, isRunning = processIsRunning): Promise<void> {
   // A claim fails only when another process changed the row between the read and the write: decide again on what it wrote.
@@ -76,7 +77,8 @@ function mayReplace(holder: NodeRecord, self: NodeRecord, leaseMs: number, now: 
   if (holder.stoppedAt !== null) return true;
   if (now.getTime() - new Date(holder.lastSeenAt).getTime() > leaseMs) return true;
   const sameMachine = holder.machineId !== null || self.machineId !== null ? holder.machineId === self.machineId : holder.host === self.host;
-  return sameMachine && !isRunning(holder.pid);
+  // Its pid is this process's own (a container restarted: est-ra is pid 1 again): it cannot be another live process.
+  return sameMachine && (holder.pid === self.pid || !isRunning(holder.pid));
 }
 
 /** Whether a process of this id exists here (signal 0 checks without sending; EPERM: it exists, as another user's). */

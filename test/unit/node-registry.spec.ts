@@ -75,6 +75,11 @@ describe('joining the cluster under a node name', () => {
     expect((await store.getNode('line-3'))?.instance).to.equal('restarted');
   });
 
+  it('ok the holder ran on this machine under the pid this process has now (a container restarted, est-ra pid 1 again): replaced', async () => {
+    await joinCluster(store, process_('container', later(1_000)), LEASE_MS, later(1_000), running);
+    expect((await store.getNode('line-3'))?.instance).to.equal('container');
+  });
+
   it('ok the holder stopped cleanly, or has not been seen for a whole lease: replaced from any machine', async () => {
     await store.nodeStopped('line-3', 'first', later(1_000));
     await joinCluster(store, process_('after-stop', later(2_000), { host: 'plant-2', machineId: 'machine-2' }), LEASE_MS, later(2_000), running);
