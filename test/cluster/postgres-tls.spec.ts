@@ -1,19 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { adminCli } from '../helpers/admin-cli.js';
 import { curl } from '../helpers/clients.js';
 import { editConfig, type Json } from '../helpers/config.js';
-import { opensslCsr } from '../helpers/csr.js';
+import { opensslCsr, opensslSelfSigned } from '../helpers/csr.js';
 import { initDemoState, serveEstRa } from '../helpers/est-ra-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
-import { run } from '../helpers/run.js';
 import type { TestEstRa } from '../helpers/est-ra.js';
-
-const exec = promisify(execFile);
 
 /**
  * `store.postgres.ssl` against a real PostgreSQL that takes TCP connections
@@ -36,24 +31,7 @@ describe('est-ra reaches PostgreSQL over TLS as store.postgres.ssl says', functi
     const { configFile } = await initDemoState(dir, { host: '127.0.0.1' });
     base = readFileSync(configFile, 'utf8');
     database = await postgres.createDatabase('est_ra');
-    otherCa = join(dir, 'other-ca.crt');
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      join(dir, 'other-ca.key'),
-      '-out',
-      otherCa,
-      '-subj',
-      '/CN=not the database CA',
-      '-days',
-      '2',
-    ]);
+    ({ certFile: otherCa } = await opensslSelfSigned(dir, 'other-ca', { subject: '/CN=not the database CA' }));
   });
   after(async () => {
     await (postgres as TestPostgres | undefined)?.stop();
@@ -100,22 +78,9 @@ describe('est-ra reaches PostgreSQL over TLS as store.postgres.ssl says', functi
       ]);
       expect(answer.status, answer.body).to.equal(200);
       // PostgreSQL's own view of the node's connections (pg_stat_ssl), asked over TLS too.
-      const { stdout } = await exec(
-        'psql',
-        [
-          '-h',
-          postgres.host,
-          '-p',
-          String(postgres.port),
-          '-U',
-          postgres.user,
-          '-d',
-          database,
-          '-tA',
-          '-c',
-          `SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '${database}' AND a.pid <> pg_backend_pid()`,
-        ],
-        { env: { ...process.env, PGPASSWORD: postgres.password, PGSSLMODE: 'require' } },
+      const stdout = await postgres.query(
+        `SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = '${database}' AND a.pid <> pg_backend_pid()`,
+        database,
       );
       const connections = stdout.trim().split('\n');
       expect(connections.length).to.be.greaterThan(0);

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { opensslSelfSigned } from './csr.js';
 import { freePort } from './net.js';
 
 const run = promisify(execFile);
@@ -15,6 +16,8 @@ export interface TestPostgres {
   /** A file holding the password, as an admin gives it to est-ra (`password: { file: ... }`). */
   readonly passwordFile: string;
   readonly password: string;
+  /** psql -tA as the test's superuser: the rows, `|`-separated, one per line (the server's own views, as an admin reads them). */
+  query(sql: string, database?: string): Promise<string>;
   /** A new, empty database on this server; each test gets its own. */
   createDatabase(name: string): Promise<string>;
   /** The postmaster's process id (first line of postmaster.pid): the bench sums the CPU of it and its children. */
@@ -76,10 +79,11 @@ export async function startPostgres(options: { readonly tls?: boolean } = {}): P
   const start = (): Promise<void> => as('pg_ctl', ['-D', data, '-o', settings.join(' '), '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
   await start();
   const host = '127.0.0.1';
-  const psql = async (sql: string): Promise<void> => {
-    await run(join(bin, 'psql'), ['-h', host, '-p', String(port), '-U', user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+  const psql = async (sql: string, database = 'postgres'): Promise<string> => {
+    const { stdout } = await run(join(bin, 'psql'), ['-h', host, '-p', String(port), '-U', user, '-d', database, '-v', 'ON_ERROR_STOP=1', '-tA', '-c', sql], {
       env: { ...process.env, PGPASSWORD: password },
     });
+    return stdout;
   };
   return {
     host,
@@ -87,6 +91,7 @@ export async function startPostgres(options: { readonly tls?: boolean } = {}): P
     user,
     password,
     passwordFile,
+    query: psql,
     async createDatabase(name) {
       await psql(`CREATE DATABASE "${name}"`);
       return name;
@@ -120,12 +125,10 @@ async function serverTls(
   data: string,
   owner: { uid: number; gid: number } | undefined,
 ): Promise<{ caFile: string; certFile: string; keyFile: string; issue(subjectAltName: string): Promise<void> }> {
-  const caFile = join(dir, 'db-ca.crt');
-  const caKey = join(dir, 'db-ca.key');
+  const { certFile: caFile, keyFile: caKey } = await opensslSelfSigned(dir, 'db-ca', { subject: '/CN=est-ra test database CA', days: 2 });
   const certFile = join(dir, 'db-server.crt');
   const keyFile = join(dir, 'db-server.key');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', caFile, '-subj', '/CN=est-ra test database CA', '-days', '2']);
   const issue = async (subjectAltName: string): Promise<void> => {
     const csr = join(dir, 'db-server.csr');
     const extensions = join(dir, 'db-server.ext');
