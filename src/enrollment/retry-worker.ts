@@ -67,7 +67,7 @@ export class RetryWorker {
     try {
       const { name, instance } = this.service.node;
       // Another process took this name while this one went unseen for a whole lease (a frozen VM, a cut link): the admin must know.
-      if (!(await this.store.nodeSeen(name, instance, this.now()))) this.failed(new Error(`node name '${name}' is held by another est-ra process now`));
+      if (!(await this.store.nodeSeen(name, instance, this.now()))) this.logger.error(LOG_EVENT.nodeNameLost, { node: name, instance });
       if (await this.requeue({ now: this.now() }, 'the node forwarding it stopped (its lease expired)')) this.wake();
     } catch (err) {
       this.failed(err);

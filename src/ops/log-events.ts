@@ -4,6 +4,7 @@ export const LOG_EVENT = {
   internalError: 'internal error',
   storeUnavailable: 'store unavailable',
   storeRecovered: 'store reachable again',
+  nodeNameLost: 'node name taken over by another est-ra process',
   listening: 'listening',
   stopping: 'stopping',
   reloaded: 'configuration reloaded',
