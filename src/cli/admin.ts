@@ -180,11 +180,11 @@ export function addAdminCommands(program: Command): void {
       await withStore(options.config, async ({ store, config, now }) => {
         const leaseMs = config.cluster.lease_seconds * 1000;
         printRows(
-          await store.listNodes(),
+          (await store.listNodes()).map((node) => ({ ...node, state: nodeState(node, leaseMs, now) })),
           options.json,
           (n) => ({
             name: n.name,
-            state: nodeState(n, leaseMs, now),
+            state: n.state,
             host: n.host,
             pid: n.pid,
             version: n.version,
@@ -194,7 +194,7 @@ export function addAdminCommands(program: Command): void {
           }),
           (n) => ({
             name: n.name,
-            state: nodeState(n, leaseMs, now),
+            state: n.state,
             host: n.host,
             pid: String(n.pid),
             version: n.version,

@@ -76,7 +76,7 @@ export class EnrollmentService {
     private readonly metrics: Metrics,
     private readonly now: () => Date,
     readonly node: ClusterNode,
-    concurrentKeyGenerations = 2,
+    concurrentKeyGenerations: number,
   ) {
     this.health = new UpstreamHealth(store, node);
     this.keyGenerations = pLimit(concurrentKeyGenerations);

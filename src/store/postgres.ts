@@ -18,7 +18,6 @@ import {
   type RequestRow,
   toUpstreamHealthRecord,
   type UpstreamHealthRow,
-  nodeParameters,
   toNodeRecord,
   type NodeRow,
 } from './rows.js';
@@ -386,8 +385,7 @@ export class PostgresStore implements Store {
   }
 
   async claimNode(node: NodeRecord, replacing: string | undefined): Promise<boolean> {
-    const { name, instance, host, machineId, pid, version, startedAt, lastSeenAt } = nodeParameters(node);
-    const values = [name, instance, host, machineId, pid, version, startedAt, lastSeenAt];
+    const values = [node.name, node.instance, node.host, node.machineId, node.pid, node.version, node.startedAt, node.lastSeenAt];
     const result =
       replacing === undefined
         ? await this.pool.query(

@@ -229,17 +229,3 @@ export function toNodeRecord(row: NodeRow): NodeRecord {
     stoppedAt: isoOrNull(row.stopped_at),
   };
 }
-
-/** A NodeRecord as statement parameters, the same names in both stores. */
-export function nodeParameters(node: NodeRecord): Record<string, string | number | null> {
-  return {
-    name: node.name,
-    instance: node.instance,
-    host: node.host,
-    machineId: node.machineId,
-    pid: node.pid,
-    version: node.version,
-    startedAt: node.startedAt,
-    lastSeenAt: node.lastSeenAt,
-  };
-}

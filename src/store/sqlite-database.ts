@@ -39,7 +39,6 @@ import {
   type RequestRow,
   toUpstreamHealthRecord,
   type UpstreamHealthRow,
-  nodeParameters,
   toNodeRecord,
   type NodeRow,
 } from './rows.js';
@@ -574,7 +573,9 @@ export class SqliteDatabase {
   }
 
   claimNode(node: NodeRecord, replacing: string | undefined): boolean {
-    const values = nodeParameters(node);
+    // The fields the statements name: a new holder is never stopped.
+    const { name, instance, host, machineId, pid, version, startedAt, lastSeenAt } = node;
+    const values = { name, instance, host, machineId, pid, version, startedAt, lastSeenAt };
     const claimed = replacing === undefined ? this.statements.insertNode.run(values) : this.statements.replaceNode.run({ ...values, replacing });
     return claimed.changes === 1;
   }

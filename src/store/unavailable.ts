@@ -2,7 +2,7 @@ import { EstError } from '../errors.js';
 import type { Store } from './types.js';
 
 /** What a device is told to wait when the database cannot be reached: a restart or a failover takes seconds. */
-export const STORE_RETRY_AFTER_S = 10;
+const STORE_RETRY_AFTER_S = 10;
 
 /** Socket errors of a database connection that failed or could not be made (node-postgres passes them on as they are). */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -49,18 +49,25 @@ export function reportingUnavailability(store: Store): Store {
   const translate = (err: unknown): never => {
     throw asStoreUnavailable(err);
   };
+  // One wrapper per method, made on first use: every enrollment calls the same few methods.
+  const wrappers = new Map<PropertyKey, (...args: unknown[]) => unknown>();
   return new Proxy(store, {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]): unknown => {
-        try {
-          const result: unknown = value.apply(target, args);
-          return result instanceof Promise ? result.catch(translate) : result;
-        } catch (err) {
-          return translate(err);
-        }
-      };
+      let wrapper = wrappers.get(property);
+      if (!wrapper) {
+        wrapper = (...args: unknown[]): unknown => {
+          try {
+            const result: unknown = value.apply(target, args);
+            return result instanceof Promise ? result.catch(translate) : result;
+          } catch (err) {
+            return translate(err);
+          }
+        };
+        wrappers.set(property, wrapper);
+      }
+      return wrapper;
     },
   });
 }
